@@ -1,0 +1,79 @@
+"""The `ptxgen` command line. Errors in the user's input are one line on stderr and exit code 2;
+no traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ir.errors import IRError
+from ir.frontend.problem import ProblemError
+
+USER_ERRORS = (IRError, ProblemError, OSError)
+
+
+def _sizes(pairs: Sequence[str]) -> dict[str, int]:
+    sizes = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if not name or not value.lstrip("-").isdigit():
+            raise argparse.ArgumentTypeError(f"--size expects NAME=INTEGER, got {pair!r}")
+        sizes[name] = int(value)
+    return sizes
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    from ir.frontend import capture, format_program, load_problem
+
+    problem = load_problem(args.problem, sizes=_sizes(args.size), shrink_to=args.shrink)
+    sys.stdout.write(format_program(capture(problem)))
+    return 0
+
+
+def cmd_ir(args: argparse.Namespace) -> int:
+    from ir import format_kernel, parse_module
+
+    try:
+        kernels = parse_module(Path(args.file).read_text())
+    except IRError as err:
+        raise IRError(f"{args.file}:{err}") from None
+    sys.stdout.write("\n".join(format_kernel(k) for k in kernels))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ptxgen", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    capture = commands.add_parser("capture", help="print a problem's fusion regions (IR) and glue ops")
+    capture.add_argument("problem", help="a KernelBench-format problem file")
+    capture.add_argument("--size", action="append", default=[], metavar="NAME=VALUE",
+                         help="override a module-level size constant (repeatable)")
+    capture.add_argument("--shrink", type=int, metavar="N",
+                         help="cap every integer size constant at N (small shapes for a quick look)")
+    capture.set_defaults(run=cmd_capture)
+
+    ir = commands.add_parser("ir", help="parse and typecheck an IR file; print it normalized")
+    ir.add_argument("file")
+    ir.set_defaults(run=cmd_ir)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except argparse.ArgumentTypeError as err:
+        parser.error(str(err))
+    except USER_ERRORS as err:
+        print(f"ptxgen {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
