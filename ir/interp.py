@@ -32,6 +32,11 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
+def _sign(x: np.ndarray) -> np.ndarray:
+    """(x > 0) - (x < 0): 0 for NaN, as torch.sign."""
+    return (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype)
+
+
 def _unary(fn: Callable[[np.ndarray], np.ndarray]) -> Fn:
     return lambda a, _: fn(a[0])
 
@@ -83,7 +88,7 @@ def _const(_: list[np.ndarray], instr: Instr) -> np.ndarray:
 SEMANTICS: dict[Op, Fn] = {
     Op.NEG: _unary(np.negative),
     Op.ABS: _unary(np.abs),
-    Op.SIGN: _unary(np.sign),
+    Op.SIGN: _unary(_sign),
     Op.EXP: _unary(np.exp),
     Op.EXP2: _unary(np.exp2),
     Op.EXPM1: _unary(np.expm1),
