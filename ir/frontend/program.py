@@ -86,7 +86,7 @@ def _to_numpy(value: torch.Tensor) -> np.ndarray:
 
 
 def _to_torch(value: np.ndarray, type_: TensorType, precision: Precision) -> torch.Tensor:
-    tensor = torch.from_numpy(np.ascontiguousarray(value))
+    tensor = torch.from_numpy(np.array(value))  # a copy that keeps 0-d arrays 0-d
     if precision is Precision.NATIVE:
         tensor = tensor.to(IR_TO_TORCH[type_.dtype])
     return tensor
@@ -161,6 +161,6 @@ def format_program(program: Program) -> str:
             ins, outs = ", ".join(f"%{n}" for n in step.inputs), ", ".join(f"%{n}" for n in step.outputs)
             lines += ["", f"# region: ({outs}) = {step.kernel.name}({ins})", format_kernel(step.kernel).rstrip()]
         else:
-            lines += ["", f"# glue: {format_glue(step)}"]
+            lines += [f"# glue: {format_glue(step)}"]
     lines += ["", f"# outputs: {', '.join(_format_arg(o) for o in program.outputs)}"]
     return "\n".join(lines) + "\n"

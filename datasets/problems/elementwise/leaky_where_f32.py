@@ -1,0 +1,28 @@
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    """Leaky ReLU written with where: y = where(x > 0, x, alpha * x)."""
+
+    def __init__(self, alpha: float):
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.where(x > 0, x, self.alpha * x)
+
+
+# Estimate (not measured): 3 eager kernels (gt -> bool mask, mul, where) move
+# about 6.5 x 1.07 GB = 7.0 GB: ~2.8 ms at 2.5 TB/s.
+batch_size = 16384
+dim = 16384
+alpha = 0.2
+
+
+def get_inputs():
+    return [torch.randn(batch_size, dim, dtype=torch.float32)]
+
+
+def get_init_inputs():
+    return [alpha]
