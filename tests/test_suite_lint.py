@@ -55,3 +55,14 @@ def test_default_sizes_fit_one_gpu(path: Path) -> None:
             outputs = model(*inputs)
     total = sum(t.numel() * t.element_size() for t in _flatten(inputs) + _flatten(outputs))
     assert total <= MAX_IO_BYTES, f"inputs + outputs take {total / 1e9:.1f} GB"
+
+
+def test_rowsweep_files_match_their_generator() -> None:
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    result = subprocess.run([sys.executable, str(REPO / "datasets" / "make_rowsweep.py"), "--check"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
