@@ -14,8 +14,6 @@ class Model(nn.Module):
         return x * self.scale + self.shift
 
 
-# Estimate (not measured): 2 eager kernels (mul, add) move about
-# 4 x 2.15 GB = 8.6 GB: ~3.4 ms at 2.5 TB/s.
 batch_size = 32768
 dim = 16384
 

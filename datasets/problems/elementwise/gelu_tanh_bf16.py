@@ -13,8 +13,6 @@ class Model(nn.Module):
         return F.gelu(x, approximate="tanh")
 
 
-# Estimate (not measured): one eager kernel reads x and writes y, 2 x 2.15 GB
-# = about 4.3 GB moved: ~1.7 ms at 2.5 TB/s.
 batch_size = 65536
 dim = 16384
 

@@ -16,8 +16,6 @@ class Model(nn.Module):
         return 0.5 * x * (1.0 + torch.tanh(inner))
 
 
-# Estimate (not measured): 8 eager kernels (pow, mul, add, mul, tanh, add, mul,
-# mul) move about 18 x 0.54 GB = 9.7 GB: ~3.9 ms at 2.5 TB/s.
 batch_size = 8192
 dim = 16384
 

@@ -13,8 +13,6 @@ class Model(nn.Module):
         return torch.where(x > 0, x, self.alpha * x)
 
 
-# Estimate (not measured): 3 eager kernels (gt -> bool mask, mul, where) move
-# about 6.5 x 1.07 GB = 7.0 GB: ~2.8 ms at 2.5 TB/s.
 batch_size = 16384
 dim = 16384
 alpha = 0.2

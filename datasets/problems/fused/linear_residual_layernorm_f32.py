@@ -17,9 +17,6 @@ class Model(nn.Module):
         return self.norm(self.linear(x) + x)
 
 
-# Estimate (not measured): GEMM 2 x 8192 x 2048 x 2048 = 69 GFLOP, ~1.4 ms at
-# 50 TFLOP/s fp32; add + layer norm move about 5 x 0.067 GB = 0.34 GB: ~0.13 ms.
-# ~1.5 ms total.
 batch_size = 8192
 hidden = 2048
 eps = 1e-5

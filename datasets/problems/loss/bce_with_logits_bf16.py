@@ -13,8 +13,6 @@ class Model(nn.Module):
         return F.binary_cross_entropy_with_logits(logits, targets)
 
 
-# Estimate (not measured): eager runs log_sigmoid, fill (ones), sub_, mul_,
-# sub_, mean: about 13 x 0.54 GB = 7.0 GB moved: ~2.8 ms at 2.5 TB/s.
 batch_size = 16384
 dim = 16384
 

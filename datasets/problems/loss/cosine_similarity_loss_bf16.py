@@ -13,8 +13,6 @@ class Model(nn.Module):
         return 1 - F.cosine_similarity(a, b, dim=1).mean()
 
 
-# Estimate (not measured): eager runs two norms, two divs, mul and sum along
-# dim 1 (then a tiny mean/rsub): about 10 x 0.54 GB = 5.4 GB moved: ~2.1 ms at 2.5 TB/s.
 batch_size = 32768
 dim = 8192
 

@@ -13,8 +13,6 @@ class Model(nn.Module):
         return F.kl_div(log_probs, target_probs, reduction="batchmean")
 
 
-# Estimate (not measured): eager runs xlogy(t, t), t * log_probs, sub, sum:
-# about 9 x 0.54 GB = 4.8 GB moved: ~1.9 ms at 2.5 TB/s.
 batch_size = 4096
 num_classes = 32768
 

@@ -13,8 +13,6 @@ class Model(nn.Module):
         return F.mse_loss(predictions, targets)
 
 
-# Estimate (not measured): eager writes the unreduced loss (reads 2 x 1.07 GB,
-# writes 1.07 GB) then reduces it: about 4.3 GB moved: ~1.7 ms at 2.5 TB/s.
 batch_size = 16384
 dim = 16384
 

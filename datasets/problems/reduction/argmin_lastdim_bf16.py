@@ -12,8 +12,6 @@ class Model(nn.Module):
         return torch.argmin(x, dim=-1)
 
 
-# Estimate (not measured): one eager reduction reads 4.3 GB and writes 0.3 MB of
-# int64 indices: ~1.7 ms at 2.5 TB/s.
 batch_size = 32768
 dim = 65536
 

@@ -13,8 +13,6 @@ class Model(nn.Module):
         return x / x.norm(p=2, dim=1, keepdim=True).clamp_min(self.eps)
 
 
-# Estimate (not measured): eager runs norm (reads x), clamp_min (tiny) and div
-# (reads x, writes y): about 3 x 2.15 GB = 6.4 GB moved: ~2.6 ms at 2.5 TB/s.
 batch_size = 32768
 dim = 16384
 eps = 1e-12

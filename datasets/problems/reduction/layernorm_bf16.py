@@ -17,8 +17,6 @@ class Model(nn.Module):
 
 
 # LLM-shaped: 131072 tokens (32 sequences of 4096) x hidden 8192.
-# Estimate (not measured): one eager layer-norm kernel reads x and writes y,
-# 2 x 2.15 GB = about 4.3 GB moved: ~1.7 ms at 2.5 TB/s.
 num_tokens = 131072
 hidden = 8192
 eps = 1e-5

@@ -16,8 +16,6 @@ class Model(nn.Module):
         return self.norm(x)
 
 
-# Estimate (not measured): one eager layer-norm kernel reads x and writes y,
-# 2 x 2.15 GB = about 4.3 GB moved: ~1.7 ms at 2.5 TB/s.
 batch_size = 32768
 dim = 16384
 eps = 1e-5

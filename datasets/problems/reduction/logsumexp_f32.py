@@ -12,8 +12,6 @@ class Model(nn.Module):
         return torch.logsumexp(x, dim=-1)
 
 
-# Estimate (not measured): eager logsumexp on CUDA runs amax, sub, exp, sum
-# (+ tiny log/add): about 6 x 1.07 GB = 6.4 GB moved: ~2.6 ms at 2.5 TB/s.
 batch_size = 16384
 dim = 16384
 

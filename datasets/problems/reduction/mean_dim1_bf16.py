@@ -12,8 +12,6 @@ class Model(nn.Module):
         return torch.mean(x, dim=1)
 
 
-# Estimate (not measured): one eager reduction reads 4.3 GB and writes 1 MB:
-# ~1.7 ms at 2.5 TB/s.
 batch_size = 128
 dim1 = 4096
 dim2 = 4096

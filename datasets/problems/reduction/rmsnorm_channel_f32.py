@@ -15,8 +15,6 @@ class Model(nn.Module):
         return x * rms * self.weight.view(1, -1, 1, 1)
 
 
-# Estimate (not measured): eager runs pow, mean, add, rsqrt, mul, mul; the
-# full-size ones move about 7 x 0.54 GB = 3.8 GB: ~1.5 ms at 2.5 TB/s.
 batch_size = 32
 channels = 256
 height = 128

@@ -12,8 +12,6 @@ class Model(nn.Module):
         return torch.softmax(x, dim=1)
 
 
-# Estimate (not measured): one eager softmax kernel reads x and writes y,
-# 2 x 2.15 GB = about 4.3 GB moved: ~1.7 ms at 2.5 TB/s.
 batch_size = 128
 channels = 1024
 length = 4096

@@ -19,8 +19,6 @@ class Model(nn.Module):
 
 
 # Row-length sweep: 2**27 elements per input, rows = 2**27 // row_length.
-# Estimate (not measured): one eager layer-norm kernel reads x, writes y: 2 x 0.54 GB
-# = about 1.07 GB moved: ~0.43 ms at 2.5 TB/s.
 batch_size = 2048
 row_length = 65536
 eps = 1e-5

@@ -15,8 +15,6 @@ class Model(nn.Module):
 
 
 # Row-length sweep: 2**27 elements per input, rows = 2**27 // row_length.
-# Estimate (not measured): CUDA logsumexp runs amax, sub, exp, sum, log, add: 6 x 0.54 GB
-# = about 3.22 GB moved: ~1.29 ms at 2.5 TB/s.
 batch_size = 32768
 row_length = 4096
 

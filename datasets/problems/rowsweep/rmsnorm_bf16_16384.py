@@ -17,8 +17,6 @@ class Model(nn.Module):
 
 
 # Row-length sweep: 2**27 elements per input, rows = 2**27 // row_length.
-# Estimate (not measured): pow, mean, add, rsqrt, mul, mul kernels: 7 x 0.27 GB
-# = about 1.88 GB moved: ~0.75 ms at 2.5 TB/s.
 batch_size = 8192
 row_length = 16384
 eps = 1e-6

@@ -17,8 +17,6 @@ class Model(nn.Module):
 
 
 # Row-length sweep: 2**27 elements per input, rows = 2**27 // row_length.
-# Estimate (not measured): pow, mean, add, rsqrt, mul, mul kernels: 7 x 0.54 GB
-# = about 3.76 GB moved: ~1.50 ms at 2.5 TB/s.
 batch_size = 131072
 row_length = 1024
 eps = 1e-6
