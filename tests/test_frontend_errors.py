@@ -82,7 +82,7 @@ def test_unsupported_op_becomes_glue_with_a_note(tmp_path: Path) -> None:
                           "y = torch.cumsum(x, dim=1)\n        return torch.relu(y) * 2.0")
     program = capture(load_problem(write(tmp_path, source)))
     (glue,) = program.glue
-    assert glue.op_name == "cumsum.default"
+    assert glue.op_name == "aten.cumsum.default"
     assert glue.note == "no IR rule for aten.cumsum.default"
     (region,) = program.regions
     assert region.inputs == (glue.name,)
@@ -121,3 +121,16 @@ def test_cli_capture_prints_parseable_program(tmp_path: Path) -> None:
     assert kernel.inputs[0].type.shape == (4, 16)
     bad_size = run_cli("capture", str(write(tmp_path, GOOD)), "--size", "n")
     assert bad_size.returncode == 2 and "NAME=INTEGER" in bad_size.stderr
+
+
+def test_a_rule_that_breaks_leaves_the_op_to_pytorch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ir.frontend import aten
+
+    def broken(call: aten.Call) -> str:
+        raise KeyError("surprise")
+
+    monkeypatch.setitem(aten.RULES, "aten.relu.default", broken)
+    program = capture(load_problem(write(tmp_path, GOOD)))
+    (glue,) = program.glue
+    assert glue.note == "the IR rule failed on aten.relu.default: KeyError: 'surprise'"
+    assert len(program.regions) == 1

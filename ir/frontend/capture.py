@@ -17,7 +17,7 @@ from torch.export.graph_signature import InputKind
 
 from ir.frontend.aten import Call, rule_for, tensor_type
 from ir.frontend.builder import Builder, Unsupported
-from ir.frontend.problem import Problem, ProblemError, _describe
+from ir.frontend.problem import Problem, ProblemError, describe_error
 from ir.frontend.program import Glue, Program, ProgramInput, Region, ValueRef
 from ir.kernel import Kernel, Param
 from ir.ops import MOVEMENT, REDUCTIONS
@@ -33,6 +33,7 @@ INPUT_KINDS = {
     InputKind.CONSTANT_TENSOR: "constant",
 }
 VIEW_ONLY_NOTE = "views only (no arithmetic): left to PyTorch"
+RULE_FAILED = "the IR rule failed on"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -47,7 +48,7 @@ def export_problem(problem: Problem) -> tuple[ExportedProgram, list[Any]]:
             model(*inputs)
     except Exception as err:
         raise ProblemError(f"{problem.path.name}: Model.forward failed on get_inputs(): "
-                           f"{_describe(err, problem.path)}") from err
+                           f"{describe_error(err, problem.path)}") from err
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -124,6 +125,8 @@ def analyze(node: torch.fx.Node) -> NodeInfo:
         shapes = _output_shapes(node)
     except Unsupported as why:
         return NodeInfo(node, note=str(why))
+    except Exception as err:  # a rule that breaks on an unforeseen form: PyTorch runs the op
+        return NodeInfo(node, note=f"{RULE_FAILED} {node.target}: {type(err).__name__}: {err}")
     signatures = frozenset((b.type_of(i.args[0]).shape, i.attr("axes")) for i in b.instrs if i.op in REDUCTIONS)
     computes = any(i.op not in MOVEMENT for i in b.instrs)
     return NodeInfo(node, None, signatures, computes, shapes)  # type: ignore[arg-type]

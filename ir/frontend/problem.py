@@ -58,10 +58,10 @@ def _call(problem: Problem, fn: Any, what: str) -> Any:
     try:
         return fn()
     except Exception as err:  # a user's code failed: report it as the problem's error
-        raise ProblemError(f"{problem.path.name}: {what} failed: {_describe(err, problem.path)}") from err
+        raise ProblemError(f"{problem.path.name}: {what} failed: {describe_error(err, problem.path)}") from err
 
 
-def _describe(err: BaseException, path: Path) -> str:
+def describe_error(err: BaseException, path: Path) -> str:
     """`Type: message (file:line)` with the deepest frame in the problem file."""
     frames = [f for f in traceback.extract_tb(err.__traceback__) if Path(f.filename) == path]
     where = f" (line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
@@ -84,7 +84,7 @@ def _execute(path: Path) -> types.ModuleType:
     try:
         exec(code, module.__dict__)
     except Exception as err:
-        raise ProblemError(f"{path.name}: importing failed: {_describe(err, path)}") from err
+        raise ProblemError(f"{path.name}: importing failed: {describe_error(err, path)}") from err
     finally:
         sys.modules.pop(name, None)
     return module

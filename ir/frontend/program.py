@@ -57,7 +57,10 @@ class Glue:
 
     @property
     def op_name(self) -> str:
-        return getattr(self.target, "__name__", str(self.target)) if callable(self.target) else str(self.target)
+        """`aten.addmm.default` for ATen ops, the function's name otherwise."""
+        if isinstance(self.target, torch._ops.OpOverload):
+            return str(self.target)
+        return getattr(self.target, "__name__", str(self.target))
 
 
 Step = Region | Glue
