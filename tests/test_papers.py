@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
+
+import pytest
 
 from conftest import REPO
 
+PAPERS = sorted(p.parent for p in (REPO / "papers").glob("*/render.py"))
 
-def test_suite_eager_table_regenerates_from_results() -> None:
-    folder = REPO / "papers" / "suite_eager"
-    spec = importlib.util.spec_from_file_location("render", folder / "render.py")
+
+@pytest.mark.parametrize("folder", PAPERS, ids=[p.name for p in PAPERS])
+def test_tables_regenerate_from_results(folder: Path) -> None:
+    spec = importlib.util.spec_from_file_location(f"render_{folder.name}", folder / "render.py")
     render = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(render)  # type: ignore[union-attr]
     results = json.loads((folder / "results.json").read_text())
     assert results["environment"]["device"].startswith("NVIDIA")
     assert (folder / "README.md").read_text() == render.render(results)
+
+
+def test_every_paper_folder_is_generated() -> None:
+    assert {p.name for p in PAPERS} >= {"suite_eager", "ptx_elementwise"}

@@ -11,9 +11,7 @@ import argparse
 import datetime
 import json
 import platform
-import statistics
 import sys
-import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -24,8 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from ir.frontend.problem import load_problem  # noqa: E402
+from verify.timing import copy_bandwidth, flush_buffer, summary, time_ms  # noqa: E402
 
-L2_FLUSH_BYTES = 512 * 2**20
 COPY_BYTES = 2 * 2**30
 
 
@@ -33,49 +31,6 @@ def _flatten(value: Any) -> list[torch.Tensor]:
     if isinstance(value, (tuple, list)):
         return [v for item in value for v in _flatten(item)]
     return [value] if isinstance(value, torch.Tensor) else []
-
-
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def time_ms(fn: Any, device: str, reps: int, flush: torch.Tensor) -> list[float]:
-    """Per-run times: CUDA events around each run, L2 flushed before it (host clock on the CPU)."""
-    for _ in range(3):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(reps):
-        flush.zero_()
-        if device == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            begin = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - begin) * 1e3)
-    return times
-
-
-def summary(times: list[float]) -> dict[str, float]:
-    quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
-    return {"median_ms": statistics.median(times), "q1_ms": quartiles[0], "q3_ms": quartiles[2],
-            "min_ms": min(times), "reps": len(times)}
-
-
-def copy_bandwidth(device: str, reps: int, flush: torch.Tensor, nbytes: int) -> dict[str, float]:
-    """Device-to-device copy, counting bytes read plus bytes written."""
-    src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).uniform_()
-    dst = torch.empty_like(src)
-    stats = summary(time_ms(lambda: dst.copy_(src), device, reps, flush))
-    stats["gb_per_s"] = 2 * nbytes / (stats["median_ms"] * 1e-3) / 1e9
-    stats["bytes"] = 2 * nbytes
-    return stats
 
 
 def measure_problem(path: Path, device: str, reps: int, flush: torch.Tensor, shrink: int | None) -> dict[str, Any]:
@@ -110,7 +65,7 @@ def main() -> int:
     args = parser.parse_args()
     paths = [p for p in sorted((REPO / "datasets" / "problems").rglob("*.py")) if args.match in str(p)]
     paths = paths[: args.limit] if args.limit else paths
-    flush = torch.empty(L2_FLUSH_BYTES // 4, dtype=torch.float32, device=args.device)
+    flush = flush_buffer(args.device)
     copy_bytes = COPY_BYTES if args.device == "cuda" else 64 * 2**20
     results: dict[str, Any] = {"environment": environment(args.device),
                                "copy": copy_bandwidth(args.device, args.reps, flush, copy_bytes),

@@ -1,0 +1,1 @@
+"""Verification: the timing harness (more to come: PTX proofs, the CPU emulator, the checker)."""
