@@ -10,8 +10,10 @@ from pathlib import Path
 
 from ir.errors import IRError
 from ir.frontend.problem import ProblemError
+from ptxgen.ptxas import PtxasError
+from ptxgen.targets import TargetError
 
-USER_ERRORS = (IRError, ProblemError, OSError)
+USER_ERRORS = (IRError, ProblemError, TargetError, PtxasError, OSError)
 
 
 def _sizes(pairs: Sequence[str]) -> dict[str, int]:
@@ -30,6 +32,23 @@ def cmd_capture(args: argparse.Namespace) -> int:
     problem = load_problem(args.problem, sizes=_sizes(args.size), shrink_to=args.shrink)
     sys.stdout.write(format_program(capture(problem)))
     return 0
+
+
+def cmd_lower(args: argparse.Namespace) -> int:
+    from ir.frontend import capture, load_problem
+    from ptxgen.manifest import unlowered, write_lowered
+    from ptxgen.targets import default_target, get_target
+
+    target = get_target(args.target) if args.target else default_target()
+    problem = load_problem(args.problem, sizes=_sizes(args.size), shrink_to=args.shrink)
+    manifest = write_lowered(capture(problem), target, Path(args.out), str(args.problem))
+    kernels = [s["kernel"] for s in manifest["steps"] if "kernel" in s]
+    missing = unlowered(manifest)
+    print(f"{len(kernels) - len(missing)} of {len(kernels)} kernel(s) lowered for {target.name} "
+          f"into {Path(args.out) / 'manifest.json'}")
+    for entry in missing:
+        print(f"ptxgen lower: not lowered: {entry['name']}: {entry['reason']}", file=sys.stderr)
+    return 1 if missing else 0
 
 
 def cmd_ir(args: argparse.Namespace) -> int:
@@ -54,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     capture.add_argument("--shrink", type=int, metavar="N",
                          help="cap every integer size constant at N (small shapes for a quick look)")
     capture.set_defaults(run=cmd_capture)
+
+    lower = commands.add_parser("lower", help="lower a problem's regions to PTX: DIR/manifest.json, NAME.ir, NAME.ptx")
+    lower.add_argument("problem", help="a KernelBench-format problem file")
+    lower.add_argument("--out", required=True, metavar="DIR")
+    lower.add_argument("--target", help="sm_80, sm_86, sm_89, sm_90a, sm_100a or sm_120 (default: this GPU's, else sm_90a)")
+    lower.add_argument("--size", action="append", default=[], metavar="NAME=VALUE")
+    lower.add_argument("--shrink", type=int, metavar="N")
+    lower.set_defaults(run=cmd_lower)
 
     ir = commands.add_parser("ir", help="parse and typecheck an IR file; print it normalized")
     ir.add_argument("file")
