@@ -101,7 +101,7 @@ class Loaded:
 class Runtime:
     """One process's view of one GPU: modules, functions and launches."""
 
-    def __init__(self, device: int = 0) -> None:
+    def __init__(self, device: int = 0, use_ptxas: bool = True) -> None:
         if not torch.cuda.is_available():
             raise GpuUnavailable("PyTorch sees no CUDA device: lowering and ptxas checks work without "
                                  "one; running kernels needs one")
@@ -113,6 +113,7 @@ class Runtime:
         major, minor = torch.cuda.get_device_capability(device)
         self.capability = (major, minor)
         self.loaded: dict[str, Loaded] = {}
+        self.use_ptxas = use_ptxas  # False: the driver JIT-compiles every PTX module
 
     def load(self, kernel: LoweredKernel) -> Loaded:
         key = hashlib.sha256(kernel.ptx.encode()).hexdigest()
@@ -127,7 +128,8 @@ class Runtime:
     def _cubin(self, kernel: LoweredKernel, key: str) -> bytes | None:
         """The cubin from the disk cache, or assembled now with ptxas; None (the driver JIT-compiles
         the PTX) without ptxas or where the kernel's target is not this device's architecture."""
-        if ptxas_path() is None or get_target(kernel.target).compute_capability != self.capability:
+        same_arch = get_target(kernel.target).compute_capability == self.capability
+        if not self.use_ptxas or ptxas_path() is None or not same_arch:
             return None
         path = CACHE_DIR / "cubin" / f"{key}_{kernel.target}.cubin"
         if path.exists():

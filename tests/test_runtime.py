@@ -34,8 +34,9 @@ def test_launches_beyond_the_target_are_refused_before_the_driver() -> None:
 
 
 @pytest.mark.gpu
-def test_a_kernel_runs_and_matches_torch() -> None:
-    runtime = Runtime()
+@pytest.mark.parametrize("use_ptxas", [True, False], ids=["cubin", "driver-jit"])
+def test_a_kernel_runs_and_matches_torch(use_ptxas: bool) -> None:
+    runtime = Runtime(use_ptxas=use_ptxas)
     lowered = lower(KERNEL, ElementwiseSchedule(), TARGETS["sm_90a"])
     x = torch.randn(1000, device="cuda")
     y = torch.full_like(x, float("nan"))
@@ -45,9 +46,27 @@ def test_a_kernel_runs_and_matches_torch() -> None:
 
 
 @pytest.mark.gpu
-def test_ptx_the_driver_rejects_carries_its_log() -> None:
-    runtime = Runtime()
+@pytest.mark.parametrize("use_ptxas", [True, False], ids=["cubin", "driver-jit"])
+def test_ptx_the_driver_rejects_carries_its_log(use_ptxas: bool) -> None:
+    runtime = Runtime(use_ptxas=use_ptxas)
     lowered = lower(KERNEL, ElementwiseSchedule(), TARGETS["sm_90a"])
     broken = dataclasses.replace(lowered, ptx=lowered.ptx.replace("max.NaN.f32", "maxx.f32"))
-    with pytest.raises(PtxLoadError, match="maxx"):
+    with pytest.raises(PtxLoadError, match="maxx") as caught:
         runtime.load(broken)
+    assert "line" in str(caught.value)
+
+
+@pytest.mark.gpu
+def test_program_on_the_gpu_matches_the_interpreter() -> None:
+    """A captured problem at odd shapes: our kernels against the IR interpreter in float64."""
+    from conftest import PROBLEMS
+    from ir.frontend import capture, load_problem, run_program
+    from ptxgen.execute import compile_program
+    from ptxgen.targets import default_target
+
+    problem = load_problem(PROBLEMS / "elementwise" / "gelu_gate_bf16.py", sizes={"batch_size": 37, "dim": 1003})
+    program = capture(problem)
+    inputs = problem.inputs(seed=5)
+    (got,) = compile_program(program, default_target())(Runtime(), [x.cuda() for x in inputs])
+    (want,) = run_program(program, inputs)
+    torch.testing.assert_close(got.cpu().double(), want, rtol=1.6e-2, atol=1e-2)
