@@ -41,11 +41,11 @@ def cmd_lower(args: argparse.Namespace) -> int:
 
     target = get_target(args.target) if args.target else default_target()
     problem = load_problem(args.problem, sizes=_sizes(args.size), shrink_to=args.shrink)
-    manifest = write_lowered(capture(problem), target, Path(args.out), str(args.problem))
+    manifest = write_lowered(capture(problem), target, Path(args.out), Path(args.problem), problem.overrides)
     kernels = [s["kernel"] for s in manifest["steps"] if "kernel" in s]
     missing = unlowered(manifest)
     print(f"{len(kernels) - len(missing)} of {len(kernels)} kernel(s) lowered for {target.name} "
-          f"into {Path(args.out) / 'manifest.json'}")
+          f"into {Path(args.out) / 'manifest.json'}" + (" and model_new.py" if "model_new" in manifest else ""))
     for entry in missing:
         print(f"ptxgen lower: not lowered: {entry['name']}: {entry['reason']}", file=sys.stderr)
     return 1 if missing else 0

@@ -9,6 +9,7 @@ value is evaluated under a map from domain coordinates to its own coordinates.""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ir.dtypes import HALF_FLOATS, DType
@@ -598,6 +599,13 @@ def lower(kernel: Kernel, schedule: ElementwiseSchedule, target: Target) -> Lowe
     lowering = ElementwiseLowering(kernel, schedule, target)
     ptx = lowering.render()
     return LoweredKernel(kernel.name, ptx, lowering.launch(), target.name, schedule, tuple(lowering.params))
+
+
+def lower_all(kernels: list[Kernel], target: Target,
+              choose: Callable[[Kernel, Target], ElementwiseSchedule] | None = None) -> dict[str, LoweredKernel]:
+    """Every kernel lowered under the schedule `choose` picks (default_schedule unless given)."""
+    pick = choose or default_schedule
+    return {k.name: lower(k, pick(k, target), target) for k in kernels}
 
 
 def default_schedule(kernel: Kernel, target: Target) -> ElementwiseSchedule:

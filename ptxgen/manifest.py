@@ -12,6 +12,7 @@ from typing import Any
 from ir.frontend.program import Glue, Program, Region, format_glue
 from ir.kernel import Param
 from ir.printer import format_kernel
+from ptxgen.emit import emit_model_new
 from ptxgen.lower import LoweredKernel, LoweringError, default_schedule, lower
 from ptxgen.ptxas import assemble, ptxas_path
 from ptxgen.schedule import ScheduleError
@@ -47,10 +48,13 @@ def _unlowered_entry(region: Region, reason: str, out: Path) -> dict[str, Any]:
             "program_inputs": list(region.inputs), "program_outputs": list(region.outputs)}
 
 
-def write_lowered(program: Program, target: Target, out: Path, source: str) -> dict[str, Any]:
-    """Lower every region it can and write the files; returns the manifest."""
+def write_lowered(program: Program, target: Target, out: Path, source: Path,
+                  sizes: dict[str, int] | None = None) -> dict[str, Any]:
+    """Lower every region it can and write the files (model_new.py too when every region is
+    lowered); returns the manifest."""
     out.mkdir(parents=True, exist_ok=True)
     steps: list[dict[str, Any]] = []
+    kernels: dict[str, LoweredKernel] = {}
     for step in program.steps:
         if isinstance(step, Glue):
             steps.append({"glue": format_glue(step), "note": step.note})
@@ -58,10 +62,14 @@ def write_lowered(program: Program, target: Target, out: Path, source: str) -> d
         try:
             lowered = lower(step.kernel, default_schedule(step.kernel, target), target)
             steps.append({"kernel": _kernel_entry(step, lowered, out)})
+            kernels[step.kernel.name] = lowered
         except (LoweringError, ScheduleError) as err:
             steps.append({"kernel": _unlowered_entry(step, str(err), out)})
-    manifest = {"version": MANIFEST_VERSION, "problem": source, "program": program.name, "target": target.name,
-                "steps": steps}
+    manifest = {"version": MANIFEST_VERSION, "problem": str(source), "program": program.name,
+                "target": target.name, "steps": steps}
+    if len(kernels) == len(program.regions):
+        (out / "model_new.py").write_text(emit_model_new(source, program, kernels, target.name, sizes))
+        manifest["model_new"] = "model_new.py"
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
 

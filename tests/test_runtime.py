@@ -57,16 +57,21 @@ def test_ptx_the_driver_rejects_carries_its_log(use_ptxas: bool) -> None:
 
 
 @pytest.mark.gpu
-def test_program_on_the_gpu_matches_the_interpreter() -> None:
-    """A captured problem at odd shapes: our kernels against the IR interpreter in float64."""
+def test_model_new_on_the_gpu_matches_the_interpreter() -> None:
+    """A captured problem at odd shapes: the emitted ModelNew against the IR interpreter in float64."""
     from conftest import PROBLEMS
     from ir.frontend import capture, load_problem, run_program
-    from ptxgen.execute import compile_program
+    from ptxgen.emit import emit_model_new, load_model_new
+    from ptxgen.lower import lower_all
     from ptxgen.targets import default_target
 
-    problem = load_problem(PROBLEMS / "elementwise" / "gelu_gate_bf16.py", sizes={"batch_size": 37, "dim": 1003})
+    path = PROBLEMS / "elementwise" / "gelu_gate_bf16.py"
+    problem = load_problem(path, sizes={"batch_size": 37, "dim": 1003})
     program = capture(problem)
+    target = default_target()
+    kernels = lower_all([r.kernel for r in program.regions], target)
+    module = load_model_new(emit_model_new(path, program, kernels, target.name, problem.overrides))
     inputs = problem.inputs(seed=5)
-    (got,) = compile_program(program, default_target())(Runtime(), [x.cuda() for x in inputs])
+    got = module.ModelNew(*problem.init_inputs()).cuda()(*[x.cuda() for x in inputs])
     (want,) = run_program(program, inputs)
     torch.testing.assert_close(got.cpu().double(), want, rtol=1.6e-2, atol=1e-2)

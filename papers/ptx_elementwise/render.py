@@ -71,10 +71,11 @@ def render(results: dict[str, Any]) -> str:
         f"- {passed} of {len(rows)} problems pass both checks; geometric-mean speedup "
         f"{statistics.geometric_mean(eager_ratios):.2f}x over eager and "
         f"{statistics.geometric_mean(ratios):.2f}x over torch.compile (below 1: slower).",
-        "- Checks: the module (our PTX kernels plus any glue) against `Model` run in float64 on the GPU, on fresh "
+        "- Checks: the emitted drop-in `ModelNew` (model_new.py: our PTX kernels plus any glue) against `Model` "
+        "run in float64 on the GPU, on fresh "
         "inputs; first at odd reduced shapes (size constants set to 37, 1003, 5: tails and broadcasts), then "
         "at the problem's own shapes. Error: max |ours - ref| / (|ref| + 1); tolerance by dtype.",
-        "- Times: median ms of one call of the whole module (launch overhead included), CUDA events, L2 "
+        "- Times: median ms of one call of the whole ModelNew (launch overhead included), CUDA events, L2 "
         "flushed before each run; ours, eager and torch.compile timed in turn in one process.",
         "- \"of copy\": inputs + parameters read once and outputs written once, over our time, against the "
         "copy bandwidth.",

@@ -1,7 +1,7 @@
 """On the GPU: every suite problem whose regions are all elementwise, lowered to PTX at default
-schedules. Checks each against Model in float64 (fresh inputs, odd reduced shapes and the default
-shapes) and times it beside eager PyTorch and torch.compile, with the copy bandwidth measured in
-the same run. Writes results.json.
+schedules and emitted as a drop-in ModelNew (model_new.py). Checks each ModelNew against Model in
+float64 (fresh inputs, odd reduced shapes and the default shapes) and times it beside eager
+PyTorch and torch.compile, with the copy bandwidth measured in the same run. Writes results.json.
 
     python papers/ptx_elementwise/run.py --out DIR [--match NAME] [--no-compile]
 """
@@ -9,6 +9,7 @@ the same run. Writes results.json.
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import json
 import sys
@@ -23,10 +24,9 @@ sys.path.insert(0, str(REPO))
 
 from ir.frontend import capture, load_problem  # noqa: E402
 from ir.frontend.problem import Problem  # noqa: E402
-from ptxgen.execute import compile_program  # noqa: E402
-from ptxgen.lower import default_schedule  # noqa: E402
+from ptxgen.emit import emit_model_new, load_model_new  # noqa: E402
+from ptxgen.lower import default_schedule, lower_all  # noqa: E402
 from ptxgen.schedule import ElementwiseSchedule  # noqa: E402
-from ptxgen.runtime import Runtime  # noqa: E402
 from ptxgen.targets import default_target  # noqa: E402
 from verify.timing import copy_bandwidth, flush_buffer, summary, time_ms  # noqa: E402
 
@@ -49,24 +49,38 @@ def max_error(got: torch.Tensor, want: torch.Tensor) -> float:
     return float("inf") if nan_mismatch.any() else float(diff.nan_to_num(0).max())
 
 
-def check(problem: Problem, runtime: Runtime, seed: int) -> dict[str, Any]:
-    """Our outputs and eager's against Model in float64, on fresh inputs drawn with `seed`."""
+def build(path: Path, sizes: dict[str, int] | None = None, choose: Any = None) -> tuple[Problem, Any, Any, Any]:
+    """(problem, Model, ModelNew, lowered kernels) on the GPU; ModelNew holds Model's parameters."""
     target = default_target()
-    with torch.device("cuda"):  # capture and model draw their parameters from the same generator
+    problem = load_problem(path, sizes=sizes)
+    with torch.device("cuda"):
         program = capture(problem)
-        model, inputs = problem.model(), problem.inputs(seed)
-    compiled = compile_program(program, target)
+        model = problem.model()
+    kernels = lower_all([r.kernel for r in program.regions], target, choose)
+    module = load_model_new(emit_model_new(path, program, kernels, target.name, problem.overrides))
+    with torch.device("cuda"):
+        new = module.ModelNew(*problem.init_inputs())
+    new.reference.load_state_dict(model.state_dict())
+    return problem, model, new, kernels
+
+
+def check(path: Path, sizes: dict[str, int] | None, seed: int) -> dict[str, Any]:
+    """ModelNew's outputs and eager's against Model in float64, on fresh inputs drawn with `seed`."""
+    problem, model, new, kernels = build(path, sizes)
+    with torch.device("cuda"):
+        inputs = problem.inputs(seed)
     with torch.no_grad():
-        ours = _flatten(compiled(runtime, inputs))
+        ours = _flatten(new(*inputs))
         eager = _flatten(model(*inputs))
-        reference = _flatten(model.double()(*[x.double() if x.is_floating_point() else x for x in inputs]))
+        reference = _flatten(copy.deepcopy(model).double()(*[x.double() if x.is_floating_point() else x
+                                                              for x in inputs]))
     dtype = next(t.dtype for t in inputs if t.is_floating_point())
     errors = [max_error(o, r) for o, r in zip(ours, reference)]
     eager_errors = [max_error(e, r) for e, r in zip(eager, reference)]
     return {"shapes": problem.size_constants(), "error": max(errors), "eager_error": max(eager_errors),
             "tolerance": TOLERANCE[dtype], "passed": max(errors) <= TOLERANCE[dtype],
             "kernels": {name: {"schedule": k.schedule.to_dict(), "grid": k.launch.grid, "block": k.launch.block}
-                        for name, k in compiled.kernels.items()}}
+                        for name, k in kernels.items()}}
 
 
 def odd_sizes(problem_path: Path) -> dict[str, int]:
@@ -75,14 +89,12 @@ def odd_sizes(problem_path: Path) -> dict[str, int]:
     return {k: ODD_SIZES[i % len(ODD_SIZES)] for i, k in enumerate(large)}
 
 
-def timing(problem: Problem, runtime: Runtime, flush: torch.Tensor, reps: int, with_compile: bool) -> dict[str, Any]:
-    target = default_target()
+def timing(path: Path, flush: torch.Tensor, reps: int, with_compile: bool) -> dict[str, Any]:
+    problem, model, new, _ = build(path)
     with torch.device("cuda"):
-        program = capture(problem)
-        model, inputs = problem.model(), problem.inputs(7)
-    compiled = compile_program(program, target)
+        inputs = problem.inputs(7)
     rows: dict[str, Any] = {}
-    candidates = {"ours": lambda: compiled(runtime, inputs), "eager": lambda: model(*inputs)}
+    candidates = {"ours": lambda: new(*inputs), "eager": lambda: model(*inputs)}
     if with_compile:
         fast = torch.compile(model)
         candidates["torch.compile"] = lambda: fast(*inputs)
@@ -105,21 +117,24 @@ SWEEP = [dict(ctas_per_sm=c, unroll=u, block_size=b) for c in (0, 2, 4, 8, 16) f
          for b in (128, 256, 512)]
 
 
-def sweep(path: Path, runtime: Runtime, flush: torch.Tensor, reps: int) -> list[dict[str, Any]]:
-    """Our kernel under schedule variants (knobs beside the default's), timed in one process."""
+def sweep(path: Path, flush: torch.Tensor, reps: int) -> list[dict[str, Any]]:
+    """ModelNew under schedule variants (knobs beside the default's), timed in one process."""
     target = default_target()
-    with torch.device("cuda"):
-        program = capture(load_problem(path))
-        inputs = load_problem(path).inputs(3)
     rows = []
     for knobs in SWEEP:
-        base = default_schedule(program.regions[0].kernel, target)
-        schedule = ElementwiseSchedule(**{**base.to_dict(), **knobs})
+        def choose(kernel: Any, t: Any, knobs: dict[str, int] = knobs) -> ElementwiseSchedule:
+            return ElementwiseSchedule(**{**default_schedule(kernel, t).to_dict(), **knobs})
+
+        schedule = ElementwiseSchedule(**knobs)
         if not schedule.fits(target):
             continue
-        compiled = compile_program(program, target, lambda k, t: schedule)
-        stats = summary(time_ms(lambda: compiled(runtime, inputs), "cuda", reps, flush))
-        rows.append({"schedule": schedule.to_dict(), **stats})
+        problem, _, new, kernels = build(path, choose=choose)
+        with torch.device("cuda"):
+            inputs = problem.inputs(3)
+        with torch.no_grad():
+            stats = summary(time_ms(lambda: new(*inputs), "cuda", reps, flush))
+        (lowered,) = kernels.values()
+        rows.append({"schedule": lowered.schedule.to_dict(), **stats})
     return rows
 
 
@@ -131,7 +146,7 @@ def main() -> int:
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--sweep", action="store_true", help="also time schedule variants of a few problems")
     args = parser.parse_args()
-    runtime, flush = Runtime(), flush_buffer("cuda")
+    flush = flush_buffer("cuda")
     paths = [p for p in sorted((REPO / "datasets" / "problems" / "elementwise").glob("*.py")) if args.match in p.name]
     results: dict[str, Any] = {
         "environment": {"device": torch.cuda.get_device_name(), "target": default_target().name,
@@ -141,9 +156,9 @@ def main() -> int:
     for index, path in enumerate(paths):
         row: dict[str, Any] = {"problem": f"elementwise/{path.stem}"}
         try:
-            row["odd"] = check(load_problem(path, sizes=odd_sizes(path)), runtime, seed=11)
-            row["full"] = check(load_problem(path), runtime, seed=12)
-            row.update(timing(load_problem(path), runtime, flush, args.reps, not args.no_compile))
+            row["odd"] = check(path, odd_sizes(path), seed=11)
+            row["full"] = check(path, None, seed=12)
+            row.update(timing(path, flush, args.reps, not args.no_compile))
             t = row["times"]
             print(f"[{index + 1}/{len(paths)}] {path.stem}: ok={row['odd']['passed'] and row['full']['passed']} "
                   f"err={row['full']['error']:.2e} ours {t['ours']['median_ms']:.3f} ms, eager "
@@ -160,7 +175,7 @@ def main() -> int:
         results["sweep"] = {}
         for name in SWEEP_PROBLEMS:
             path = REPO / "datasets" / "problems" / "elementwise" / f"{name}.py"
-            results["sweep"][name] = sweep(path, runtime, flush, args.reps)
+            results["sweep"][name] = sweep(path, flush, args.reps)
             best = min(results["sweep"][name], key=lambda r: r["median_ms"])
             print(f"sweep {name}: best {best['median_ms']:.3f} ms with {best['schedule']}", flush=True)
     results["copy"]["after"] = copy_bandwidth("cuda", args.reps, flush, 2 * 2**30)
