@@ -12,7 +12,7 @@ from lark import Lark, Token, Transformer, v_args
 
 from ir.dtypes import DType
 from ir.errors import IRSyntaxError
-from ir.kernel import NON_FINITE, Attr, Instr, Kernel, Loc, Param, TensorType
+from ir.kernel import Attr, Instr, Kernel, Loc, Param, TensorType
 from ir.ops import OPS_BY_NAME
 from ir.typecheck import typecheck
 

@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     lower = commands.add_parser("lower", help="lower a problem's regions to PTX: DIR/manifest.json, NAME.ir, NAME.ptx")
     lower.add_argument("problem", help="a KernelBench-format problem file")
     lower.add_argument("--out", required=True, metavar="DIR")
-    lower.add_argument("--target", help="sm_80, sm_86, sm_89, sm_90a, sm_100a or sm_120 (default: this GPU's, else sm_90a)")
+    lower.add_argument("--target", help="sm_80, sm_86, sm_89, sm_90a, sm_100a or sm_120 "
+                       "(default: this GPU's, else sm_90a)")
     lower.add_argument("--size", action="append", default=[], metavar="NAME=VALUE")
     lower.add_argument("--shrink", type=int, metavar="N")
     lower.set_defaults(run=cmd_lower)

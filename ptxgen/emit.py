@@ -154,7 +154,7 @@ def emit_model_new(problem_path: Path, program: Program, kernels: dict[str, Lowe
         "# ---- the problem, as given " + "-" * 60,
         _without_future(problem_path.read_text()).strip("\n"),
         "",
-        *([f"# the sizes this module was lowered for"] + [f"{k} = {v}" for k, v in (sizes or {}).items()] + [""]
+        *(["# the sizes this module was lowered for"] + [f"{k} = {v}" for k, v in (sizes or {}).items()] + [""]
           if sizes else []),
         "# ---- the launcher (ptxgen/launcher.py) " + "-" * 48,
         launcher_source.strip("\n"),

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ir.dtypes import HALF_FLOATS, DType
-from ir.kernel import Instr, Kernel, TensorType
+from ir.kernel import NON_FINITE, Instr, Kernel, TensorType
 from ir.ops import ELEMENTWISE, MOVEMENT, REDUCTIONS, Op
 from ptxgen import mathlib
 from ptxgen.ptx import PtxWriter, f32_literal
@@ -138,12 +138,15 @@ class ElementwiseLowering:
 
     # -- indices and addresses ---------------------------------------------------------------
 
+    def _ix(self, op: str, *operands: str | int) -> str:
+        """An integer instruction in index width (`op.u32` or `op.u64`) on registers and immediates."""
+        return self.w.op(self.ikind, f"{op}.{self.itype} {{}}, " + ", ".join(str(o) for o in operands))
+
     def _coordinate(self, element: str, dim: int, cache: dict[int, str]) -> str:
         if dim not in cache:
             inner = math.prod(self.domain[dim + 1:])
-            quotient = element if inner == 1 else self.w.op(self.ikind, f"div.{self.itype} {{}}, {{}}, {inner}", element)
-            cache[dim] = (quotient if dim == 0 else
-                          self.w.op(self.ikind, f"rem.{self.itype} {{}}, {{}}, {self.domain[dim]}", quotient))
+            quotient = element if inner == 1 else self._ix("div", element, inner)
+            cache[dim] = quotient if dim == 0 else self._ix("rem", quotient, self.domain[dim])
         return cache[dim]
 
     def _offset(self, shape: tuple[int, ...], index: IndexMap, element: str, coords: dict[int, str]) -> str | None:
@@ -154,8 +157,8 @@ class ElementwiseLowering:
         terms = [(self._coordinate(element, d, coords), s) for d, s in zip(index, strides) if d is not None]
         offset = None
         for coordinate, stride in terms:
-            scaled = coordinate if stride == 1 else self.w.op(self.ikind, f"mul.lo.{self.itype} {{}}, {{}}, {stride}", coordinate)
-            offset = scaled if offset is None else self.w.op(self.ikind, f"add.{self.itype} {{}}, {{}}, {{}}", offset, scaled)
+            scaled = coordinate if stride == 1 else self._ix("mul.lo", coordinate, stride)
+            offset = scaled if offset is None else self._ix("add", offset, scaled)
         return offset
 
     def _address(self, base: str, offset: str | None, itemsize: int) -> str:
@@ -177,8 +180,8 @@ class ElementwiseLowering:
         contiguous = lanes == 1 or (index and index[-1] == len(self.domain) - 1)
         if not contiguous:  # the lanes step along a non-innermost dim of this tensor
             stride = math.prod(type_.shape[index.index(len(self.domain) - 1) + 1:])
-            return Lanes([self._load_scalar(type_.dtype, self._lane_address(address, k * stride, type_.dtype), ctx.guard)
-                          for k in range(lanes)])
+            addresses = [self._lane_address(address, k * stride, type_.dtype) for k in range(lanes)]
+            return Lanes([self._load_scalar(type_.dtype, a, ctx.guard) for a in addresses])
         return Lanes(self._load_vector(type_.dtype, address, lanes, ctx.guard))
 
     def _lane_address(self, address: str, elements: int, dtype: DType) -> str:
@@ -250,7 +253,8 @@ class ElementwiseLowering:
         missing = [d for d in range(len(self.domain)) if d not in index and self.domain[d] > 1]
         guard = ctx.guard
         for d in missing:
-            zero = self.w.op("pred", f"setp.eq.{self.itype} {{}}, {{}}, 0", self._coordinate(ctx.element, d, ctx.coords))
+            coordinate = self._coordinate(ctx.element, d, ctx.coords)
+            zero = self.w.op("pred", f"setp.eq.{self.itype} {{}}, {{}}, 0", coordinate)
             guard = zero if guard is None else self.w.op("pred", "and.pred {}, {}, {}", guard, zero)
         return guard
 
@@ -319,12 +323,14 @@ class ElementwiseLowering:
     def _thread_index(self) -> tuple[str, str]:
         """(this thread's global index, the number of threads in the grid), in index width."""
         w = self.w
-        tid, ntid, ctaid, nctaid = (w.op("b32", f"mov.u32 {{}}, %{s}") for s in ("tid.x", "ntid.x", "ctaid.x", "nctaid.x"))
+        specials = ("tid.x", "ntid.x", "ctaid.x", "nctaid.x")
+        tid, ntid, ctaid, nctaid = (w.op("b32", f"mov.u32 {{}}, %{s}") for s in specials)
         if self.wide:
             base = w.op("b64", "mul.wide.u32 {}, {}, {}", ctaid, ntid)
             index = w.op("b64", "add.u64 {}, {}, {}", base, w.op("b64", "cvt.u64.u32 {}, {}", tid))
             return index, w.op("b64", "mul.wide.u32 {}, {}, {}", nctaid, ntid)
-        return w.op("b32", "mad.lo.u32 {}, {}, {}, {}", ctaid, ntid, tid), w.op("b32", "mul.lo.u32 {}, {}, {}", nctaid, ntid)
+        index = w.op("b32", "mad.lo.u32 {}, {}, {}, {}", ctaid, ntid, tid)
+        return index, w.op("b32", "mul.lo.u32 {}, {}, {}", nctaid, ntid)
 
     def launch(self) -> LaunchConfig:
         vectors = self.numel // self.vector
@@ -338,17 +344,17 @@ class ElementwiseLowering:
         self._prologue()
         thread, threads = self._thread_index()
         vectors = self.numel // self.vector
-        vector_index = w.op(self.ikind, f"mov.{self.itype} {{}}, {{}}", thread)
+        vector_index = self._ix("mov", thread)
         loop, done = w.label("loop"), w.label("done")
         w.place(loop)
         exit_now = w.op("pred", f"setp.ge.{self.itype} {{}}, {{}}, {vectors}", vector_index)
         w.emit(f"bra {done}", exit_now)
         for step in range(self.schedule.unroll):
-            current = vector_index if step == 0 else w.op(self.ikind, f"mad.lo.{self.itype} {{}}, {{}}, {step}, {{}}", threads, vector_index)
+            current = vector_index if step == 0 else self._ix("mad.lo", threads, step, vector_index)
             guard = None if step == 0 else w.op("pred", f"setp.lt.{self.itype} {{}}, {{}}, {vectors}", current)
-            element = current if self.vector == 1 else w.op(self.ikind, f"mul.lo.{self.itype} {{}}, {{}}, {self.vector}", current)
+            element = current if self.vector == 1 else self._ix("mul.lo", current, self.vector)
             self._body(element, self.vector, guard)
-        stride = threads if self.schedule.unroll == 1 else w.op(self.ikind, f"mul.lo.{self.itype} {{}}, {{}}, {self.schedule.unroll}", threads)
+        stride = threads if self.schedule.unroll == 1 else self._ix("mul.lo", threads, self.schedule.unroll)
         w.emit(f"add.{self.itype} {vector_index}, {vector_index}, {stride}")
         if self.schedule.ctas_per_sm:
             w.emit(f"bra.uni {loop}")
@@ -361,7 +367,7 @@ class ElementwiseLowering:
         """Elements past the last whole vector (fewer than V): one each, by the first threads."""
         if first == self.numel:
             return
-        element = self.w.op(self.ikind, f"add.{self.itype} {{}}, {{}}, {first}", thread)
+        element = self._ix("add", thread, first)
         inside = self.w.op("pred", f"setp.lt.{self.itype} {{}}, {{}}, {self.numel}", element)
         self._body(element, 1, inside)
 
@@ -371,7 +377,7 @@ class ElementwiseLowering:
         header = [f".version {self.target.ptx_isa}", f".target {self.target.name}", ".address_size 64", "",
                   f"// {self.kernel.name}: domain {list(self.domain)}, {self.vector} element(s) per vector;"
                   f" parameters {names}",
-                  f".visible .entry {self.kernel.name}(", params, f")", f".maxntid {self.schedule.block_size}, 1, 1",
+                  f".visible .entry {self.kernel.name}(", params, ")", f".maxntid {self.schedule.block_size}, 1, 1",
                   "{"]
         return "\n".join(header + self.w.declarations() + self.w.lines + ["}", ""])
 
@@ -481,16 +487,12 @@ def _sign(L: ElementwiseLowering, instr: Instr, args: list[str]) -> str:
 
 def _const(L: ElementwiseLowering, instr: Instr, args: list[str]) -> str:
     dtype, value = L.types[instr.result].dtype, instr.attr("value")
-    number = mathlib_value(value)
+    number = NON_FINITE[value] if isinstance(value, str) else float(value)  # type: ignore[arg-type]
     if dtype.is_float:
         return L.w.const_f32(number)
     if dtype == DType.BOOL:
-        return L.w.op("pred", "setp.ne.u32 {}, %d, 0" % int(bool(number)), )
+        return L.w.op("pred", f"setp.ne.u32 {{}}, {int(bool(number))}, 0")
     return L.w.op(REGISTER_KIND[dtype], f"mov.{INT_TYPE[dtype]} {{}}, {int(number)}")
-
-
-def mathlib_value(value: object) -> float:
-    return {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}.get(value, value)  # type: ignore[arg-type, return-value]
 
 
 def _where(L: ElementwiseLowering, instr: Instr, args: list[str]) -> str:

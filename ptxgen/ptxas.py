@@ -9,6 +9,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ptxgen.launcher import with_context
+
 
 class PtxasError(RuntimeError):
     """ptxas rejected the PTX; the message carries its log and the offending line."""
@@ -40,18 +42,6 @@ def ptxas_path() -> str | None:
     return shutil.which("ptxas")
 
 
-def _with_context(log: str, ptx: str) -> str:
-    """The log, with each line it names from the PTX quoted beneath it."""
-    lines = ptx.splitlines()
-    out = []
-    for entry in log.strip().splitlines():
-        out.append(entry)
-        found = re.search(r"line (\d+)", entry)
-        if found and 0 < int(found.group(1)) <= len(lines):
-            out.append(f"    {int(found.group(1))}: {lines[int(found.group(1)) - 1].strip()}")
-    return "\n".join(out)
-
-
 def parse_report(log: str) -> Resources:
     values = {k: int(m.group(1)) if (m := re.search(p, log)) else 0 for k, p in REPORT.items()}
     return Resources(**values)
@@ -69,5 +59,5 @@ def assemble(ptx: str, arch: str, timeout: float = 120.0) -> tuple[bytes, Resour
                              capture_output=True, text=True, timeout=timeout)
         log = run.stdout + run.stderr
         if run.returncode != 0:
-            raise PtxasError(f"ptxas -arch={arch} rejected the PTX:\n{_with_context(log, ptx)}")
+            raise PtxasError(f"ptxas -arch={arch} rejected the PTX:\n{with_context(log, ptx)}")
         return cubin.read_bytes(), parse_report(log)

@@ -40,7 +40,8 @@ def test_lower_names_what_it_cannot_lower(tmp_path: Path) -> None:
 
 
 def test_lower_rejects_an_unknown_target(tmp_path: Path) -> None:
-    result = run_cli("lower", str(PROBLEMS / "elementwise" / "relu_f32.py"), "--out", str(tmp_path), "--target", "sm_70")
+    problem = PROBLEMS / "elementwise" / "relu_f32.py"
+    result = run_cli("lower", str(problem), "--out", str(tmp_path), "--target", "sm_70")
     assert result.returncode == 2
     assert "unknown target 'sm_70'; known targets: sm_80" in result.stderr
     assert "Traceback" not in result.stderr

@@ -51,7 +51,8 @@ BAD_PROBLEMS = [
     (GOOD + "\nraise ValueError('broken at import')\n", "importing failed: ValueError: broken at import"),
     (GOOD.replace("def forward(self, x):\n        return",
                   "def __init__(self):\n        super().__init__()\n        raise RuntimeError('bad init')\n\n"
-                  "    def forward(self, x):\n        return"), "Model(*get_init_inputs()) failed: RuntimeError: bad init"),
+                  "    def forward(self, x):\n        return"),
+     "Model(*get_init_inputs()) failed: RuntimeError: bad init"),
 ]
 
 

@@ -30,7 +30,8 @@ def _emit(draw: st.DrawFn, b: Builder, values: list[str]) -> None:
         values.append(b.emit(draw(st.sampled_from(BINARY)), x, pick()))
     elif kind == "reduce":
         op = draw(st.sampled_from([Op.SUM, Op.MEAN, Op.AMAX, Op.AMIN, Op.ARGMAX, Op.ARGMIN]))
-        axes = draw(st.lists(st.integers(-len(shape), len(shape) - 1), max_size=len(shape), unique=True)) if shape else []
+        axis = st.integers(-len(shape), len(shape) - 1)
+        axes = draw(st.lists(axis, max_size=len(shape), unique=True)) if shape else []
         values.append(b.emit(op, x, axes=tuple(axes), keepdim=draw(st.booleans())))
     elif kind == "cast":
         values.append(b.cast(x, draw(st.sampled_from(list(DType)))))

@@ -47,7 +47,8 @@ def render(results: dict[str, Any]) -> str:
         f"{copy['after']['gb_per_s']:,.0f} GB/s after.",
         "- Each time: CUDA events around one forward call, L2 flushed (512 MiB written) before each, "
         f"{problems[0]['eager']['reps'] if problems else 0} runs after 3 warm-up runs; median and quartiles.",
-        "- \"inputs + outputs / time\" counts each input and parameter read once and each output written once: the fewest bytes "
+        "- \"inputs + outputs / time\" counts each input and parameter read once and each output written once: "
+        "the fewest bytes "
         "any implementation moves. Its ratio to the copy bandwidth is how close eager comes to the memory-bound "
         "floor (not shown for GEMM/conv chains).",
         f"- {in_window} of {len(main)} problems outside the row-length sweep take 1-15 ms in eager.",
