@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from ir.dtypes import HALF_FLOATS, DType
 from ir.kernel import NON_FINITE, Instr, Kernel, TensorType
 from ir.ops import ELEMENTWISE, MOVEMENT, REDUCTIONS, Op
+from ir.typecheck import broadcast_shapes
 from ptxgen import mathlib
 from ptxgen.ptx import PtxWriter, f32_literal
 from ptxgen.schedule import ElementwiseSchedule, ScheduleError
@@ -74,11 +75,18 @@ LIBRARY = {Op.EXP: "exp", Op.LOG: "log", Op.LOG1P: "log1p", Op.EXPM1: "expm1", O
 
 
 def iteration_domain(kernel: Kernel) -> tuple[int, ...]:
-    """The broadcast of every value's shape: the elements the kernel iterates over."""
-    shapes = [p.type.shape for p in kernel.inputs] + [i.type.shape for i in kernel.body if i.type]
-    rank = max((len(s) for s in shapes), default=0)
-    return tuple(max((s[d - rank + len(s)] for s in shapes if d - rank + len(s) >= 0), default=1)
-                 for d in range(rank))
+    """The elements the kernel iterates over: the shape of the values it reduces, or, with no
+    reduction, the broadcast of its outputs' shapes. Every other value is reached from these
+    through index maps, so values whose dims a reshape moves (an unsqueeze, a view of a
+    parameter) do not widen the domain, and reduced outputs are not mistaken for rows."""
+    types = kernel.types()
+    shapes = [types[i.args[0]].shape for i in kernel.body if i.op in REDUCTIONS]
+    shapes = shapes or [p.type.shape for p in kernel.outputs]
+    domain = broadcast_shapes(*shapes)
+    if domain is None:
+        raise LoweringError(f"kernel {kernel.name}: its outputs and reduced values do not broadcast to one "
+                            f"domain: {sorted(set(shapes))}")
+    return domain
 
 
 def _aligned_map(shape: tuple[int, ...], outer: IndexMap, outer_shape: tuple[int, ...]) -> IndexMap:
@@ -590,15 +598,16 @@ ELEMENT_RULES = {
 
 def lower(kernel: Kernel, schedule: ElementwiseSchedule, target: Target) -> LoweredKernel:
     """PTX for `kernel` under `schedule` on `target`."""
-    if any(i.op in REDUCTIONS for i in kernel.body):
-        raise LoweringError(f"kernel {kernel.name} has a reduction: reductions are not lowered yet")
-    unknown = sorted({str(i.op) for i in kernel.body if i.op not in ELEMENTWISE | MOVEMENT})
+    from ptxgen.reduce import RowReductionLowering
+
+    unknown = sorted({str(i.op) for i in kernel.body if i.op not in ELEMENTWISE | MOVEMENT | REDUCTIONS})
     if unknown:
         raise LoweringError(f"kernel {kernel.name}: {', '.join(unknown)} cannot be lowered here")
     if not schedule.fits(target):
         raise ScheduleError(f"block of {schedule.block_size} threads exceeds {target.name}'s "
                             f"{target.max_threads_per_block}")
-    lowering = ElementwiseLowering(kernel, schedule, target)
+    reduces = any(i.op in REDUCTIONS for i in kernel.body)
+    lowering = (RowReductionLowering if reduces else ElementwiseLowering)(kernel, schedule, target)
     ptx = lowering.render()
     return LoweredKernel(kernel.name, ptx, lowering.launch(), target.name, schedule, tuple(lowering.params))
 
@@ -615,6 +624,10 @@ def default_schedule(kernel: Kernel, target: Target) -> ElementwiseSchedule:
     reads or writes is bf16/f16 (their rounding is far coarser than the approximations' error)."""
     floats = {p.type.dtype for p in kernel.inputs + kernel.outputs if p.type.dtype.is_float}
     approx = bool(floats) and floats <= HALF_FLOATS
+    if any(i.op in REDUCTIONS for i in kernel.body):
+        from ptxgen.reduce import default_row_schedule
+
+        return default_row_schedule(kernel, target, approx)
     for vector_bytes in (16, 8, 4, 2):
         schedule = ElementwiseSchedule(vector_bytes=vector_bytes, approx_math=approx)
         try:

@@ -25,7 +25,7 @@ class ElementwiseSchedule:
 
     vector_bytes: int = 16
     block_size: int = 256
-    ctas_per_sm: int = 0  # one pass over the data: measured fastest on H100 (papers/ptx_elementwise)
+    ctas_per_sm: int = 0  # one pass over the data: measured fastest on H100 (papers/ptx_suite)
     unroll: int = 2
     approx_math: bool = False  # ex2/lg2/tanh.approx instead of the accurate math library
     fp32_intermediates: bool = False  # bf16/f16 kernels: keep float32 between ops (round at stores)

@@ -24,4 +24,4 @@ def test_tables_regenerate_from_results(folder: Path) -> None:
 
 
 def test_every_paper_folder_is_generated() -> None:
-    assert {p.name for p in PAPERS} >= {"suite_eager", "ptx_elementwise"}
+    assert {p.name for p in PAPERS} >= {"suite_eager", "ptx_suite"}

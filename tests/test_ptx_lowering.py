@@ -88,12 +88,6 @@ def test_outputs_smaller_than_the_domain_are_written_once() -> None:
     assert "setp.eq.u32" in ptx  # the store of %s is guarded by column == 0
 
 
-def test_reductions_are_refused_with_a_reason() -> None:
-    kernel = parse("kernel k(%x: f32[4, 8]) -> (%y: f32[4]) {\n  %y = sum(%x, axes=[1])\n  return %y\n}")
-    with pytest.raises(LoweringError, match="reductions are not lowered yet"):
-        lower(kernel, ElementwiseSchedule(), TARGETS["sm_90a"])
-
-
 def test_approximate_only_ops_need_approx_math() -> None:
     kernel = parse("kernel k(%x: f32[64]) -> (%y: f32[64]) {\n  %y = sin(%x)\n  return %y\n}")
     with pytest.raises(LoweringError, match="only an approximate form"):

@@ -1,9 +1,10 @@
-"""On the GPU: every suite problem whose regions are all elementwise, lowered to PTX at default
-schedules and emitted as a drop-in ModelNew (model_new.py). Checks each ModelNew against Model in
-float64 (fresh inputs, odd reduced shapes and the default shapes) and times it beside eager
-PyTorch and torch.compile, with the copy bandwidth measured in the same run. Writes results.json.
+"""On the GPU: every suite problem whose regions all lower, lowered to PTX at default schedules and
+emitted as a drop-in ModelNew (model_new.py). Checks each ModelNew against Model in float64 (fresh
+inputs, odd reduced shapes and the default shapes) and times it beside eager PyTorch and
+torch.compile, with the copy bandwidth measured in the same run. Problems with a region that does
+not lower yet are listed with the reason. Writes results.json after every problem.
 
-    python papers/ptx_elementwise/run.py --out DIR [--match NAME] [--no-compile]
+    python papers/ptx_suite/run.py --out DIR [--match PATH_PART] [--no-compile] [--sweep]
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ sys.path.insert(0, str(REPO))
 from ir.frontend import capture, load_problem  # noqa: E402
 from ir.frontend.problem import Problem  # noqa: E402
 from ptxgen.emit import emit_model_new, load_model_new  # noqa: E402
-from ptxgen.lower import default_schedule, lower_all  # noqa: E402
-from ptxgen.schedule import ElementwiseSchedule  # noqa: E402
+from ptxgen.lower import LoweringError, default_schedule, lower_all  # noqa: E402
+from ptxgen.schedule import ElementwiseSchedule, ScheduleError  # noqa: E402
 from ptxgen.targets import default_target  # noqa: E402
 from verify.timing import copy_bandwidth, flush_buffer, summary, time_ms  # noqa: E402
 
@@ -147,20 +148,29 @@ def main() -> int:
     parser.add_argument("--sweep", action="store_true", help="also time schedule variants of a few problems")
     args = parser.parse_args()
     flush = flush_buffer("cuda")
-    paths = [p for p in sorted((REPO / "datasets" / "problems" / "elementwise").glob("*.py")) if args.match in p.name]
+    problems = REPO / "datasets" / "problems"
+    paths = [p for p in sorted(problems.rglob("*.py")) if args.match in str(p.relative_to(problems))]
     results: dict[str, Any] = {
         "environment": {"device": torch.cuda.get_device_name(), "target": default_target().name,
                         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                         "torch": torch.__version__, "cuda": torch.version.cuda},
         "copy": copy_bandwidth("cuda", args.reps, flush, 2 * 2**30), "problems": []}
     for index, path in enumerate(paths):
-        row: dict[str, Any] = {"problem": f"elementwise/{path.stem}"}
+        row: dict[str, Any] = {"problem": str(path.relative_to(problems).with_suffix(""))}
+        try:
+            program = capture(load_problem(path, sizes=odd_sizes(path)))
+            lower_all([r.kernel for r in program.regions], default_target())
+        except (LoweringError, ScheduleError) as err:
+            row["not_lowered"] = str(err)
+            results["problems"].append(row)
+            print(f"[{index + 1}/{len(paths)}] {row['problem']}: not lowered: {err}", flush=True)
+            continue
         try:
             row["odd"] = check(path, odd_sizes(path), seed=11)
             row["full"] = check(path, None, seed=12)
             row.update(timing(path, flush, args.reps, not args.no_compile))
             t = row["times"]
-            print(f"[{index + 1}/{len(paths)}] {path.stem}: ok={row['odd']['passed'] and row['full']['passed']} "
+            print(f"[{index + 1}/{len(paths)}] {row['problem']}: ok={row['odd']['passed'] and row['full']['passed']} "
                   f"err={row['full']['error']:.2e} ours {t['ours']['median_ms']:.3f} ms, eager "
                   f"{t['eager']['median_ms']:.3f}" + (f", compile {t['torch.compile']['median_ms']:.3f}"
                                                       if "torch.compile" in t else ""), flush=True)
