@@ -314,7 +314,7 @@ class ElementwiseLowering:
         for k, name in enumerate(self.params):
             generic = self.w.op("b64", "ld.param.u64 {}, [%s]" % self._param_name(k))
             self.base[name] = self.w.op("b64", "cvta.to.global.u64 {}, {}", generic)
-        ctx = Body(self, element="", lanes=1, guard=None)
+        ctx = Body(element="", lanes=1, guard=None)
         for instr in self.kernel.body:  # values that are the same for every element
             if instr.op == Op.CONST:
                 self.uniform[(instr.result, ())] = self.value(instr.result, (), ctx)
@@ -323,7 +323,7 @@ class ElementwiseLowering:
         return f"{self.kernel.name}_param_{k}"
 
     def _body(self, element: str, lanes: int, guard: str | None) -> None:
-        ctx = Body(self, element, lanes, guard)
+        ctx = Body(element, lanes, guard)
         for param, value in zip(self.kernel.outputs, self.kernel.returns):
             index = _aligned_map(param.type.shape, self._identity(), self.domain)
             self._store(param.type, self.base[param.name], self.value(value, index, ctx), index, ctx)
@@ -394,7 +394,6 @@ class ElementwiseLowering:
 class Body:
     """One emitted copy of the per-element code: its element index, lanes, guard and caches."""
 
-    lowering: ElementwiseLowering
     element: str
     lanes: int
     guard: str | None

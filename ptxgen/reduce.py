@@ -1,5 +1,8 @@
 """Lowering kernels that reduce along their trailing (contiguous) axes: one CTA per row.
 
+The schedule's knobs read here: vector_bytes, block_size (threads per row), ctas_per_sm (0: one
+CTA per row; else a grid-stride loop over rows), approx_math and fp32_intermediates.
+
 Each reduction is a phase: the CTA's threads walk the row in vectors, accumulate, and combine
 across the block (warp shuffles, then shared memory and barriers); the result is a per-row value
 for the phases after it. A last phase computes and stores the outputs. Values are re-read from
@@ -78,7 +81,8 @@ class RowReductionLowering(ElementwiseLowering):
     # -- the kernel ----------------------------------------------------------------------------
 
     def launch(self) -> LaunchConfig:
-        grid = self.rows if not self.schedule.ctas_per_sm else min(self.rows, self.target.sm_count * self.schedule.ctas_per_sm)
+        per_sm = self.schedule.ctas_per_sm
+        grid = min(self.rows, self.target.sm_count * per_sm) if per_sm else self.rows
         return LaunchConfig((grid, 1, 1), (self.schedule.block_size, 1, 1))
 
     def render(self) -> str:
@@ -114,11 +118,10 @@ class RowReductionLowering(ElementwiseLowering):
         w.place(loop)
         w.emit(f"bra {end}", w.op("pred", f"setp.ge.{self.itype} {{}}, {{}}, {self.row_length}", column))
         element = self._ix("add", self.row_base, column)
-        body(Body(self, element, self.vector, None))
+        body(Body(element, self.vector, None))
         w.emit(f"add.{self.itype} {column}, {column}, {self.schedule.block_size * self.vector}")
         w.emit(f"bra {loop}")
         w.place(end)
-        self.column = column
 
     def _widen_index(self, reg32: str) -> str:
         return self.w.op("b64", "cvt.u64.u32 {}, {}", reg32) if self.wide else reg32
