@@ -266,8 +266,6 @@ class PtxMath:
 class NumpyMath:
     """The same primitives in numpy float32 (fma through float64, ex2.approx as exact 2**x)."""
 
-    f32 = np.float32
-
     def const(self, value: float) -> np.ndarray:
         return np.float32(value)
 

@@ -171,6 +171,7 @@ class Partition:
 
     def __init__(self, infos: list[NodeInfo]) -> None:
         self.infos = {i.node: i for i in infos}
+        self.position = {i.node: k for k, i in enumerate(infos)}
         self.group_of: dict[torch.fx.Node, Group] = {}
         self.groups: list[Group] = []
         for info in infos:
@@ -210,7 +211,7 @@ class Partition:
             self.group_of[member.node] = group
 
     def _order(self, info: NodeInfo) -> int:
-        return list(self.infos).index(info.node)
+        return self.position[info.node]
 
     def _edges(self, assign: dict[torch.fx.Node, Any]) -> dict[Any, set[Any]]:
         edges: dict[Any, set[Any]] = {}

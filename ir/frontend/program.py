@@ -83,6 +83,13 @@ class Program:
         return tuple(s for s in self.steps if isinstance(s, Glue))
 
 
+def flatten_tensors(value: Any) -> list[torch.Tensor]:
+    """The tensors in a (possibly nested) tuple or list of outputs, in order."""
+    if isinstance(value, (tuple, list)):
+        return [t for item in value for t in flatten_tensors(item)]
+    return [value] if isinstance(value, torch.Tensor) else []
+
+
 def _to_numpy(value: torch.Tensor) -> np.ndarray:
     value = value.detach().cpu()
     return (value.float() if value.dtype in (torch.bfloat16,) else value).numpy()

@@ -25,6 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from ir.frontend import capture, load_problem  # noqa: E402
 from ir.frontend.problem import Problem  # noqa: E402
+from ir.frontend.program import flatten_tensors  # noqa: E402
 from ptxgen.emit import emit_model_new, load_model_new  # noqa: E402
 from ptxgen.lower import LoweringError, default_schedule, lower_all  # noqa: E402
 from ptxgen.schedule import ElementwiseSchedule, ScheduleError  # noqa: E402
@@ -34,11 +35,6 @@ from verify.timing import copy_bandwidth, flush_buffer, summary, time_ms  # noqa
 TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 1.6e-2, torch.float16: 2e-3}
 ODD_SIZES = (37, 1003, 5)  # given to the problem's size constants in turn: tails and broadcasts
 
-
-def _flatten(value: Any) -> list[torch.Tensor]:
-    if isinstance(value, (tuple, list)):
-        return [v for item in value for v in _flatten(item)]
-    return [value] if isinstance(value, torch.Tensor) else []
 
 
 def max_error(got: torch.Tensor, want: torch.Tensor) -> float:
@@ -71,9 +67,9 @@ def check(path: Path, sizes: dict[str, int] | None, seed: int) -> dict[str, Any]
     with torch.device("cuda"):
         inputs = problem.inputs(seed)
     with torch.no_grad():
-        ours = _flatten(new(*inputs))
-        eager = _flatten(model(*inputs))
-        reference = _flatten(copy.deepcopy(model).double()(*[x.double() if x.is_floating_point() else x
+        ours = flatten_tensors(new(*inputs))
+        eager = flatten_tensors(model(*inputs))
+        reference = flatten_tensors(copy.deepcopy(model).double()(*[x.double() if x.is_floating_point() else x
                                                               for x in inputs]))
     dtype = next(t.dtype for t in inputs if t.is_floating_point())
     errors = [max_error(o, r) for o, r in zip(ours, reference)]
@@ -100,12 +96,12 @@ def timing(path: Path, flush: torch.Tensor, reps: int, with_compile: bool) -> di
         fast = torch.compile(model)
         candidates["torch.compile"] = lambda: fast(*inputs)
     with torch.no_grad():
-        outputs = _flatten(model(*inputs))
+        outputs = flatten_tensors(model(*inputs))
         for name, fn in candidates.items():  # interleaved: each timed in turn, twice
             rows[name] = time_ms(fn, "cuda", reps, flush)
         for name, fn in candidates.items():
             rows[name] += time_ms(fn, "cuda", reps, flush)
-    tensors = _flatten(inputs) + outputs + list(model.parameters())
+    tensors = flatten_tensors(inputs) + outputs + list(model.parameters())
     io_bytes = sum(t.numel() * t.element_size() for t in tensors)
     result = {name: summary(times) for name, times in rows.items()}
     for stats in result.values():
@@ -158,15 +154,13 @@ def main() -> int:
     for index, path in enumerate(paths):
         row: dict[str, Any] = {"problem": str(path.relative_to(problems).with_suffix(""))}
         try:
-            program = capture(load_problem(path, sizes=odd_sizes(path)))
-            lower_all([r.kernel for r in program.regions], default_target())
+            row["odd"] = check(path, odd_sizes(path), seed=11)
         except (LoweringError, ScheduleError) as err:
             row["not_lowered"] = str(err)
             results["problems"].append(row)
             print(f"[{index + 1}/{len(paths)}] {row['problem']}: not lowered: {err}", flush=True)
             continue
         try:
-            row["odd"] = check(path, odd_sizes(path), seed=11)
             row["full"] = check(path, None, seed=12)
             row.update(timing(path, flush, args.reps, not args.no_compile))
             t = row["times"]

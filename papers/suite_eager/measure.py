@@ -22,15 +22,11 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from ir.frontend.problem import load_problem  # noqa: E402
+from ir.frontend.program import flatten_tensors  # noqa: E402
 from verify.timing import copy_bandwidth, flush_buffer, summary, time_ms  # noqa: E402
 
 COPY_BYTES = 2 * 2**30
 
-
-def _flatten(value: Any) -> list[torch.Tensor]:
-    if isinstance(value, (tuple, list)):
-        return [v for item in value for v in _flatten(item)]
-    return [value] if isinstance(value, torch.Tensor) else []
 
 
 def measure_problem(path: Path, device: str, reps: int, flush: torch.Tensor, shrink: int | None) -> dict[str, Any]:
@@ -38,13 +34,13 @@ def measure_problem(path: Path, device: str, reps: int, flush: torch.Tensor, shr
     with torch.device(device):
         model, inputs = problem.model(), problem.inputs()
     with torch.no_grad():
-        outputs = _flatten(model(*inputs))
+        outputs = flatten_tensors(model(*inputs))
         stats = summary(time_ms(lambda: model(*inputs), device, reps, flush))
-    tensors = _flatten(inputs) + outputs + list(model.parameters()) + list(model.buffers())
+    tensors = flatten_tensors(inputs) + outputs + list(model.parameters()) + list(model.buffers())
     io_bytes = sum(t.numel() * t.element_size() for t in tensors)
     return {"problem": str(path.relative_to(REPO / "datasets" / "problems").with_suffix("")),
             "sizes": problem.size_constants(), "io_bytes": io_bytes,
-            "dtype": str(next(t.dtype for t in _flatten(inputs) if t.is_floating_point())).replace("torch.", ""),
+            "dtype": str(next(t.dtype for t in flatten_tensors(inputs) if t.is_floating_point())).replace("torch.", ""),
             "eager": stats}
 
 
