@@ -12,8 +12,17 @@ from ir.dtypes import FLOATS, NUMERIC, DType
 from ir.errors import IRTypeError
 from ir.kernel import NON_FINITE, Attr, Instr, Kernel, Param, TensorType
 from ir.ops import (
-    ARITHMETIC, ARITY, ATTRIBUTES, COMPARISONS, FLOAT_BINARY, FLOAT_UNARY, INDEX_REDUCTIONS,
-    LOGIC, NUMERIC_UNARY, PREDICATES, Op,
+    ARITHMETIC,
+    ARITY,
+    ATTRIBUTES,
+    COMPARISONS,
+    FLOAT_BINARY,
+    FLOAT_UNARY,
+    INDEX_REDUCTIONS,
+    LOGIC,
+    NUMERIC_UNARY,
+    PREDICATES,
+    Op,
 )
 
 ATTRIBUTE_DEFAULTS: dict[str, Attr] = {"keepdim": False}

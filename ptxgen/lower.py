@@ -18,7 +18,7 @@ from ir.ops import ELEMENTWISE, MOVEMENT, REDUCTIONS, Op
 from ir.typecheck import broadcast_shapes
 from ptxgen import mathlib
 from ptxgen.ptx import PtxWriter, f32_literal
-from ptxgen.schedule import ElementwiseSchedule, ScheduleError
+from ptxgen.schedule import ElementwiseSchedule, Schedule, ScheduleError
 from ptxgen.targets import Target
 
 # For each dim of a value: the domain dim that indexes it, or None (a size-1 dim: index 0).
@@ -34,6 +34,7 @@ class LaunchConfig:
     grid: tuple[int, int, int]
     block: tuple[int, int, int]
     shared_bytes: int = 0
+    cluster: tuple[int, int, int] = (1, 1, 1)  # CTAs per thread-block cluster (fixed in the PTX)
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class LoweredKernel:
     ptx: str
     launch: LaunchConfig
     target: str
-    schedule: ElementwiseSchedule
+    schedule: Schedule
     params: tuple[str, ...] = field(default=())
 
 
@@ -112,7 +113,7 @@ class Lanes:
 
 
 class ElementwiseLowering:
-    def __init__(self, kernel: Kernel, schedule: ElementwiseSchedule, target: Target) -> None:
+    def __init__(self, kernel: Kernel, schedule: Schedule, target: Target) -> None:
         self.kernel, self.schedule, self.target = kernel, schedule, target
         self.domain = iteration_domain(kernel)
         self.numel = math.prod(self.domain)
@@ -379,14 +380,16 @@ class ElementwiseLowering:
         inside = self.w.op("pred", f"setp.lt.{self.itype} {{}}, {{}}, {self.numel}", element)
         self._body(element, 1, inside)
 
+    def _directives(self) -> list[str]:
+        return [f".maxntid {self.schedule.block_size}, 1, 1"]
+
     def _module(self) -> str:
         params = ",\n".join(f"\t.param .u64 {self._param_name(k)}" for k in range(len(self.params)))
         names = ", ".join(self.params)
         header = [f".version {self.target.ptx_isa}", f".target {self.target.name}", ".address_size 64", "",
                   f"// {self.kernel.name}: domain {list(self.domain)}, {self.vector} element(s) per vector;"
                   f" parameters {names}",
-                  f".visible .entry {self.kernel.name}(", params, ")", f".maxntid {self.schedule.block_size}, 1, 1",
-                  "{"]
+                  f".visible .entry {self.kernel.name}(", params, ")", *self._directives(), "{"]
         return "\n".join(header + self.w.declarations() + self.w.lines + ["}", ""])
 
 
@@ -399,6 +402,7 @@ class Body:
     guard: str | None
     cache: dict[tuple[str, IndexMap], Lanes] = field(default_factory=dict)
     coords: dict[int, str] = field(default_factory=dict)
+    position: str | None = None  # reductions: lane 0's position along the reduced extent (32 bits)
 
 
 # -- per-element rules: (op, register kind of the first operand) -> emitter ---------------------
@@ -595,38 +599,89 @@ ELEMENT_RULES = {
 }
 
 
-def lower(kernel: Kernel, schedule: ElementwiseSchedule, target: Target) -> LoweredKernel:
-    """PTX for `kernel` under `schedule` on `target`."""
-    from ptxgen.reduce import RowReductionLowering
+def _lowerings() -> dict[object, tuple[type, type]]:
+    """Each reduction layout (None: no reduction) -> (schedule class, lowering class)."""
+    from ptxgen.columns import ColumnReductionLowering
+    from ptxgen.reduce import Layout
+    from ptxgen.rows import RowReductionLowering
+    from ptxgen.scalar import ScalarReductionLowering
+    from ptxgen.schedule import ColumnSchedule, RowSchedule, ScalarSchedule
+
+    return {None: (ElementwiseSchedule, ElementwiseLowering), Layout.ROW: (RowSchedule, RowReductionLowering),
+            Layout.COLUMN: (ColumnSchedule, ColumnReductionLowering),
+            Layout.SCALAR: (ScalarSchedule, ScalarReductionLowering)}
+
+
+def lowering_for(kernel: Kernel, schedule: Schedule, target: Target) -> ElementwiseLowering:
+    """The lowering of `kernel` under `schedule`: the schedule's kind must match the kernel's."""
+    from ptxgen.reduce import reduction_shape
 
     unknown = sorted({str(i.op) for i in kernel.body if i.op not in ELEMENTWISE | MOVEMENT | REDUCTIONS})
     if unknown:
         raise LoweringError(f"kernel {kernel.name}: {', '.join(unknown)} cannot be lowered here")
     if not schedule.fits(target):
-        raise ScheduleError(f"block of {schedule.block_size} threads exceeds {target.name}'s "
-                            f"{target.max_threads_per_block}")
-    reduces = any(i.op in REDUCTIONS for i in kernel.body)
-    lowering = (RowReductionLowering if reduces else ElementwiseLowering)(kernel, schedule, target)
+        raise ScheduleError(f"{schedule} does not fit {target.name} (threads per block at most "
+                            f"{target.max_threads_per_block}, per SM {target.max_threads_per_sm}, cluster at most "
+                            f"{target.max_cluster_size})")
+    shape = reduction_shape(kernel)
+    layout = shape.layout if shape else None
+    schedule_class, lowering_class = _lowerings()[layout]
+    if not isinstance(schedule, schedule_class):
+        what = f"a {layout.value} reduction" if layout else "elementwise"
+        raise ScheduleError(f"kernel {kernel.name} is {what}: it takes a {schedule_class.__name__}, "
+                            f"not a {type(schedule).__name__}")
+    return lowering_class(kernel, schedule, target)  # type: ignore[no-any-return]
+
+
+def schedule_space(kernel: Kernel, target: Target) -> list[Schedule]:
+    """Every schedule of the kernel's kind that fits the target and that the kernel's shapes allow
+    (vector widths that divide its innermost size, clusters its rows can fill, ...): what search
+    enumerates."""
+    from ptxgen.reduce import Layout, reduction_shape
+    from ptxgen.schedule import column_space, elementwise_space, row_space, scalar_space
+
+    shape = reduction_shape(kernel)
+    spaces = {None: elementwise_space, Layout.ROW: row_space, Layout.COLUMN: column_space,
+              Layout.SCALAR: scalar_space}
+    valid = []
+    for schedule in spaces[shape.layout if shape else None](target):
+        try:
+            lowering_for(kernel, schedule, target)
+        except ScheduleError:
+            continue
+        valid.append(schedule)
+    return valid
+
+
+def lower(kernel: Kernel, schedule: Schedule, target: Target) -> LoweredKernel:
+    """PTX for `kernel` under `schedule` on `target`."""
+    lowering = lowering_for(kernel, schedule, target)
     ptx = lowering.render()
     return LoweredKernel(kernel.name, ptx, lowering.launch(), target.name, schedule, tuple(lowering.params))
 
 
 def lower_all(kernels: list[Kernel], target: Target,
-              choose: Callable[[Kernel, Target], ElementwiseSchedule] | None = None) -> dict[str, LoweredKernel]:
+              choose: Callable[[Kernel, Target], Schedule] | None = None) -> dict[str, LoweredKernel]:
     """Every kernel lowered under the schedule `choose` picks (default_schedule unless given)."""
     pick = choose or default_schedule
     return {k.name: lower(k, pick(k, target), target) for k in kernels}
 
 
-def default_schedule(kernel: Kernel, target: Target) -> ElementwiseSchedule:
+def default_schedule(kernel: Kernel, target: Target) -> Schedule:
     """The widest vector the kernel's layout allows; approximate math where every float the kernel
     reads or writes is bf16/f16 (their rounding is far coarser than the approximations' error)."""
+    from ptxgen.columns import default_column_schedule
+    from ptxgen.reduce import Layout, reduction_shape
+    from ptxgen.rows import default_row_schedule
+    from ptxgen.scalar import default_scalar_schedule
+
     floats = {p.type.dtype for p in kernel.inputs + kernel.outputs if p.type.dtype.is_float}
     approx = bool(floats) and floats <= HALF_FLOATS
-    if any(i.op in REDUCTIONS for i in kernel.body):
-        from ptxgen.reduce import default_row_schedule
-
-        return default_row_schedule(kernel, target, approx)
+    shape = reduction_shape(kernel)
+    if shape is not None:
+        pick = {Layout.ROW: default_row_schedule, Layout.COLUMN: default_column_schedule,
+                Layout.SCALAR: default_scalar_schedule}[shape.layout]
+        return pick(kernel, target, approx)
     for vector_bytes in (16, 8, 4, 2):
         schedule = ElementwiseSchedule(vector_bytes=vector_bytes, approx_math=approx)
         try:

@@ -1,135 +1,166 @@
-"""Lowering kernels that reduce along their trailing (contiguous) axes: one CTA per row.
+"""What every reduction lowering shares: which layout a kernel's reductions have, partial results
+and how two of them merge, warp shuffles, shared-memory exchanges, and the map from the iteration
+domain to each value's dims.
 
-The schedule's knobs read here: vector_bytes, block_size (threads per row), ctas_per_sm (0: one
-CTA per row; else a grid-stride loop over rows), approx_math and fp32_intermediates.
+A kernel's reductions all reduce values of one shape over one contiguous run of axes; the shape
+seen as [outer, R, inner] picks the layout:
 
-Each reduction is a phase: the CTA's threads walk the row in vectors, accumulate, and combine
-across the block (warp shuffles, then shared memory and barriers); the result is a per-row value
-for the phases after it. A last phase computes and stores the outputs. Values are re-read from
-memory in each phase (the row is not kept in registers yet)."""
+- row (inner = 1): threads walk a row along the contiguous axis (`ptxgen.rows`);
+- column (inner > 1, a middle axis): threads run along the inner axis and walk R (`ptxgen.columns`);
+- scalar (every axis): a grid walks everything and the last CTA combines the partials
+  (`ptxgen.scalar`).
+
+Each reduction is a phase: accumulate a partial per thread, combine across threads, and make the
+result a per-row value for the phases after it; a last phase computes and stores the outputs."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 
 from ir.kernel import Instr, Kernel
-from ir.ops import INDEX_REDUCTIONS, REDUCTIONS, Op
-from ptxgen.lower import Body, ElementwiseLowering, IndexMap, Lanes, LaunchConfig, LoweringError, _aligned_map
+from ir.ops import REDUCTIONS, Op
+from ptxgen.lower import REGISTER_KIND, Body, ElementwiseLowering, IndexMap, Lanes, LoweringError, _aligned_map
 from ptxgen.ptx import f32_literal
-from ptxgen.schedule import ElementwiseSchedule, ScheduleError
+from ptxgen.schedule import Schedule, ScheduleError
 from ptxgen.targets import Target
 
 WARP = 32
 FULL_MASK = "0xffffffff"
 INT_MAX = 2**31 - 1
+SLOT_BYTES = 8  # one partial in shared or global memory: a value and, for arg reductions, its index
+
+
+class Layout(Enum):
+    ROW = "row"
+    COLUMN = "column"
+    SCALAR = "scalar"
+
+
+@dataclass(frozen=True)
+class ReductionShape:
+    """The reduced values' shape seen as [outer, length, inner]."""
+
+    layout: Layout
+    shape: tuple[int, ...]
+    axes: tuple[int, ...]
+    outer: int
+    length: int
+    inner: int
+
+
+def reduction_shape(kernel: Kernel) -> ReductionShape | None:
+    """The layout of the kernel's reductions (None: it has none); a clear error where they differ
+    in shape or axes, or reduce axes that are not one contiguous run."""
+    types = kernel.types()
+    reductions = [i for i in kernel.body if i.op in REDUCTIONS]
+    if not reductions:
+        return None
+    signatures = {(types[i.args[0]].shape, i.attr("axes")) for i in reductions}
+    if len(signatures) != 1:
+        raise LoweringError(f"kernel {kernel.name} reduces over several shapes or axes: {sorted(signatures)}")
+    ((shape, axes),) = signatures
+    axes = tuple(sorted(axes))  # type: ignore[arg-type]
+    if axes != tuple(range(axes[0], axes[-1] + 1)):
+        raise LoweringError(f"kernel {kernel.name} reduces over axes {list(axes)}, which are not contiguous")
+    outer, length, inner = (math.prod(shape[:axes[0]]), math.prod(shape[axes[0]:axes[-1] + 1]),
+                            math.prod(shape[axes[-1] + 1:]))
+    layout = Layout.SCALAR if outer == inner == 1 else Layout.ROW if inner == 1 else Layout.COLUMN
+    return ReductionShape(layout, shape, axes, outer, length, inner)
 
 
 @dataclass(frozen=True)
 class Combine:
-    """How a value reduction starts and how it merges two partial results."""
+    """How a value reduction starts and how it merges two partial results, per register kind."""
 
-    identity: float
-    instruction: str  # f32 instruction merging two partials
+    identity: str  # PTX literal
+    instruction: str  # merges two partials
 
 
-VALUE_COMBINE = {
-    Op.SUM: Combine(0.0, "add.rn.f32"),
-    Op.MEAN: Combine(0.0, "add.rn.f32"),
-    Op.AMAX: Combine(-math.inf, "max.NaN.f32"),
-    Op.AMIN: Combine(math.inf, "min.NaN.f32"),
+COMBINE = {
+    (Op.SUM, "f32"): Combine(f32_literal(0.0), "add.rn.f32"),
+    (Op.MEAN, "f32"): Combine(f32_literal(0.0), "add.rn.f32"),
+    (Op.AMAX, "f32"): Combine(f32_literal(-math.inf), "max.NaN.f32"),
+    (Op.AMIN, "f32"): Combine(f32_literal(math.inf), "min.NaN.f32"),
+    (Op.SUM, "b32"): Combine("0", "add.s32"),
+    (Op.SUM, "b64"): Combine("0", "add.s64"),
+    (Op.AMAX, "b32"): Combine(str(-2**31), "max.s32"),
+    (Op.AMAX, "b64"): Combine(str(-2**63), "max.s64"),
+    (Op.AMIN, "b32"): Combine(str(2**31 - 1), "min.s32"),
+    (Op.AMIN, "b64"): Combine(str(2**63 - 1), "min.s64"),
 }
 INDEX_ORDER = {Op.ARGMAX: ("gt", -math.inf), Op.ARGMIN: ("lt", math.inf)}  # strictly better, start
+MOVE = {"f32": "mov.f32", "b32": "mov.b32", "b64": "mov.b64"}
+SHARED_TYPE = {"f32": "f32", "b32": "b32", "b64": "b64"}
 
 
-class RowReductionLowering(ElementwiseLowering):
-    def __init__(self, kernel: Kernel, schedule: ElementwiseSchedule, target: Target) -> None:
-        super().__init__(kernel, schedule, target)
+@dataclass
+class Partial:
+    """One thread's partial result of a reduction: a value and, for arg reductions, its index
+    (the position along the reduced extent, 32 bits)."""
+
+    op: Op
+    kind: str  # register kind of the value
+    value: str
+    index: str | None = None
+
+
+class ReductionLowering(ElementwiseLowering):
+    """The common part of the row, column and scalar lowerings."""
+
+    layout: Layout
+
+    def __init__(self, kernel: Kernel, schedule: Schedule, target: Target) -> None:
+        super().__init__(kernel, schedule, target)  # type: ignore[arg-type]
         self.reductions = [i for i in kernel.body if i.op in REDUCTIONS]
-        signatures = {(self.types[i.args[0]].shape, i.attr("axes")) for i in self.reductions}
-        if len(signatures) != 1:
-            raise LoweringError(f"kernel {kernel.name} reduces over several shapes or axes: {sorted(signatures)}")
-        ((shape, axes),) = signatures
-        rank = len(shape)
-        if shape != self.domain:
-            raise LoweringError(f"kernel {kernel.name} reduces a {list(shape)} value inside a "
+        found = reduction_shape(kernel)
+        assert found is not None
+        self.reduced = found
+        if found.shape != self.domain:
+            raise LoweringError(f"kernel {kernel.name} reduces a {list(found.shape)} value inside a "
                                 f"{list(self.domain)} domain")
-        if axes != tuple(range(rank - len(axes), rank)):
-            raise LoweringError(f"kernel {kernel.name} reduces over axes {list(axes)} of a rank-{rank} "
-                                "value: reductions over a middle axis are not lowered yet")
-        if len(axes) == rank:
-            raise LoweringError(f"kernel {kernel.name} reduces to a scalar: reductions to a scalar need a "
-                                "two-stage kernel, not lowered yet")
         for instr in self.reductions:
-            if not self.types[instr.args[0]].dtype.is_float:
-                raise LoweringError(f"{instr.op} of {self.types[instr.args[0]].dtype}: integer reductions "
-                                    "are not lowered yet")
-        self.row_length = math.prod(shape[rank - len(axes):])
-        self.rows = self.numel // self.row_length
-        self.warps = schedule.block_size // WARP
+            dtype = self.types[instr.args[0]].dtype
+            if (instr.op, REGISTER_KIND[dtype]) not in COMBINE and not (instr.op in INDEX_ORDER and dtype.is_float):
+                raise LoweringError(f"{instr.op} of {dtype} is not lowered (float reductions, and sum, amax "
+                                    "and amin of integers are)")
         self.row_values: dict[str, Lanes] = {}
+        self.shared_arrays: list[str] = []
+
+    def _vector_width(self) -> int:
+        """Elements per vector from the widest type among values that run along the innermost
+        axis (per-row results, such as an argmax's i64, do not narrow the loads of the row)."""
+        last = len(self.domain) - 1
+        along = [self.types[n].dtype.itemsize for n in self.types if self.domain and last in self.domain_map(n)]
+        vector = max(1, self.schedule.vector_bytes // max(along, default=1))
+        if vector > 1 and self.domain[-1] % vector:
+            raise ScheduleError(f"vector of {vector} elements does not divide the innermost size {self.domain[-1]}")
+        return vector
 
     def _all_linear(self) -> bool:
-        return False  # vectors must not cross a row: the vector width divides the row
+        return False  # vectors must not cross a reduced extent: the vector width divides the innermost size
 
-    def value(self, name: str, index: tuple[int | None, ...], ctx: Body) -> Lanes:
+    def value(self, name: str, index: IndexMap, ctx: Body) -> Lanes:
         if name in self.row_values:
             return self.row_values[name]
         return super().value(name, index, ctx)
 
-    # -- the kernel ----------------------------------------------------------------------------
+    def _declare_shared(self, name: str, size: int) -> str:
+        self.shared_arrays.append(f"\t.shared .align 8 .b8 {name}[{max(size, SLOT_BYTES)}];")
+        return self.w.op("b32", f"mov.u32 {{}}, {name}")
 
-    def launch(self) -> LaunchConfig:
-        per_sm = self.schedule.ctas_per_sm
-        grid = min(self.rows, self.target.sm_count * per_sm) if per_sm else self.rows
-        return LaunchConfig((grid, 1, 1), (self.schedule.block_size, 1, 1))
+    def _module(self) -> str:
+        self.w.lines[0:0] = self.shared_arrays
+        return super()._module()
 
-    def render(self) -> str:
-        w = self.w
-        self._prologue()
-        self.shared = "red_smem"
-        w.lines.insert(0, f"\t.shared .align 8 .b8 {self.shared}[{self.warps * 8}];")
-        self.tid = w.op("b32", "mov.u32 {}, %tid.x")
-        self.lane = w.op("b32", "and.b32 {}, {}, 31", self.tid)
-        self.warp = w.op("b32", "shr.u32 {}, {}, 5", self.tid)
-        self.smem = w.op("b32", f"mov.u32 {{}}, {self.shared}")
-        row = w.op("b32", "mov.u32 {}, %ctaid.x")
-        step = w.op("b32", "mov.u32 {}, %nctaid.x")
-        loop, done = w.label("row"), w.label("done")
-        w.place(loop)
-        w.emit(f"bra {done}", w.op("pred", f"setp.ge.u32 {{}}, {{}}, {self.rows}", row))
-        wide_row = w.op("b64", "cvt.u64.u32 {}, {}", row) if self.wide else row
-        self.row_base = self._ix("mul.lo", wide_row, self.row_length)
-        for instr in self.reductions:
-            self._phase(instr)
-        self._columns(lambda ctx: self._store_outputs(ctx))
-        w.emit(f"add.u32 {row}, {row}, {step}")
-        w.emit(f"bra.uni {loop}")
-        w.place(done)
-        w.emit("ret")
-        return self._module()
+    # -- outputs -------------------------------------------------------------------------------
 
-    def _columns(self, body: Callable[[Body], None]) -> None:
-        """Run `body` for this thread's vectors of the row: columns tid*V, tid*V + B*V, ..."""
-        w = self.w
-        column = self._ix("mul.lo", self._widen_index(self.tid), self.vector)
-        loop, end = w.label("col"), w.label("col_end")
-        w.place(loop)
-        w.emit(f"bra {end}", w.op("pred", f"setp.ge.{self.itype} {{}}, {{}}, {self.row_length}", column))
-        element = self._ix("add", self.row_base, column)
-        body(Body(element, self.vector, None))
-        w.emit(f"add.{self.itype} {column}, {column}, {self.schedule.block_size * self.vector}")
-        w.emit(f"bra {loop}")
-        w.place(end)
-
-    def _widen_index(self, reg32: str) -> str:
-        return self.w.op("b64", "cvt.u64.u32 {}, {}", reg32) if self.wide else reg32
-
-    def _store_outputs(self, ctx: Body) -> None:
+    def _store_outputs(self, ctx: Body, which: set[str] | None = None) -> None:
         for param, value in zip(self.kernel.outputs, self.kernel.returns):
-            index = self.domain_map(value)
-            self._store(param.type, self.base[param.name], self.value(value, index, ctx), index, ctx)
+            if which is None or value in which:
+                index = self.domain_map(value)
+                self._store(param.type, self.base[param.name], self.value(value, index, ctx), index, ctx)
 
     def domain_map(self, name: str) -> IndexMap:
         """Which domain dim indexes each dim of `name`, from how it was computed: a reduction
@@ -156,49 +187,43 @@ class RowReductionLowering(ElementwiseLowering):
             result.append(from_operands[0] if from_operands else None)
         return tuple(result)
 
-    # -- one reduction -------------------------------------------------------------------------
+    def depends_on_reduction(self, name: str) -> bool:
+        instr = self.defs.get(name)
+        if instr is None:
+            return False
+        return instr.op in REDUCTIONS or any(self.depends_on_reduction(a) for a in instr.args)
 
-    def _phase(self, instr: Instr) -> None:
-        w = self.w
-        identity = self._reduction_identity(instr)
-        partial = [w.op("f32", "mov.f32 {}, {}", f32_literal(identity[0]))]
-        index = [w.op("b32", f"mov.u32 {{}}, {identity[1]}")] if instr.op in INDEX_REDUCTIONS else []
+    # -- partials ------------------------------------------------------------------------------
 
-        def accumulate(ctx: Body) -> None:
-            lanes = self.value(instr.args[0], tuple(range(len(self.domain))), ctx)
-            for k in range(ctx.lanes):
-                value = lanes.lane(k)
-                if instr.op in INDEX_REDUCTIONS:
-                    position = w.op("b32", f"add.u32 {{}}, {{}}, {k}", self._narrow_index(ctx.element))
-                    self._merge_pair(instr.op, partial[0], index[0], value, position)
-                else:
-                    w.emit(f"{VALUE_COMBINE[instr.op].instruction} {partial[0]}, {partial[0]}, {value}")
+    def _start(self, instr: Instr) -> Partial:
+        kind = REGISTER_KIND[self.types[instr.args[0]].dtype]
+        if instr.op in INDEX_ORDER:
+            value = self.w.op("f32", "mov.f32 {}, {}", f32_literal(INDEX_ORDER[instr.op][1]))
+            return Partial(instr.op, "f32", value, self.w.op("b32", f"mov.u32 {{}}, {INT_MAX}"))
+        return Partial(instr.op, kind, self.w.op(kind, f"{MOVE[kind]} {{}}, {COMBINE[(instr.op, kind)].identity}"))
 
-        self._columns(accumulate)
-        if instr.op in INDEX_REDUCTIONS:
-            result = self._block_reduce_pair(instr.op, partial[0], index[0])
-            self.row_values[instr.result] = Lanes([w.op("b64", "cvt.s64.s32 {}, {}", result)])
+    def _fresh(self, like: Partial) -> Partial:
+        """A partial at the identity of `like`'s reduction."""
+        if like.index is not None:
+            value = self.w.op("f32", "mov.f32 {}, {}", f32_literal(INDEX_ORDER[like.op][1]))
+            return Partial(like.op, "f32", value, self.w.op("b32", f"mov.u32 {{}}, {INT_MAX}"))
+        identity = COMBINE[(like.op, like.kind)].identity
+        return Partial(like.op, like.kind, self.w.op(like.kind, f"{MOVE[like.kind]} {{}}, {identity}"))
+
+    def _merge(self, partial: Partial, value: str, index: str | None, guard: str | None = None) -> None:
+        """partial := partial merged with (value, index), where `guard` holds."""
+        if partial.index is None:
+            instruction = COMBINE[(partial.op, partial.kind)].instruction
+            self.w.emit(f"{instruction} {partial.value}, {partial.value}, {value}", guard)
             return
-        total = self._block_reduce(instr.op, partial[0])
-        if instr.op == Op.MEAN:
-            total = w.op("f32", "div.rn.f32 {}, {}, {}", total, f32_literal(float(self.row_length)))
-        self.row_values[instr.result] = Lanes([self._round(total, self.types[instr.result].dtype)])
+        assert index is not None
+        self._merge_pair(partial, value, index, guard)
 
-    def _reduction_identity(self, instr: Instr) -> tuple[float, int]:
-        if instr.op in INDEX_REDUCTIONS:
-            return INDEX_ORDER[instr.op][1], INT_MAX
-        return VALUE_COMBINE[instr.op].identity, 0
-
-    def _narrow_index(self, element: str) -> str:
-        """The column of `element` within its row, as 32 bits (rows are shorter than 2**31)."""
-        column = self._ix("sub", element, self.row_base)
-        return self.w.op("b32", "cvt.u32.u64 {}, {}", column) if self.wide else column
-
-    def _merge_pair(self, op: Op, value: str, index: str, other: str, other_index: str) -> None:
-        """(value, index) := the better of it and (other, other_index); NaN is the best, then
-        the strictly better value, then the lower index (PyTorch's argmax/argmin)."""
-        w = self.w
-        order = INDEX_ORDER[op][0]
+    def _merge_pair(self, partial: Partial, other: str, other_index: str, guard: str | None) -> None:
+        """The better of the pair and (other, other_index); NaN is the best, then the strictly
+        better value, then the lower index (PyTorch's argmax/argmin)."""
+        w, value, index = self.w, partial.value, partial.index
+        order = INDEX_ORDER[partial.op][0]
         other_nan = w.op("pred", "testp.notanumber.f32 {}, {}", other)
         mine_nan = w.op("pred", "testp.notanumber.f32 {}, {}", value)
         strictly = w.op("pred", f"setp.{order}.f32 {{}}, {{}}, {{}}", other, value)
@@ -211,80 +236,96 @@ class RowReductionLowering(ElementwiseLowering):
         only_other_nan = w.op("pred", "and.pred {}, {}, {}", other_nan, w.op("pred", "not.pred {}, {}", mine_nan))
         better = w.op("pred", "and.pred {}, {}, {}", better, w.op("pred", "not.pred {}, {}", mine_nan))
         better = w.op("pred", "or.pred {}, {}, {}", better, w.op("pred", "or.pred {}, {}, {}", only_other_nan, nan_tie))
+        if guard is not None:
+            better = w.op("pred", "and.pred {}, {}, {}", better, guard)
         w.emit(f"selp.f32 {value}, {other}, {value}, {better}")
         w.emit(f"selp.b32 {index}, {other_index}, {index}, {better}")
 
-    # -- across the block ----------------------------------------------------------------------
+    def _accumulate(self, partial: Partial, lanes: Lanes, count: int, position: str | None,
+                    guard: str | None) -> None:
+        """Merge `count` lanes of a value into the partial; lane k sits at `position` + k along
+        the reduced extent (arg reductions only). A thread visits its positions in increasing
+        order, so an arg reduction keeps its pair unless the new value is strictly better, or NaN
+        where the kept one is not (the first NaN, then the first best value, wins)."""
+        for k in range(count):
+            if partial.index is None:
+                self._merge(partial, lanes.lane(k), None, guard)
+                continue
+            assert position is not None
+            index = position if k == 0 else self.w.op("b32", f"add.u32 {{}}, {{}}, {k}", position)
+            self._step_pair(partial, lanes.lane(k), index, guard)
 
-    def _shuffle(self, value: str, offset: int) -> str:
-        return self.w.op("b32" if value.startswith("%r") else "f32",
-                         f"shfl.sync.bfly.b32 {{}}, {{}}, {offset}, 31, {FULL_MASK}", value)
+    def _step_pair(self, partial: Partial, value: str, index: str, guard: str | None) -> None:
+        w, order = self.w, INDEX_ORDER[partial.op][0]
+        kept_is_number = w.op("pred", "setp.num.f32 {}, {}, {}", partial.value, partial.value)
+        better = w.op("pred", f"setp.{order}u.and.f32 {{}}, {{}}, {{}}, {{}}", value, partial.value, kept_is_number)
+        if guard is not None:
+            better = w.op("pred", "and.pred {}, {}, {}", better, guard)
+        w.emit(f"selp.f32 {partial.value}, {value}, {partial.value}, {better}")
+        w.emit(f"selp.b32 {partial.index}, {index}, {partial.index}, {better}")
 
-    def _warp_reduce(self, op: Op, value: str) -> str:
-        instruction = VALUE_COMBINE[op].instruction
-        for offset in (16, 8, 4, 2, 1):
-            other = self._shuffle(value, offset)
-            value = self.w.op("f32", f"{instruction} {{}}, {{}}, {{}}", value, other)
+    def _merge_all(self, partials: list[Partial]) -> Partial:
+        """Partials of one reduction kept apart for accuracy (one per unrolled step), merged in order."""
+        for other in partials[1:]:
+            self._merge(partials[0], other.value, other.index)
+        return partials[0]
+
+    def _finish(self, instr: Instr, partial: Partial) -> str:
+        """The reduction's result from the fully combined partial, in the result's register kind."""
+        if partial.index is not None:
+            return self.w.op("b64", "cvt.s64.s32 {}, {}", partial.index)
+        value = partial.value
+        if instr.op == Op.MEAN:  # times 1/n, as PyTorch's mean does (no division's slow path)
+            value = self.w.op("f32", "mul.rn.f32 {}, {}, {}", value, f32_literal(1.0 / self.reduced.length))
+        if partial.kind == "f32":
+            return self._round(value, self.types[instr.result].dtype)
         return value
 
-    def _block_reduce(self, op: Op, partial: str) -> str:
-        """Every thread's partial combined; the result in every thread."""
-        w = self.w
-        value = self._warp_reduce(op, partial)
-        slot = w.op("b32", "mad.lo.u32 {}, {}, 8, {}", self.warp, self.smem)
-        w.emit(f"st.shared.f32 [{slot}], {value}", w.op("pred", "setp.eq.u32 {}, {}, 0", self.lane))
-        w.emit("bar.sync 0")
-        mine = w.op("pred", f"setp.lt.u32 {{}}, {{}}, {self.warps}", self.tid)
-        gathered = w.op("f32", "mov.f32 {}, {}", f32_literal(VALUE_COMBINE[op].identity))
-        read = w.op("b32", "mad.lo.u32 {}, {}, 8, {}", self.tid, self.smem)
-        w.emit(f"ld.shared.f32 {gathered}, [{read}]", mine)
-        total = self._warp_reduce(op, gathered)
-        w.emit(f"st.shared.f32 [{self.smem}], {total}", w.op("pred", "setp.eq.u32 {}, {}, 0", self.tid))
-        w.emit("bar.sync 0")
-        result = w.op("f32", "ld.shared.f32 {}, [{}]", self.smem)
-        w.emit("bar.sync 0")  # every thread has read it before the next phase writes
-        return result
+    # -- across threads ------------------------------------------------------------------------
 
-    def _warp_reduce_pair(self, op: Op, value: str, index: str) -> tuple[str, str]:
+    def _shuffle(self, value: str, kind: str, offset: int) -> str:
         w = self.w
-        value = w.op("f32", "mov.f32 {}, {}", value)
-        index = w.op("b32", "mov.b32 {}, {}", index)
-        for offset in (16, 8, 4, 2, 1):
-            other = w.op("f32", f"shfl.sync.bfly.b32 {{}}, {{}}, {offset}, 31, {FULL_MASK}", value)
-            other_index = w.op("b32", f"shfl.sync.bfly.b32 {{}}, {{}}, {offset}, 31, {FULL_MASK}", index)
-            self._merge_pair(op, value, index, other, other_index)
+        if kind != "b64":
+            return w.op(kind, f"shfl.sync.bfly.b32 {{}}, {{}}, {offset}, 31, {FULL_MASK}", value)
+        low, high = w.reg("b32"), w.reg("b32")
+        w.emit(f"mov.b64 {{{low}, {high}}}, {value}")
+        halves = [w.op("b32", f"shfl.sync.bfly.b32 {{}}, {{}}, {offset}, 31, {FULL_MASK}", h) for h in (low, high)]
+        return w.op("b64", "mov.b64 {}, {{{}, {}}}", *halves)
+
+    def _group_reduce(self, partial: Partial, width: int) -> None:
+        """Combine the partials of each aligned group of `width` lanes (a power of two up to 32):
+        butterfly shuffles, so every lane of the group ends with the group's result."""
+        offset = width // 2
+        while offset >= 1:
+            other = self._shuffle(partial.value, partial.kind, offset)
+            other_index = None if partial.index is None else self._shuffle(partial.index, "b32", offset)
+            self._merge(partial, other, other_index)
+            offset //= 2
+
+    def _store_slot(self, partial: Partial, slot: tuple[str, int], guard: str | None, space: str = "shared") -> None:
+        """Write the partial to the slot at (address register, byte offset)."""
+        address, offset = slot
+        self.w.emit(f"st.{space}.{SHARED_TYPE[partial.kind]} [{address}+{offset}], {partial.value}", guard)
+        if partial.index is not None:
+            self.w.emit(f"st.{space}.b32 [{address}+{offset + 4}], {partial.index}", guard)
+
+    def _load_slot(self, like: Partial, slot: tuple[str, int], load: str = "ld.shared",
+                   guard: str | None = None) -> tuple[str, str | None]:
+        address, offset = slot
+        if guard is not None:  # slots past the last read as the identity
+            fresh = self._fresh(like)
+            self.w.emit(f"{load}.{SHARED_TYPE[like.kind]} {fresh.value}, [{address}+{offset}]", guard)
+            if fresh.index is not None:
+                self.w.emit(f"{load}.b32 {fresh.index}, [{address}+{offset + 4}]", guard)
+            return fresh.value, fresh.index
+        value = self.w.op(like.kind, f"{load}.{SHARED_TYPE[like.kind]} {{}}, [{address}+{offset}]")
+        index = None if like.index is None else self.w.op("b32", f"{load}.b32 {{}}, [{address}+{offset + 4}]")
         return value, index
 
-    def _block_reduce_pair(self, op: Op, partial: str, index: str) -> str:
-        w = self.w
-        value, index = self._warp_reduce_pair(op, partial, index)
-        slot = w.op("b32", "mad.lo.u32 {}, {}, 8, {}", self.warp, self.smem)
-        first = w.op("pred", "setp.eq.u32 {}, {}, 0", self.lane)
-        w.emit(f"st.shared.f32 [{slot}], {value}", first)
-        w.emit(f"st.shared.b32 [{slot}+4], {index}", first)
-        w.emit("bar.sync 0")
-        mine = w.op("pred", f"setp.lt.u32 {{}}, {{}}, {self.warps}", self.tid)
-        gathered = w.op("f32", "mov.f32 {}, {}", f32_literal(INDEX_ORDER[op][1]))
-        gathered_index = w.op("b32", f"mov.u32 {{}}, {INT_MAX}")
-        read = w.op("b32", "mad.lo.u32 {}, {}, 8, {}", self.tid, self.smem)
-        w.emit(f"ld.shared.f32 {gathered}, [{read}]", mine)
-        w.emit(f"ld.shared.b32 {gathered_index}, [{read}+4]", mine)
-        _, best = self._warp_reduce_pair(op, gathered, gathered_index)
-        w.emit(f"st.shared.b32 [{self.smem}], {best}", w.op("pred", "setp.eq.u32 {}, {}, 0", self.tid))
-        w.emit("bar.sync 0")
-        result = w.op("b32", "ld.shared.b32 {}, [{}]", self.smem)
-        w.emit("bar.sync 0")
-        return result
-
-
-def default_row_schedule(kernel: Kernel, target: Target, approx: bool) -> ElementwiseSchedule:
-    """The widest vector the row allows; threads per row for about four vectors each (64 to 1024)."""
-    for vector_bytes in (16, 8, 4, 2):
-        try:
-            probe = RowReductionLowering(kernel, ElementwiseSchedule(vector_bytes=vector_bytes), target)
-        except ScheduleError:
-            continue
-        vectors = probe.row_length // probe.vector
-        block = min(1024, max(64, 1 << max(0, math.ceil(math.log2(max(1, vectors // 4))))))
-        return ElementwiseSchedule(vector_bytes=vector_bytes, block_size=block, approx_math=approx)
-    raise LoweringError(f"kernel {kernel.name}: no vector width fits its rows")
+    def _gather_slots(self, like: Partial, slots: list[tuple[str, int]], load: str = "ld.shared") -> Partial:
+        """A partial combining the slots, in the order given (deterministic)."""
+        partial = self._fresh(like)
+        for slot in slots:
+            other, other_index = self._load_slot(like, slot, load)
+            self._merge(partial, other, other_index)
+        return partial

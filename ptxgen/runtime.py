@@ -91,6 +91,11 @@ def check_launch(kernel: LoweredKernel, tensors: list[torch.Tensor], target: Tar
                           f"{target.max_threads_per_block}")
     if not 0 < kernel.launch.grid[0] <= MAX_GRID_X or min(kernel.launch.grid) < 1:
         raise LaunchError(f"{kernel.name}: grid {kernel.launch.grid} is out of range")
+    cluster = int(np.prod(kernel.launch.cluster))
+    if cluster > 1 and (cluster > target.max_cluster_size or kernel.launch.grid[0] % kernel.launch.cluster[0]):
+        raise LaunchError(f"{kernel.name}: grid {kernel.launch.grid} in clusters of {kernel.launch.cluster}: "
+                          f"{target.name} allows clusters of at most {target.max_cluster_size} CTAs, and the "
+                          "grid must be a whole number of clusters")
     if kernel.launch.shared_bytes > target.shared_memory_per_block:
         raise LaunchError(f"{kernel.name}: {kernel.launch.shared_bytes} bytes of shared memory exceed "
                           f"{target.name}'s {target.shared_memory_per_block}")

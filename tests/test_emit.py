@@ -7,8 +7,8 @@ import ast
 
 import pytest
 import torch
-
 from conftest import PROBLEMS
+
 from ir.frontend import capture, load_problem
 from ptxgen.emit import EmitError, emit_model_new, load_model_new
 from ptxgen.lower import lower_all

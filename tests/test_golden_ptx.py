@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from conftest import PROBLEMS, REPO
+
 from ir.frontend import capture, load_problem
 from ptxgen.lower import default_schedule, lower
 from ptxgen.targets import TARGETS

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 PAPERS = sorted(p.parent for p in (REPO / "papers").glob("*/render.py"))

@@ -8,8 +8,8 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-
 from conftest import PROBLEMS
+
 from ir import parse
 from ir.frontend import capture, load_problem
 from ir.kernel import Kernel

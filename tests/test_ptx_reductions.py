@@ -1,53 +1,148 @@
-"""Row reductions lowered to PTX (one CTA per row): every suite kernel that reduces along its
-trailing axes assembles for every target; what is not lowered yet is refused with the reason."""
+"""Reductions lowered to PTX on the CPU: layouts, schedules and their spaces, what each layout emits,
+and what is refused with the reason. (Every suite kernel assembling: test_suite_assembles.py;
+results on the GPU against the interpreter: test_reductions_gpu.py.)"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import random
 
 import pytest
 
-from conftest import PROBLEMS
 from ir import parse
-from ir.frontend import capture, load_problem
-from ptxgen.lower import LoweringError, default_schedule, iteration_domain, lower
+from ptxgen.columns import ColumnReductionLowering
+from ptxgen.lower import LoweringError, default_schedule, iteration_domain, lower, schedule_space
 from ptxgen.ptxas import assemble, ptxas_path
-from ptxgen.reduce import RowReductionLowering
-from ptxgen.schedule import ElementwiseSchedule
+from ptxgen.reduce import Layout, reduction_shape
+from ptxgen.rows import RowReductionLowering
+from ptxgen.schedule import (
+    ColumnSchedule,
+    ElementwiseSchedule,
+    RowSchedule,
+    ScalarSchedule,
+    ScheduleError,
+    column_space,
+    row_space,
+    scalar_space,
+    schedule_from_dict,
+)
 from ptxgen.targets import TARGETS
 
 needs_ptxas = pytest.mark.skipif(ptxas_path() is None, reason="ptxas is not installed")
-ROW_PROBLEMS = [PROBLEMS / p for p in (
-    "reduction/softmax_f32.py", "reduction/log_softmax_bf16.py", "reduction/layernorm_bf16.py",
-    "reduction/rmsnorm_bf16.py", "reduction/logsumexp_f32.py", "reduction/l2_normalize_f32.py",
-    "reduction/argmin_lastdim_bf16.py", "fused/bmm_softmax_bf16.py", "rowsweep/softmax_bf16_262144.py")]
+H100 = TARGETS["sm_90a"]
+
+
+def softmax(dtype: str, rows: int, length: int) -> str:
+    return (f"kernel softmax(%x: {dtype}[{rows}, {length}]) -> (%y: {dtype}[{rows}, {length}]) {{\n"
+            "  %m = amax(%x, axes=[1], keepdim=true)\n  %d = sub(%x, %m)\n  %e = exp(%d)\n"
+            "  %s = sum(%e, axes=[1], keepdim=true)\n  %y = div(%e, %s)\n  return %y\n}")
+
+
+COLUMN_SOFTMAX = ("kernel k(%x: f32[3, 37, 10]) -> (%y: f32[3, 37, 10]) {\n"
+                  "  %m = amax(%x, axes=[1], keepdim=true)\n  %d = sub(%x, %m)\n  %e = exp(%d)\n"
+                  "  %s = sum(%e, axes=[1], keepdim=true)\n  %y = div(%e, %s)\n  return %y\n}")
+COLUMN_ARGMAX = "kernel k(%x: f32[5, 37, 6]) -> (%i: i64[5, 6]) {\n  %i = argmax(%x, axes=[1])\n  return %i\n}"
+MEAN_LOSS = ("kernel k(%a: f32[37, 1003], %b: f32[37, 1003]) -> (%l: f32[]) {\n  %d = sub(%a, %b)\n"
+             "  %q = mul(%d, %d)\n  %l = mean(%q, axes=[0, 1])\n  return %l\n}")
+COUNT_AND_SUM = ("kernel k(%t: i64[1003], %v: f32[1003]) -> (%r: f32[]) {\n  %c = const(-100) : i64\n"
+                 "  %k = ne(%t, %c)\n  %n = cast(%k, to=i64)\n  %count = sum(%n, axes=[0])\n"
+                 "  %total = sum(%v, axes=[0])\n  %f = cast(%count, to=f32)\n  %r = div(%total, %f)\n  return %r\n}")
+
+
+@pytest.mark.parametrize("text,layout,split", [
+    (softmax("f32", 37, 1003), Layout.ROW, (37, 1003, 1)),
+    (COLUMN_SOFTMAX, Layout.COLUMN, (3, 37, 10)),
+    (MEAN_LOSS, Layout.SCALAR, (1, 37 * 1003, 1)),
+    ("kernel k(%x: f32[2, 3, 4, 5]) -> (%y: f32[2, 5]) {\n  %y = sum(%x, axes=[1, 2])\n  return %y\n}",
+     Layout.COLUMN, (2, 12, 5)),
+])
+def test_layout_of_a_kernels_reductions(text: str, layout: Layout, split: tuple[int, int, int]) -> None:
+    shape = reduction_shape(parse(text))
+    assert shape is not None and shape.layout == layout and (shape.outer, shape.length, shape.inner) == split
+
+
+def test_reductions_over_axes_that_are_not_contiguous_are_refused() -> None:
+    kernel = parse("kernel k(%x: f32[2, 3, 4]) -> (%y: f32[3]) {\n  %y = sum(%x, axes=[0, 2])\n  return %y\n}")
+    with pytest.raises(LoweringError, match=r"axes \[0, 2\], which are not contiguous"):
+        lower(kernel, default_schedule(kernel, H100), H100)
+
+
+def test_schedule_kind_must_match_the_kernel() -> None:
+    kernel = parse(softmax("f32", 4, 64))
+    with pytest.raises(ScheduleError, match="a row reduction: it takes a RowSchedule, not a ElementwiseSchedule"):
+        lower(kernel, ElementwiseSchedule(), H100)
+    with pytest.raises(ScheduleError, match="a column reduction: it takes a ColumnSchedule"):
+        lower(parse(COLUMN_SOFTMAX), RowSchedule(vector_bytes=4), H100)
+
+
+@pytest.mark.parametrize("dtype,length,threads,cluster,cache", [
+    ("f32", 1024, 32, 1, True),  # 32 elements a thread in registers; 8 rows a CTA
+    ("bf16", 4096, 128, 1, True),
+    ("f32", 16384, 512, 1, True),
+    ("f32", 32768, 512, 2, True),  # beyond 512 threads' worth: a cluster shares the row
+    ("bf16", 65536, 512, 4, True),
+    ("bf16", 262144, 512, 8, False),  # beyond a cluster of 4: 8 CTAs re-read their chunks (from L2)
+])
+def test_default_row_schedules(dtype: str, length: int, threads: int, cluster: int, cache: bool) -> None:
+    schedule = default_schedule(parse(softmax(dtype, 8, length)), H100)
+    assert isinstance(schedule, RowSchedule) and schedule.vector_bytes == 16
+    assert (schedule.threads_per_row, schedule.cluster, schedule.cache_row) == (threads, cluster, cache)
+
+
+def test_long_rows_are_reread_where_the_target_has_no_clusters() -> None:
+    schedule = default_schedule(parse(softmax("bf16", 8, 262144)), TARGETS["sm_80"])
+    assert isinstance(schedule, RowSchedule) and (schedule.cluster, schedule.cache_row) == (1, False)
+
+
+def test_rows_read_once_are_held_in_static_slots() -> None:
+    kernel = parse("kernel k(%x: bf16[8, 65536]) -> (%i: i64[8]) {\n  %i = argmin(%x, axes=[1])\n  return %i\n}")
+    schedule = default_schedule(kernel, H100)
+    assert isinstance(schedule, RowSchedule) and schedule.cache_row and schedule.cluster == 1
+    assert schedule.threads_per_row == 512  # 16 vectors of 8 a thread
+    ptx = lower(kernel, schedule, H100).ptx
+    assert ptx.count("ld.global.v4.b32") == 16 and "bra $L_col" not in ptx
+
+
+def test_row_launch_counts_rows_per_cta_and_clusters() -> None:
+    kernel = parse(softmax("f32", 37, 1003))
+    lowered = lower(kernel, RowSchedule(vector_bytes=4, block_size=256, threads_per_row=64), H100)
+    assert lowered.launch.grid == (10, 1, 1)  # 4 rows a CTA; the last CTA has one row
+    assert ".reqntid 256, 1, 1" in lowered.ptx and "selp.b32" in lowered.ptx  # rows past the last load nothing
+    long = parse(softmax("bf16", 3, 65536))
+    lowered = lower(long, RowSchedule(block_size=1024, threads_per_row=1024, cluster=4), H100)
+    assert lowered.launch.grid == (12, 1, 1) and lowered.launch.cluster == (4, 1, 1)
 
 
 @needs_ptxas
-@pytest.mark.parametrize("target", sorted(TARGETS))
-@pytest.mark.parametrize("path", ROW_PROBLEMS, ids=[p.stem for p in ROW_PROBLEMS])
-def test_row_reductions_assemble_on_every_target(path: Path, target: str) -> None:
-    for region in capture(load_problem(path, shrink_to=1024)).regions:
-        kernel = region.kernel
-        lowered = lower(kernel, default_schedule(kernel, TARGETS[target]), TARGETS[target])
-        _, resources = assemble(lowered.ptx, target)
-        assert resources.spill_stores == 0
-        assert "bar.sync" in lowered.ptx and "shfl.sync.bfly.b32" in lowered.ptx
+def test_cluster_rows_exchange_through_distributed_shared_memory() -> None:
+    lowered = lower(parse(softmax("bf16", 3, 65536)), RowSchedule(block_size=1024, threads_per_row=1024, cluster=4),
+                    H100)
+    for needed in (".reqnctapercluster 4, 1, 1", "mapa.shared::cluster.u32", "ld.shared::cluster.f32",
+                   "barrier.cluster.arrive.release.aligned", "%cluster_ctarank"):
+        assert needed in lowered.ptx
+    _, resources = assemble(lowered.ptx, "sm_90a")
+    assert resources.spill_stores == 0
 
 
-def test_one_cta_per_row_and_vectors_that_divide_the_row() -> None:
-    kernel = parse("kernel k(%x: f32[37, 1003]) -> (%y: f32[37, 1003]) {\n"
-                   "  %m = amax(%x, axes=[1], keepdim=true)\n  %y = sub(%x, %m)\n  return %y\n}")
-    schedule = default_schedule(kernel, TARGETS["sm_90a"])
-    assert schedule.vector_bytes == 4  # 1003 is odd: one float per vector
-    lowered = lower(kernel, schedule, TARGETS["sm_90a"])
-    assert lowered.launch.grid == (37, 1, 1)
+def test_cached_rows_are_read_once_and_reread_rows_in_every_phase() -> None:
+    kernel = parse(softmax("f32", 8, 4096))
+    cached = lower(kernel, RowSchedule(block_size=256, threads_per_row=256, cache_row=True), H100).ptx
+    reread = lower(kernel, RowSchedule(block_size=256, threads_per_row=256, cache_row=False, unroll=1), H100).ptx
+    assert cached.count("ld.global.v4.b32") == 4096 // (256 * 4)  # one load per slot, for all three phases
+    assert reread.count("ld.global.v4.b32") == 3  # a loop per phase: max, sum, output
+
+
+def test_clusters_are_refused_where_the_target_has_none() -> None:
+    assert not RowSchedule(block_size=1024, threads_per_row=1024, cluster=2).fits(TARGETS["sm_80"])
+    with pytest.raises(ScheduleError, match="does not fit sm_80"):
+        lower(parse(softmax("bf16", 3, 65536)), RowSchedule(block_size=1024, threads_per_row=1024, cluster=2),
+              TARGETS["sm_80"])
+    with pytest.raises(ScheduleError, match="a cluster shares one row"):
+        RowSchedule(block_size=256, threads_per_row=64, cluster=2)
 
 
 def test_non_keepdim_outputs_map_to_the_kept_dims() -> None:
-    kernel = parse("kernel k(%x: f32[64, 64]) -> (%s: f32[64]) {\n"
-                   "  %s = sum(%x, axes=[1])\n  return %s\n}")
-    lowering = RowReductionLowering(kernel, ElementwiseSchedule(), TARGETS["sm_90a"])
+    kernel = parse("kernel k(%x: f32[64, 64]) -> (%s: f32[64]) {\n  %s = sum(%x, axes=[1])\n  return %s\n}")
+    lowering = RowReductionLowering(kernel, RowSchedule(), H100)
     assert lowering.domain_map("%s") == (0,)  # not right-aligned: the rows, not the columns
 
 
@@ -57,15 +152,59 @@ def test_domain_ignores_dims_that_a_reshape_moves() -> None:
     assert iteration_domain(kernel) == (64, 1)
 
 
-@pytest.mark.parametrize("text,reason", [
-    ("kernel k(%x: f32[4, 8, 16]) -> (%y: f32[4, 16]) {\n  %y = sum(%x, axes=[1])\n  return %y\n}",
-     "reductions over a middle axis are not lowered yet"),
-    ("kernel k(%x: f32[4, 8]) -> (%y: f32[]) {\n  %y = sum(%x, axes=[0, 1])\n  return %y\n}",
-     "reductions to a scalar need a two-stage kernel"),
-    ("kernel k(%x: i32[4, 8]) -> (%y: i32[4]) {\n  %y = sum(%x, axes=[1])\n  return %y\n}",
-     "integer reductions are not lowered yet"),
-])
-def test_reductions_not_lowered_yet_say_why(text: str, reason: str) -> None:
+def test_column_partials_beyond_static_shared_memory_are_refused() -> None:
+    kernel = parse(COLUMN_SOFTMAX.replace("10]", "16]").replace("f32", "bf16"))
+    with pytest.raises(ScheduleError, match="65536 bytes of shared memory for the partials exceed"):
+        ColumnReductionLowering(kernel, ColumnSchedule(vector_bytes=16, block_size=1024, threads_along_reduction=32),
+                                H100)
+
+
+def test_scalar_reductions_combine_in_the_last_cta() -> None:
+    lowered = lower(parse(MEAN_LOSS), ScalarSchedule(vector_bytes=4), H100)
+    for needed in ("atom.global.add.u32", "fence.acq_rel.gpu", "ld.relaxed.gpu.global.f32",
+                   ".global .align 4 .u32 k_arrived = 0;", ".global .align 8 .b8 k_partials["):
+        assert needed in lowered.ptx
+
+
+def test_scalar_reduction_of_a_reduction_is_refused() -> None:
+    kernel = parse("kernel k(%x: f32[64]) -> (%v: f32[]) {\n  %m = mean(%x, axes=[0], keepdim=true)\n"
+                   "  %d = sub(%x, %m)\n  %q = mul(%d, %d)\n  %v = sum(%q, axes=[0])\n  return %v\n}")
+    with pytest.raises(LoweringError, match="needs a grid-wide barrier"):
+        lower(kernel, ScalarSchedule(vector_bytes=4), H100)
+
+
+def test_reductions_not_lowered_say_why() -> None:
+    kernel = parse("kernel k(%x: i32[4, 8]) -> (%y: i64[4]) {\n  %y = argmax(%x, axes=[1])\n  return %y\n}")
+    with pytest.raises(LoweringError, match="argmax of i32 is not lowered"):
+        lower(kernel, RowSchedule(vector_bytes=4), H100)
+
+
+def test_schedules_round_trip_through_their_dicts() -> None:
+    for schedule in (ElementwiseSchedule(), RowSchedule(cluster=1), ColumnSchedule(), ScalarSchedule()):
+        assert schedule_from_dict(schedule.to_dict()) == schedule
+    with pytest.raises(ScheduleError, match="unknown schedule kind 'tile'"):
+        schedule_from_dict({"kind": "tile"})
+
+
+SPACES = [
+    (softmax("f32", 37, 1003), row_space),
+    (softmax("bf16", 5, 8192), row_space),
+    ("kernel k(%x: bf16[6, 1000]) -> (%i: i64[6], %l: f32[6]) {\n  %i = argmin(%x, axes=[1])\n"
+     "  %c = cast(%x, to=f32)\n  %e = exp(%c)\n  %s = sum(%e, axes=[1])\n  %l = log(%s)\n"
+     "  return %i, %l\n}", row_space),
+    (COLUMN_SOFTMAX, column_space),
+    (COLUMN_ARGMAX, column_space),
+    (MEAN_LOSS, scalar_space),
+    (COUNT_AND_SUM, scalar_space),
+]
+
+
+@needs_ptxas
+@pytest.mark.parametrize("text,space", SPACES, ids=[f"{s.__name__}{k}" for k, (_, s) in enumerate(SPACES)])
+def test_sampled_schedules_of_each_layout_assemble(text: str, space) -> None:  # type: ignore[no-untyped-def]
     kernel = parse(text)
-    with pytest.raises(LoweringError, match=reason):
-        lower(kernel, ElementwiseSchedule(vector_bytes=4), TARGETS["sm_90a"])
+    valid = schedule_space(kernel, H100)
+    assert valid and set(valid) <= set(space(H100))
+    for schedule in [default_schedule(kernel, H100)] + random.Random(text).sample(valid, 6):
+        _, resources = assemble(lower(kernel, schedule, H100).ptx, "sm_90a")
+        assert resources.registers > 0

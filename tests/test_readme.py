@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from conftest import REPO
+
 from ir import parse
 from ir.frontend import capture, format_program, load_problem
 

@@ -60,6 +60,7 @@ def test_ptx_the_driver_rejects_carries_its_log(use_ptxas: bool) -> None:
 def test_model_new_on_the_gpu_matches_the_interpreter() -> None:
     """A captured problem at odd shapes: the emitted ModelNew against the IR interpreter in float64."""
     from conftest import PROBLEMS
+
     from ir.frontend import capture, load_problem, run_program
     from ptxgen.emit import emit_model_new, load_model_new
     from ptxgen.lower import lower_all

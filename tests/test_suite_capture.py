@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import torch
-
 from conftest import PROBLEMS, problem_files
+
 from ir import format_kernel, parse
 from ir.frontend import capture, load_problem, run_program
 from ir.frontend.capture import RULE_FAILED

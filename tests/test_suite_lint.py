@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import PROBLEMS, problem_files
+
 from ir.frontend import load_problem
 from ir.frontend.program import flatten_tensors
 

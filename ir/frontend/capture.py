@@ -40,9 +40,12 @@ RULE_FAILED = "the IR rule failed on"
 # export
 
 
-def export_problem(problem: Problem) -> tuple[ExportedProgram, list[Any]]:
-    """The problem's forward pass as a core-ATen ExportedProgram, and the inputs it was traced on."""
-    model, inputs = problem.model(), problem.inputs()
+def export_problem(problem: Problem, shapes_only: bool = False) -> tuple[ExportedProgram, list[Any]]:
+    """The problem's forward pass as a core-ATen ExportedProgram, and the inputs it was traced on
+    (on the meta device with `shapes_only`: no data is made or computed, so production sizes are
+    cheap; ops whose decomposition differs there may differ in dead values)."""
+    device = "meta" if shapes_only else None
+    model, inputs = problem.model(device=device), problem.inputs(device=device)
     try:
         with torch.no_grad():
             model(*inputs)
@@ -361,8 +364,9 @@ def _ir_typed(val: torch.Tensor) -> bool:
         return False
 
 
-def capture(problem: Problem) -> Program:
-    """The problem's forward pass as fusion regions (IR kernels) and glue."""
-    exported, _ = export_problem(problem)
+def capture(problem: Problem, shapes_only: bool = False) -> Program:
+    """The problem's forward pass as fusion regions (IR kernels) and glue (`shapes_only`: traced on
+    the meta device, for lowering at production sizes without computing anything)."""
+    exported, _ = export_problem(problem, shapes_only)
     return ProgramBuilder(problem.name, exported).build()
 

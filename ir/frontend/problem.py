@@ -3,6 +3,7 @@ module-level size constants, which can be overridden (or all shrunk) before inpu
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import traceback
 import types
@@ -41,16 +42,19 @@ class Problem:
         get_init_inputs = getattr(self.module, "get_init_inputs", None)
         return list(_call(self, get_init_inputs, "get_init_inputs()")) if get_init_inputs else []
 
-    def inputs(self, seed: int = 0) -> list[Any]:
-        """`get_inputs()` drawn after seeding torch with `seed`."""
+    def inputs(self, seed: int = 0, device: str | None = None) -> list[Any]:
+        """`get_inputs()` drawn after seeding torch with `seed` (on `device` if given: "meta" gives
+        shapes and dtypes without data)."""
         torch.manual_seed(seed)
-        return list(_call(self, self.module.get_inputs, "get_inputs()"))
+        with torch.device(device) if device else contextlib.nullcontext():
+            return list(_call(self, self.module.get_inputs, "get_inputs()"))
 
-    def model(self, seed: int = 0) -> torch.nn.Module:
+    def model(self, seed: int = 0, device: str | None = None) -> torch.nn.Module:
         """`Model(*get_init_inputs())` built after seeding torch: the same weights every time."""
         torch.manual_seed(seed)
-        init = self.init_inputs()
-        model = _call(self, lambda: self.module.Model(*init), "Model(*get_init_inputs())")
+        with torch.device(device) if device else contextlib.nullcontext():
+            init = self.init_inputs()
+            model = _call(self, lambda: self.module.Model(*init), "Model(*get_init_inputs())")
         return model.eval()
 
 

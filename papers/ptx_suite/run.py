@@ -4,7 +4,8 @@ inputs, odd reduced shapes and the default shapes) and times it beside eager PyT
 torch.compile, with the copy bandwidth measured in the same run. Problems with a region that does
 not lower yet are listed with the reason. Writes results.json after every problem.
 
-    python papers/ptx_suite/run.py --out DIR [--match PATH_PART] [--no-compile] [--sweep]
+    python papers/ptx_suite/run.py --out DIR [--match PARTS] [--no-compile] [--sweep | --sweep-only]
+    python papers/ptx_suite/run.py --out papers/ptx_suite --merge PART.json ...   (runs of parts of the suite)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
+import functools
 import json
 import sys
 import traceback
@@ -28,7 +30,7 @@ from ir.frontend.problem import Problem  # noqa: E402
 from ir.frontend.program import flatten_tensors  # noqa: E402
 from ptxgen.emit import emit_model_new, load_model_new  # noqa: E402
 from ptxgen.lower import LoweringError, default_schedule, lower_all  # noqa: E402
-from ptxgen.schedule import ElementwiseSchedule, ScheduleError  # noqa: E402
+from ptxgen.schedule import Schedule, ScheduleError, schedule_from_dict  # noqa: E402
 from ptxgen.targets import default_target  # noqa: E402
 from verify.timing import copy_bandwidth, flush_buffer, summary, time_ms  # noqa: E402
 
@@ -46,12 +48,23 @@ def max_error(got: torch.Tensor, want: torch.Tensor) -> float:
     return float("inf") if nan_mismatch.any() else float(diff.nan_to_num(0).max())
 
 
+def size_key(sizes: dict[str, int] | None) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted((sizes or {}).items()))
+
+
+@functools.lru_cache(maxsize=4)
+def captured(path: Path, sizes: tuple[tuple[str, int], ...]) -> tuple[Problem, Any]:
+    """The problem and its captured program (traced on the GPU), reused across schedule variants."""
+    problem = load_problem(path, sizes=dict(sizes))
+    with torch.device("cuda"):
+        return problem, capture(problem)
+
+
 def build(path: Path, sizes: dict[str, int] | None = None, choose: Any = None) -> tuple[Problem, Any, Any, Any]:
     """(problem, Model, ModelNew, lowered kernels) on the GPU; ModelNew holds Model's parameters."""
     target = default_target()
-    problem = load_problem(path, sizes=sizes)
+    problem, program = captured(path, size_key(sizes))
     with torch.device("cuda"):
-        program = capture(problem)
         model = problem.model()
     kernels = lower_all([r.kernel for r in program.regions], target, choose)
     module = load_model_new(emit_model_new(path, program, kernels, target.name, problem.overrides))
@@ -74,7 +87,8 @@ def check(path: Path, sizes: dict[str, int] | None, seed: int) -> dict[str, Any]
     dtype = next(t.dtype for t in inputs if t.is_floating_point())
     errors = [max_error(o, r) for o, r in zip(ours, reference)]
     eager_errors = [max_error(e, r) for e, r in zip(eager, reference)]
-    return {"shapes": problem.size_constants(), "error": max(errors), "eager_error": max(eager_errors),
+    glue = len(captured(path, size_key(sizes))[1].glue)
+    return {"shapes": problem.size_constants(), "glue": glue, "error": max(errors), "eager_error": max(eager_errors),
             "tolerance": TOLERANCE[dtype], "passed": max(errors) <= TOLERANCE[dtype],
             "kernels": {name: {"schedule": k.schedule.to_dict(), "grid": k.launch.grid, "block": k.launch.block}
                         for name, k in kernels.items()}}
@@ -109,43 +123,64 @@ def timing(path: Path, flush: torch.Tensor, reps: int, with_compile: bool) -> di
     return {"io_bytes": io_bytes, "times": result}
 
 
-SWEEP_PROBLEMS = ("relu_f32", "clamp_bf16", "gelu_erf_f32", "gelu_tanh_bf16", "affine_broadcast_bf16")
-SWEEP = [dict(ctas_per_sm=c, unroll=u, block_size=b) for c in (0, 2, 4, 8, 16) for u in (1, 2, 4)
-         for b in (128, 256, 512)]
+ELEMENTWISE_KNOBS = [dict(ctas_per_sm=c, unroll=u, block_size=b) for c in (0, 2, 4, 8, 16) for u in (1, 2, 4)
+                     for b in (128, 256, 512)]
+ROW_KNOBS = ([dict(threads_per_row=t, block_size=max(t, 256), cache_row=c, cluster=1, unroll=1 if c else 4)
+              for t in (32, 64, 128, 256, 512, 1024) for c in (True, False)]
+             + [dict(threads_per_row=t, block_size=t, cluster=k, cache_row=c, unroll=1 if c else 4)
+                for t in (256, 512, 1024) for k in (2, 4, 8) for c in (True, False)])
+COLUMN_KNOBS = [dict(threads_along_reduction=a, block_size=b, unroll=u) for a in (1, 4, 8, 16, 32)
+                for b in (128, 256, 512) for u in (2, 4)]
+SWEEPS = {**{f"elementwise/{name}": ELEMENTWISE_KNOBS for name in ("relu_f32", "gelu_tanh_bf16")},
+          **{f"rowsweep/{kind}_{n}": ROW_KNOBS for kind in ("softmax_bf16", "layernorm_f32")
+             for n in (1024, 4096, 16384, 65536, 262144)},
+          **{name: ROW_KNOBS for name in ("reduction/softmax_f32", "rowsweep/rmsnorm_bf16_65536",
+                                          "rowsweep/logsumexp_bf16_65536", "reduction/argmin_lastdim_bf16")},
+          "reduction/mean_dim1_bf16": COLUMN_KNOBS}
 
 
-def sweep(path: Path, flush: torch.Tensor, reps: int) -> list[dict[str, Any]]:
-    """ModelNew under schedule variants (knobs beside the default's), timed in one process."""
-    target = default_target()
-    rows = []
-    for knobs in SWEEP:
-        def choose(kernel: Any, t: Any, knobs: dict[str, int] = knobs) -> ElementwiseSchedule:
-            return ElementwiseSchedule(**{**default_schedule(kernel, t).to_dict(), **knobs})
+def sweep(path: Path, knob_sets: list[dict[str, Any]], flush: torch.Tensor, reps: int) -> list[dict[str, Any]]:
+    """ModelNew under schedule variants (knobs over the default's; those the kernel or target rule
+    out are skipped), timed in one process."""
+    rows: list[dict[str, Any]] = []
+    for knobs in [{}] + knob_sets:  # the default schedule first
+        def choose(kernel: Any, t: Any, knobs: dict[str, Any] = knobs) -> Schedule:
+            return schedule_from_dict({**default_schedule(kernel, t).to_dict(), **knobs})
 
-        schedule = ElementwiseSchedule(**knobs)
-        if not schedule.fits(target):
+        try:
+            problem, _, new, kernels = build(path, choose=choose)
+        except ScheduleError:
             continue
-        problem, _, new, kernels = build(path, choose=choose)
         with torch.device("cuda"):
             inputs = problem.inputs(3)
         with torch.no_grad():
             stats = summary(time_ms(lambda: new(*inputs), "cuda", reps, flush))
         (lowered,) = kernels.values()
-        rows.append({"schedule": lowered.schedule.to_dict(), **stats})
+        schedule = lowered.schedule.to_dict()
+        if rows and any(r["schedule"] == schedule for r in rows):
+            continue
+        rows.append({"schedule": schedule, "default": not knobs, **stats})
     return rows
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--match", default="")
+    parser.add_argument("--merge", type=Path, nargs="+", help="merge these results files into OUT/results.json")
+    parser.add_argument("--match", default="", help="comma-separated parts of problem paths to run")
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--sweep", action="store_true", help="also time schedule variants of a few problems")
+    parser.add_argument("--sweep-only", action="store_true", help="time the schedule variants, nothing else")
     args = parser.parse_args()
+    if args.merge:
+        write(args.out, merge(args.merge))
+        return 0
     flush = flush_buffer("cuda")
     problems = REPO / "datasets" / "problems"
-    paths = [p for p in sorted(problems.rglob("*.py")) if args.match in str(p.relative_to(problems))]
+    parts = args.match.split(",")
+    paths = [p for p in sorted(problems.rglob("*.py")) if any(m in str(p.relative_to(problems)) for m in parts)]
+    paths = [] if args.sweep_only else paths
     results: dict[str, Any] = {
         "environment": {"device": torch.cuda.get_device_name(), "target": default_target().name,
                         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -175,16 +210,36 @@ def main() -> int:
         results["problems"].append(row)
         write(args.out, results)  # after every problem: a run cut short keeps what it measured
         torch.cuda.empty_cache()
-    if args.sweep:
+    if args.sweep or args.sweep_only:
         results["sweep"] = {}
-        for name in SWEEP_PROBLEMS:
-            path = REPO / "datasets" / "problems" / "elementwise" / f"{name}.py"
-            results["sweep"][name] = sweep(path, flush, args.reps)
+        for name, knob_sets in SWEEPS.items():
+            if not any(m in name for m in parts):
+                continue
+            results["sweep"][name] = sweep(problems / f"{name}.py", knob_sets, flush, args.reps)
             best = min(results["sweep"][name], key=lambda r: r["median_ms"])
             print(f"sweep {name}: best {best['median_ms']:.3f} ms with {best['schedule']}", flush=True)
+            write(args.out, results)
     results["copy"]["after"] = copy_bandwidth("cuda", args.reps, flush, 2 * 2**30)
     write(args.out, results)
     return 0
+
+
+def merge(parts: list[Path]) -> dict[str, Any]:
+    """Results of several runs (parts of the suite, each timed side by side within itself) as one:
+    each problem keeps the index of its part, whose device, date and copy bandwidth it was measured
+    with."""
+    loaded = [json.loads(p.read_text()) for p in parts]
+    devices = {r["environment"]["device"] for r in loaded}
+    if len(devices) != 1:
+        raise SystemExit(f"parts were measured on different devices: {sorted(devices)}")
+    merged: dict[str, Any] = {"environment": loaded[0]["environment"],
+                              "parts": [{"environment": r["environment"], "copy": r["copy"]} for r in loaded],
+                              "problems": [], "sweep": {}}
+    for index, results in enumerate(loaded):
+        merged["problems"] += [{**row, "part": index} for row in results["problems"]]
+        merged["sweep"].update({name: {"part": index, "rows": rows} for name, rows in results.get("sweep", {}).items()})
+    merged["problems"].sort(key=lambda row: row["problem"])
+    return merged
 
 
 def write(out: Path, results: dict[str, Any]) -> None:

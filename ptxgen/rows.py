@@ -1,0 +1,255 @@
+"""Lowering kernels that reduce along their trailing (contiguous) axes.
+
+`threads_per_row` threads share a row, so a CTA of `block_size` threads holds several rows (a row
+per group of 4..32 lanes: shuffles only) or one row per CTA (warps combine through shared memory
+and a barrier); a cluster of CTAs can share one row, each taking a contiguous chunk, their
+partials exchanged through distributed shared memory (`mapa`, `ld.shared::cluster`) between
+cluster barriers. Every thread's vectors sit at column lane*V + k*threads_per_row*V of its chunk.
+
+With `cache_row` those vectors are static slots, unrolled: the values loaded and computed in one
+phase stay in registers for the next, so the row is read from memory once. Otherwise each phase
+walks the row in a loop and re-reads it. Partials are combined in a fixed order, so results do not
+depend on timing."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+from ir.kernel import Instr, Kernel
+from ptxgen.lower import Body, Lanes, LaunchConfig, LoweringError
+from ptxgen.reduce import SLOT_BYTES, WARP, Layout, Partial, ReductionLowering
+from ptxgen.schedule import RowSchedule, ScheduleError
+from ptxgen.targets import Feature, Target
+
+CLUSTER_BARRIER = ("barrier.cluster.arrive.release.aligned", "barrier.cluster.wait.acquire.aligned")
+MAX_CACHED_ELEMENTS = 32  # per thread, in default schedules of rows read more than once
+MAX_REGISTER_ELEMENTS = 128  # per thread: more cached elements than this are refused
+
+
+class RowReductionLowering(ReductionLowering):
+    layout = Layout.ROW
+    schedule: RowSchedule
+
+    def __init__(self, kernel: Kernel, schedule: RowSchedule, target: Target) -> None:
+        super().__init__(kernel, schedule, target)
+        if self.reduced.layout != Layout.ROW:
+            raise ScheduleError(f"kernel {kernel.name} is a {self.reduced.layout.value} reduction, "
+                                "not a row reduction")
+        if not schedule.fits(target):
+            raise ScheduleError(f"{schedule} does not fit {target.name}")
+        self.row_length, self.rows = self.reduced.length, self.reduced.outer
+        vectors = self.row_length // self.vector
+        self.chunk = -(-vectors // schedule.cluster) * self.vector  # elements of a row per CTA of a cluster
+        self.stride = schedule.threads_per_row * self.vector  # columns between a thread's vectors
+        self.slots = -(-self.chunk // self.stride)
+        if schedule.cache_row and self.slots * self.vector > MAX_REGISTER_ELEMENTS:
+            raise ScheduleError(f"caching {self.slots * self.vector} elements of a row per thread cannot fit in "
+                                f"registers (at most {MAX_REGISTER_ELEMENTS})")
+        if schedule.cluster > 1 and self.chunk * (schedule.cluster - 1) >= self.row_length:
+            raise ScheduleError(f"a row of {self.row_length} is too short for a cluster of {schedule.cluster}")
+        self.exact = (self.row_length == self.chunk * schedule.cluster and self.chunk % self.stride == 0
+                      and self.rows % schedule.rows_per_cta == 0)
+
+    def passes(self) -> int:
+        """How many times the row is walked: once per reduction, and once more where an output
+        runs along the row (not only per-row values)."""
+        last = len(self.domain) - 1
+        along_row = any(last in self.domain_map(v) for v in self.kernel.returns)
+        return len(self.reductions) + int(along_row)
+
+    # -- the kernel ----------------------------------------------------------------------------
+
+    def launch(self) -> LaunchConfig:
+        s = self.schedule
+        groups = -(-self.rows // s.rows_per_cta)
+        grid = min(groups, self.target.sm_count * s.ctas_per_sm) if s.ctas_per_sm else groups
+        return LaunchConfig((grid * s.cluster, 1, 1), (s.block_size, 1, 1), cluster=(s.cluster, 1, 1))
+
+    def _directives(self) -> list[str]:
+        lines = [f".reqntid {self.schedule.block_size}, 1, 1"]
+        if self.schedule.cluster > 1:
+            lines.append(f".reqnctapercluster {self.schedule.cluster}, 1, 1")
+        return lines
+
+    def render(self) -> str:
+        w, s = self.w, self.schedule
+        self._prologue()
+        self.tid = w.op("b32", "mov.u32 {}, %tid.x")
+        self.lane_in_row = w.op("b32", f"and.b32 {{}}, {{}}, {s.threads_per_row - 1}", self.tid)
+        self.row_in_cta = w.op("b32", f"shr.u32 {{}}, {{}}, {int(math.log2(s.threads_per_row))}", self.tid)
+        self.lane = w.op("b32", "and.b32 {}, {}, 31", self.tid)
+        self.smem = self._declare_shared("row_partials", (s.block_size // WARP) * SLOT_BYTES)
+        if s.cluster > 1:
+            self.cluster_smem = self._declare_shared("cluster_partials", len(self.reductions) * SLOT_BYTES)
+            rank = w.op("b32", "mov.u32 {}, %cluster_ctarank")
+            group = w.op("b32", "mov.u32 {}, %clusterid.x")
+        else:
+            rank, group = "0", w.op("b32", "mov.u32 {}, %ctaid.x")
+        step = w.op("b32", "mov.u32 {}, %nctaid.x")
+        loop, done = w.label("rows"), w.label("done")
+        w.place(loop)
+        first_row = w.op("b32", f"mul.lo.u32 {{}}, {{}}, {s.rows_per_cta}", group)
+        w.emit(f"bra.uni {done}", w.op("pred", f"setp.ge.u32 {{}}, {{}}, {self.rows}", first_row))
+        row = w.op("b32", "add.u32 {}, {}, {}", first_row, self.row_in_cta)
+        self.row_base = self._ix("mul.lo", self._widen_index(row), self.row_length)
+        self._column_bounds(rank, row)
+        bodies = list(self._slots()) if s.cache_row else None
+        for phase, instr in enumerate(self.reductions):
+            self._phase(instr, phase, bodies)
+        if self.passes() > len(self.reductions):
+            for body in self._walk(bodies):
+                self._store_outputs(body)
+        else:  # per-row outputs only: stored once, by the thread holding the row's first column
+            inside = None if self.exact else self.w.op("pred", "setp.lt.u32 {}, {}, {}", self.first_column, self.end)
+            self._store_outputs(bodies[0] if bodies else self._body_at(self.first_column, inside))
+        if s.ctas_per_sm:
+            w.emit(f"add.u32 {group}, {group}, {step}")
+            w.emit("bar.sync 0")  # the next rows' exchanges reuse the shared slots
+            w.emit(f"bra.uni {loop}")
+        w.place(done)
+        if s.cluster > 1:  # no CTA leaves while another may still read its shared memory
+            for barrier in CLUSTER_BARRIER:
+                w.emit(barrier)
+        w.emit("ret")
+        return self._module()
+
+    def _column_bounds(self, rank: str, row: str) -> None:
+        """This thread's first column and the end of its CTA's chunk (0 where its row is past the
+        last, so that it loads and stores nothing but still joins every exchange)."""
+        w = self.w
+        start = w.op("b32", f"mul.lo.u32 {{}}, {{}}, {self.vector}", self.lane_in_row)
+        end = str(self.chunk) if self.schedule.cluster > 1 else str(self.row_length)
+        if self.schedule.cluster > 1:
+            chunk_start = w.op("b32", f"mul.lo.u32 {{}}, {{}}, {self.chunk}", rank)
+            start = w.op("b32", "add.u32 {}, {}, {}", start, chunk_start)
+            end = w.op("b32", f"min.u32 {{}}, {{}}, {self.row_length}",
+                       w.op("b32", f"add.u32 {{}}, {{}}, {self.chunk}", chunk_start))
+        if self.rows % self.schedule.rows_per_cta:
+            valid = w.op("pred", f"setp.lt.u32 {{}}, {{}}, {self.rows}", row)
+            end = w.op("b32", f"selp.b32 {{}}, {end}, 0, {{}}", valid)
+        self.first_column, self.end = start, end
+
+    def _widen_index(self, reg32: str) -> str:
+        return self.w.op("b64", "cvt.u64.u32 {}, {}", reg32) if self.wide else reg32
+
+    def _body_at(self, column: str, guard: str | None) -> Body:
+        element = self._ix("add", self.row_base, self._widen_index(column))
+        body = Body(element, self.vector, guard, position=column)
+        if len(self.reduced.axes) == 1:  # the column is the last coordinate: no division needed
+            body.coords[len(self.domain) - 1] = self._widen_index(column)
+        return body
+
+    def _slots(self) -> Iterator[Body]:
+        """The thread's vectors as static slots (cache_row): their values outlive a phase."""
+        for k in range(self.slots):
+            column = self.first_column if k == 0 else self.w.op(
+                "b32", f"add.u32 {{}}, {{}}, {k * self.stride}", self.first_column)
+            guard = None if self.exact else self.w.op("pred", "setp.lt.u32 {}, {}, {}", column, self.end)
+            yield self._body_at(column, guard)
+
+    def _walk(self, bodies: list[Body] | None) -> Iterator[Body]:
+        """The thread's vectors for one phase: the cached slots, or a loop re-reading them
+        (`unroll` vectors a trip; the loop closes when the caller resumes the generator)."""
+        if bodies is not None:
+            yield from bodies
+            return
+        w, unroll = self.w, self.schedule.unroll
+        column = w.op("b32", "mov.u32 {}, {}", self.first_column)
+        loop, end = w.label("col"), w.label("col_end")
+        w.place(loop)
+        w.emit(f"bra {end}", w.op("pred", "setp.ge.u32 {}, {}, {}", column, self.end))
+        for u in range(unroll):
+            current = column if u == 0 else w.op("b32", f"add.u32 {{}}, {{}}, {u * self.stride}", column)
+            guard = None if u == 0 else w.op("pred", "setp.lt.u32 {}, {}, {}", current, self.end)
+            yield self._body_at(current, guard)
+        w.emit(f"add.u32 {column}, {column}, {unroll * self.stride}")
+        w.emit(f"bra {loop}")
+        w.place(end)
+
+    # -- one reduction -------------------------------------------------------------------------
+
+    def _phase(self, instr: Instr, phase: int, bodies: list[Body] | None) -> None:
+        steps = 1 if bodies is not None else self.schedule.unroll  # a partial per unrolled step
+        partials = [self._start(instr) for _ in range(steps)]
+        for k, body in enumerate(self._walk(bodies)):
+            lanes = self.value(instr.args[0], self._identity(), body)
+            self._accumulate(partials[k % steps], lanes, body.lanes, body.position, body.guard)
+        partial = self._combine_row(self._merge_all(partials), phase)
+        self.row_values[instr.result] = Lanes([self._finish(instr, partial)])
+
+    def _combine_row(self, partial: Partial, phase: int) -> Partial:
+        """Every thread's partial combined with those of its row: within the group of lanes, then
+        across the row's warps, then across the cluster. Every thread of the row gets the result."""
+        s = self.schedule
+        self._group_reduce(partial, min(s.threads_per_row, WARP))
+        if s.threads_per_row > WARP:
+            partial = self._across_warps(partial)
+        if s.cluster > 1:
+            partial = self._across_cluster(partial, phase)
+        return partial
+
+    def _across_warps(self, partial: Partial) -> Partial:
+        w = self.w
+        warps = self.schedule.threads_per_row // WARP
+        warp = w.op("b32", "shr.u32 {}, {}, 5", self.tid)  # slot of this warp; its row's slots follow each other
+        slot = w.op("b32", f"mad.lo.u32 {{}}, {{}}, {SLOT_BYTES}, {{}}", warp, self.smem)
+        self._store_slot(partial, (slot, 0), w.op("pred", "setp.eq.u32 {}, {}, 0", self.lane))
+        w.emit("bar.sync 0")
+        first = w.op("b32", f"mad.lo.u32 {{}}, {{}}, {warps * SLOT_BYTES}, {{}}", self.row_in_cta, self.smem)
+        combined = self._gather_slots(partial, [(first, k * SLOT_BYTES) for k in range(warps)])
+        w.emit("bar.sync 0")  # every thread has read the slots before the next phase writes them
+        return combined
+
+    def _across_cluster(self, partial: Partial, phase: int) -> Partial:
+        w = self.w
+        slot = w.op("b32", f"add.u32 {{}}, {{}}, {phase * SLOT_BYTES}", self.cluster_smem)
+        self._store_slot(partial, (slot, 0), w.op("pred", "setp.eq.u32 {}, {}, 0", self.tid))
+        for barrier in CLUSTER_BARRIER:
+            w.emit(barrier)
+        remote = [(w.op("b32", f"mapa.shared::cluster.u32 {{}}, {{}}, {rank}", slot), 0)
+                  for rank in range(self.schedule.cluster)]
+        return self._gather_slots(partial, remote, load="ld.shared::cluster")
+
+
+def default_row_schedule(kernel: Kernel, target: Target, approx: bool) -> RowSchedule:
+    """The widest vector the row allows, and threads per row from measurements on H100
+    (papers/ptx_suite, schedule sweep over rows of 1024 to 262144 elements):
+
+    - a row read once is held in static slots, up to 16 vectors (128 elements) a thread;
+    - a row read more than once is kept in registers, 32 elements a thread, by up to 512 threads
+      (several short rows a CTA); rows beyond 16384 elements take a cluster of up to 4 such CTAs,
+      and rows beyond that are re-read by clusters of 8 CTAs (their chunks stay in L2 between
+      phases), where the target has clusters; without clusters, 1024 threads re-read the row."""
+    for vector_bytes in (16, 8, 4, 2):
+        try:
+            probe = RowReductionLowering(kernel, RowSchedule(vector_bytes=vector_bytes, cache_row=False), target)
+        except ScheduleError:
+            continue
+        length, vector = probe.row_length, probe.vector
+        knobs = dict(vector_bytes=vector_bytes, approx_math=approx)
+        if probe.passes() == 1:
+            per_thread = min(MAX_REGISTER_ELEMENTS, 16 * vector)
+            threads = _clamp_threads(-(-length // per_thread), 1024)
+            cache = length <= threads * per_thread
+            return RowSchedule(**knobs, block_size=max(threads, 256), threads_per_row=threads,  # type: ignore[arg-type]
+                               cache_row=cache, unroll=1 if cache else 4)
+        threads = _clamp_threads(-(-length // MAX_CACHED_ELEMENTS), 512)
+        cluster = _next_power_of_two(-(-length // (threads * MAX_CACHED_ELEMENTS)))
+        clusters = target.has(Feature.CLUSTERS)
+        if cluster == 1 or (clusters and cluster <= min(4, target.max_cluster_size)):
+            return RowSchedule(**knobs, block_size=max(threads, 256), threads_per_row=threads,  # type: ignore[arg-type]
+                               cluster=cluster, unroll=1)
+        if clusters:
+            return RowSchedule(**knobs, block_size=512, threads_per_row=512, cache_row=False,  # type: ignore[arg-type]
+                               cluster=min(8, target.max_cluster_size), unroll=4)
+        return RowSchedule(**knobs, block_size=1024, threads_per_row=1024, cache_row=False, unroll=4)  # type: ignore[arg-type]
+    raise LoweringError(f"kernel {kernel.name}: no vector width fits its rows")
+
+
+def _clamp_threads(wanted: int, most: int) -> int:
+    return min(most, max(32, _next_power_of_two(wanted)))
+
+
+def _next_power_of_two(n: int) -> int:
+    return 1 << max(0, math.ceil(math.log2(max(1, n))))
