@@ -19,8 +19,10 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 
+from ir.dtypes import DType
 from ir.kernel import Instr, Kernel
 from ir.ops import REDUCTIONS, Op
+from ptxgen import mathlib
 from ptxgen.lower import REGISTER_KIND, Body, ElementwiseLowering, IndexMap, Lanes, LoweringError, _aligned_map
 from ptxgen.ptx import f32_literal
 from ptxgen.schedule import Schedule, ScheduleError
@@ -98,12 +100,18 @@ SHARED_TYPE = {"f32": "f32", "b32": "b32", "b64": "b64"}
 @dataclass
 class Partial:
     """One thread's partial result of a reduction: a value and, for arg reductions, its index
-    (the position along the reduced extent, 32 bits)."""
+    (the position along the reduced extent, 32 bits); for an online softmax pair (`online`), the
+    running maximum and the sum of exp(x - maximum)."""
 
     op: Op
     kind: str  # register kind of the value
     value: str
     index: str | None = None
+    online: bool = False
+
+    @property
+    def second_kind(self) -> str:
+        return "f32" if self.online else "b32"
 
 
 class ReductionLowering(ElementwiseLowering):
@@ -187,6 +195,32 @@ class ReductionLowering(ElementwiseLowering):
             result.append(from_operands[0] if from_operands else None)
         return tuple(result)
 
+    def online_pairs(self) -> dict[str, tuple[Instr, str]]:
+        """Softmax-shaped pairs an online pass can compute together: amax(X) = A and
+        sum(exp(sub(X, S))) where S is computed from A and constants alone (A itself, or A with
+        infinities replaced), both in float32 (no rounding between them). Maps the amax's result
+        to (the sum, S)."""
+        pairs: dict[str, tuple[Instr, str]] = {}
+        for first in (i for i in self.reductions if i.op == Op.AMAX):
+            for second in (i for i in self.reductions if i.op == Op.SUM):
+                exp = self.defs.get(second.args[0])
+                sub = self.defs.get(exp.args[0]) if exp is not None and exp.op == Op.EXP else None
+                if sub is None or sub.op != Op.SUB or sub.args[0] != first.args[0]:
+                    continue
+                floats = {self.types[n].dtype for n in (first.args[0], sub.result, exp.result)}  # type: ignore[union-attr]
+                if floats == {DType.F32} and self._computed_from(sub.args[1], first.result):
+                    pairs[first.result] = (second, sub.args[1])
+        return pairs
+
+    def _computed_from(self, name: str, source: str) -> bool:
+        """`name` is `source`, or computed from it and constants only."""
+        if name == source:
+            return True
+        instr = self.defs.get(name)
+        if instr is None or instr.op in REDUCTIONS:
+            return False
+        return instr.op == Op.CONST or all(self._computed_from(a, source) for a in instr.args)
+
     def depends_on_reduction(self, name: str) -> bool:
         instr = self.defs.get(name)
         if instr is None:
@@ -204,6 +238,8 @@ class ReductionLowering(ElementwiseLowering):
 
     def _fresh(self, like: Partial) -> Partial:
         """A partial at the identity of `like`'s reduction."""
+        if like.online:
+            return self._start_online(like.op)
         if like.index is not None:
             value = self.w.op("f32", "mov.f32 {}, {}", f32_literal(INDEX_ORDER[like.op][1]))
             return Partial(like.op, "f32", value, self.w.op("b32", f"mov.u32 {{}}, {INT_MAX}"))
@@ -212,6 +248,10 @@ class ReductionLowering(ElementwiseLowering):
 
     def _merge(self, partial: Partial, value: str, index: str | None, guard: str | None = None) -> None:
         """partial := partial merged with (value, index), where `guard` holds."""
+        if partial.online:
+            assert index is not None and guard is None
+            self._merge_online(partial, value, index)
+            return
         if partial.index is None:
             instruction = COMBINE[(partial.op, partial.kind)].instruction
             self.w.emit(f"{instruction} {partial.value}, {partial.value}, {value}", guard)
@@ -248,6 +288,9 @@ class ReductionLowering(ElementwiseLowering):
         order, so an arg reduction keeps its pair unless the new value is strictly better, or NaN
         where the kept one is not (the first NaN, then the first best value, wins)."""
         for k in range(count):
+            if partial.online:
+                self._step_online(partial, lanes.lane(k), guard)
+                continue
             if partial.index is None:
                 self._merge(partial, lanes.lane(k), None, guard)
                 continue
@@ -263,6 +306,42 @@ class ReductionLowering(ElementwiseLowering):
             better = w.op("pred", "and.pred {}, {}, {}", better, guard)
         w.emit(f"selp.f32 {partial.value}, {value}, {partial.value}, {better}")
         w.emit(f"selp.b32 {partial.index}, {index}, {partial.index}, {better}")
+
+    # -- online softmax: a maximum and a sum of exp(x - maximum) in one pass ---------------------
+
+    def _start_online(self, op: Op) -> Partial:
+        running_max = self.w.op("f32", "mov.f32 {}, {}", f32_literal(-math.inf))
+        return Partial(op, "f32", running_max, self.w.op("f32", "mov.f32 {}, {}", f32_literal(0.0)), online=True)
+
+    def _exp(self, x: str) -> str:
+        table = mathlib.APPROX_FUNCTIONS if self.schedule.approx_math else mathlib.FUNCTIONS
+        return table["exp"](mathlib.PtxMath(self.w), x)  # type: ignore[return-value]
+
+    def _rescale(self, old_max: str, new_max: str) -> str:
+        """exp(old_max - new_max), and 1 where they are equal (so that -inf, -inf gives 1, not NaN)."""
+        w = self.w
+        same = w.op("pred", "setp.eq.f32 {}, {}, {}", old_max, new_max)
+        return w.op("f32", f"selp.f32 {{}}, {f32_literal(1.0)}, {{}}, {{}}", self._exp(w.sub(old_max, new_max)), same)
+
+    def _merge_online(self, partial: Partial, other_max: str, other_sum: str) -> None:
+        w = self.w
+        new_max = w.op("f32", "max.NaN.f32 {}, {}, {}", partial.value, other_max)
+        mine, theirs = self._rescale(partial.value, new_max), self._rescale(other_max, new_max)
+        w.emit(f"fma.rn.f32 {partial.index}, {partial.index}, {mine}, {w.mul(other_sum, theirs)}")
+        w.emit(f"mov.f32 {partial.value}, {new_max}")
+
+    def _step_online(self, partial: Partial, x: str, guard: str | None) -> None:
+        """One element into the running pair with a single exp: exp(-|x - max|) either rescales
+        the sum (x is the new maximum) or is added to it."""
+        w = self.w
+        high = w.op("f32", "max.NaN.f32 {}, {}, {}", partial.value, x)
+        low = w.op("f32", "min.NaN.f32 {}, {}, {}", partial.value, x)
+        term = self._rescale(low, high)
+        rises = w.op("pred", "setp.gt.f32 {}, {}, {}", x, partial.value)
+        rescaled = w.op("f32", f"fma.rn.f32 {{}}, {{}}, {{}}, {f32_literal(1.0)}", partial.index, term)
+        added = w.add(partial.index, term)
+        w.emit(f"selp.f32 {partial.index}, {rescaled}, {added}, {rises}", guard)
+        w.emit(f"mov.f32 {partial.value}, {high}", guard)
 
     def _merge_all(self, partials: list[Partial]) -> Partial:
         """Partials of one reduction kept apart for accuracy (one per unrolled step), merged in order."""
@@ -298,7 +377,7 @@ class ReductionLowering(ElementwiseLowering):
         offset = width // 2
         while offset >= 1:
             other = self._shuffle(partial.value, partial.kind, offset)
-            other_index = None if partial.index is None else self._shuffle(partial.index, "b32", offset)
+            other_index = None if partial.index is None else self._shuffle(partial.index, partial.second_kind, offset)
             self._merge(partial, other, other_index)
             offset //= 2
 
@@ -307,7 +386,7 @@ class ReductionLowering(ElementwiseLowering):
         address, offset = slot
         self.w.emit(f"st.{space}.{SHARED_TYPE[partial.kind]} [{address}+{offset}], {partial.value}", guard)
         if partial.index is not None:
-            self.w.emit(f"st.{space}.b32 [{address}+{offset + 4}], {partial.index}", guard)
+            self.w.emit(f"st.{space}.{partial.second_kind} [{address}+{offset + 4}], {partial.index}", guard)
 
     def _load_slot(self, like: Partial, slot: tuple[str, int], load: str = "ld.shared",
                    guard: str | None = None) -> tuple[str, str | None]:
@@ -316,10 +395,11 @@ class ReductionLowering(ElementwiseLowering):
             fresh = self._fresh(like)
             self.w.emit(f"{load}.{SHARED_TYPE[like.kind]} {fresh.value}, [{address}+{offset}]", guard)
             if fresh.index is not None:
-                self.w.emit(f"{load}.b32 {fresh.index}, [{address}+{offset + 4}]", guard)
+                self.w.emit(f"{load}.{like.second_kind} {fresh.index}, [{address}+{offset + 4}]", guard)
             return fresh.value, fresh.index
         value = self.w.op(like.kind, f"{load}.{SHARED_TYPE[like.kind]} {{}}, [{address}+{offset}]")
-        index = None if like.index is None else self.w.op("b32", f"{load}.b32 {{}}, [{address}+{offset + 4}]")
+        second = like.second_kind
+        index = None if like.index is None else self.w.op(second, f"{load}.{second} {{}}, [{address}+{offset + 4}]")
         return value, index
 
     def _gather_slots(self, like: Partial, slots: list[tuple[str, int]], load: str = "ld.shared") -> Partial:

@@ -24,6 +24,9 @@ from ptxgen.targets import Feature, Target
 
 CLUSTER_BARRIER = ("barrier.cluster.arrive.release.aligned", "barrier.cluster.wait.acquire.aligned")
 MAX_CACHED_ELEMENTS = 32  # per thread, in default schedules of rows read more than once
+# Row length beyond which default schedules use an online pass where it makes the only read (by
+# approx_math: with the accurate exp, the update's second exp per element costs more).
+ONLINE_FROM = {True: 16384, False: 65536}
 MAX_REGISTER_ELEMENTS = 128  # per thread: more cached elements than this are refused
 
 
@@ -48,15 +51,21 @@ class RowReductionLowering(ReductionLowering):
                                 f"registers (at most {MAX_REGISTER_ELEMENTS})")
         if schedule.cluster > 1 and self.chunk * (schedule.cluster - 1) >= self.row_length:
             raise ScheduleError(f"a row of {self.row_length} is too short for a cluster of {schedule.cluster}")
+        self.fused = self.online_pairs() if schedule.online else {}
+        if schedule.online and not self.fused:
+            raise ScheduleError(f"kernel {kernel.name} has no max and sum of exp(x - max) for an online pass")
         self.exact = (self.row_length == self.chunk * schedule.cluster and self.chunk % self.stride == 0
                       and self.rows % schedule.rows_per_cta == 0)
 
-    def passes(self) -> int:
-        """How many times the row is walked: once per reduction, and once more where an output
-        runs along the row (not only per-row values)."""
+    def outputs_along_row(self) -> bool:
+        """Some output runs along the row (not only per-row values)."""
         last = len(self.domain) - 1
-        along_row = any(last in self.domain_map(v) for v in self.kernel.returns)
-        return len(self.reductions) + int(along_row)
+        return any(last in self.domain_map(v) for v in self.kernel.returns)
+
+    def passes(self) -> int:
+        """How many times the row is walked: once per reduction (a pair fused by an online pass
+        counts once), and once more where an output runs along the row."""
+        return len(self.reductions) - len(self.fused) + int(self.outputs_along_row())
 
     # -- the kernel ----------------------------------------------------------------------------
 
@@ -95,9 +104,11 @@ class RowReductionLowering(ReductionLowering):
         self.row_base = self._ix("mul.lo", self._widen_index(row), self.row_length)
         self._column_bounds(rank, row)
         bodies = list(self._slots()) if s.cache_row else None
+        skipped = {second.result for second, _ in self.fused.values()}
         for phase, instr in enumerate(self.reductions):
-            self._phase(instr, phase, bodies)
-        if self.passes() > len(self.reductions):
+            if instr.result not in skipped:
+                self._phase(instr, phase, bodies)
+        if self.outputs_along_row():
             for body in self._walk(bodies):
                 self._store_outputs(body)
         else:  # per-row outputs only: stored once, by the thread holding the row's first column
@@ -171,12 +182,21 @@ class RowReductionLowering(ReductionLowering):
 
     def _phase(self, instr: Instr, phase: int, bodies: list[Body] | None) -> None:
         steps = 1 if bodies is not None else self.schedule.unroll  # a partial per unrolled step
-        partials = [self._start(instr) for _ in range(steps)]
+        online = instr.result in self.fused
+        partials = [self._start_online(instr.op) if online else self._start(instr) for _ in range(steps)]
         for k, body in enumerate(self._walk(bodies)):
             lanes = self.value(instr.args[0], self._identity(), body)
             self._accumulate(partials[k % steps], lanes, body.lanes, body.position, body.guard)
         partial = self._combine_row(self._merge_all(partials), phase)
-        self.row_values[instr.result] = Lanes([self._finish(instr, partial)])
+        if not online:
+            self.row_values[instr.result] = Lanes([self._finish(instr, partial)])
+            return
+        assert partial.index is not None
+        self.row_values[instr.result] = Lanes([partial.value])  # the amax, in float32
+        second, shift = self.fused[instr.result]
+        shift_value = self.value(shift, self.domain_map(shift), Body(self.row_base, 1, None)).lane(0)
+        total = self.w.mul(partial.index, self._exp(self.w.sub(partial.value, shift_value)))  # to exp(x - shift)
+        self.row_values[second.result] = Lanes([self._round(total, self.types[second.result].dtype)])
 
     def _combine_row(self, partial: Partial, phase: int) -> Partial:
         """Every thread's partial combined with those of its row: within the group of lanes, then
@@ -216,7 +236,10 @@ def default_row_schedule(kernel: Kernel, target: Target, approx: bool) -> RowSch
     """The widest vector the row allows, and threads per row from measurements on H100
     (papers/ptx_suite, schedule sweep over rows of 1024 to 262144 elements):
 
-    - a row read once is held in static slots, up to 16 vectors (128 elements) a thread;
+    - a row read once is held in static slots, up to 16 vectors (128 elements) a thread; a max
+      and a sum of exp(x - max) whose outputs are per row (logsumexp) make one online pass where
+      the row is longer than 16384 (65536 with accurate math; shorter rows are faster kept in
+      registers for two passes: the online update costs a second exp per element);
     - a row read more than once is kept in registers, 32 elements a thread, by up to 512 threads
       (several short rows a CTA); rows beyond 16384 elements take a cluster of up to 4 such CTAs,
       and rows beyond that are re-read by clusters of 8 CTAs (their chunks stay in L2 between
@@ -228,7 +251,11 @@ def default_row_schedule(kernel: Kernel, target: Target, approx: bool) -> RowSch
             continue
         length, vector = probe.row_length, probe.vector
         knobs = dict(vector_bytes=vector_bytes, approx_math=approx)
-        if probe.passes() == 1:
+        passes = probe.passes()
+        online_from = ONLINE_FROM[approx]
+        if passes > 1 and length > online_from and probe.passes() - len(probe.online_pairs()) == 1:
+            passes, knobs["online"] = 1, True  # a long row read once by an online pass (logsumexp)
+        if passes == 1:
             per_thread = min(MAX_REGISTER_ELEMENTS, 16 * vector)
             threads = _clamp_threads(-(-length // per_thread), 1024)
             cache = length <= threads * per_thread

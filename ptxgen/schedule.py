@@ -81,6 +81,7 @@ class RowSchedule:
     unroll: int = 2
     approx_math: bool = False
     fp32_intermediates: bool = False
+    online: bool = False  # a max and a sum of exp(x - max) in one pass (online softmax), where the kernel has them
 
     def __post_init__(self) -> None:
         _check(self, {"vector_bytes": VECTOR_BYTES, "block_size": BLOCK_SIZES,
@@ -177,11 +178,12 @@ def schedule_from_dict(knobs: dict[str, object]) -> Schedule:
 def row_space(target: Target) -> list[RowSchedule]:
     """Every row schedule that fits the target (the kernel may rule out vector widths)."""
     schedules = []
-    for vector, block, threads, cache, cluster, unroll, approx, fp32 in itertools.product(
-            VECTOR_BYTES, BLOCK_SIZES, THREADS_PER_ROW, (True, False), CLUSTER_SIZES, UNROLLS, PRECISION, PRECISION):
+    for vector, block, threads, cache, cluster, unroll, approx, fp32, online in itertools.product(
+            VECTOR_BYTES, BLOCK_SIZES, THREADS_PER_ROW, (True, False), CLUSTER_SIZES, UNROLLS, PRECISION, PRECISION,
+            (False, True)):
         if threads > block or (cluster > 1 and threads != block) or (cache and unroll != 1):
             continue
-        schedule = RowSchedule(vector, block, threads, cache, cluster, 0, unroll, approx, fp32)
+        schedule = RowSchedule(vector, block, threads, cache, cluster, 0, unroll, approx, fp32, online)
         if schedule.fits(target):
             schedules.append(schedule)
     return schedules

@@ -208,3 +208,27 @@ def test_sampled_schedules_of_each_layout_assemble(text: str, space) -> None:  #
     for schedule in [default_schedule(kernel, H100)] + random.Random(text).sample(valid, 6):
         _, resources = assemble(lower(kernel, schedule, H100).ptx, "sm_90a")
         assert resources.registers > 0
+
+
+LOGSUMEXP = ("kernel k(%x: bf16[8, {n}]) -> (%o: bf16[8]) {{\n  %c = cast(%x, to=f32)\n"
+             "  %m = amax(%c, axes=[1], keepdim=true)\n  %d = sub(%c, %m)\n  %e = exp(%d)\n"
+             "  %s = sum(%e, axes=[1])\n  %l = log(%s)\n  %v = reshape(%m, shape=[8])\n  %y = add(%l, %v)\n"
+             "  %o = cast(%y, to=bf16)\n  return %o\n}}")
+
+
+def test_online_pass_fuses_a_max_with_its_sum_of_exps() -> None:
+    long = parse(LOGSUMEXP.format(n=65536))
+    schedule = default_schedule(long, H100)
+    assert isinstance(schedule, RowSchedule) and schedule.online  # one pass over a long row (approximate exp)
+    lowering = RowReductionLowering(long, schedule, H100)
+    assert list(lowering.fused) == ["%m"] and lowering.passes() == 1
+    short = default_schedule(parse(LOGSUMEXP.format(n=4096)), H100)
+    assert isinstance(short, RowSchedule) and not short.online and short.cache_row  # two passes in registers
+    accurate = default_schedule(parse(LOGSUMEXP.format(n=65536).replace("bf16", "f32")), H100)
+    assert isinstance(accurate, RowSchedule) and not accurate.online  # the accurate exp: online only beyond 65536
+
+
+def test_online_pass_needs_float32_between_max_and_exp() -> None:
+    rounded = parse(softmax("bf16", 8, 4096))  # sub and exp round to bf16: not the same as rescaling
+    with pytest.raises(ScheduleError, match="no max and sum of exp"):
+        lower(rounded, RowSchedule(online=True), H100)

@@ -5,6 +5,7 @@ a middle axis) and a seeded sample of the kernel's schedule space."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -30,6 +31,11 @@ LAYERNORM = ("kernel k(%x: f32[9, 4096], %w: f32[4096], %b: f32[4096]) -> (%y: f
              "  %r = rsqrt(%a)\n  %n = mul(%d, %r)\n  %s = mul(%n, %w)\n  %y = add(%s, %b)\n  return %y, %v\n}")
 ARGMIN_LSE = ("kernel k(%x: bf16[6, 1000]) -> (%i: i64[6], %l: f32[6]) {\n  %i = argmin(%x, axes=[1])\n"
               "  %c = cast(%x, to=f32)\n  %e = exp(%c)\n  %s = sum(%e, axes=[1])\n  %l = log(%s)\n  return %i, %l\n}")
+LOGSUMEXP = ("kernel k(%x: bf16[8, 3000]) -> (%y: bf16[8]) {\n  %c = cast(%x, to=f32)\n"
+             "  %m = amax(%c, axes=[1], keepdim=true)\n  %a = abs(%m)\n  %i = const(inf) : f32\n"
+             "  %q = eq(%a, %i)\n  %z = const(0.0) : f32\n  %s = where(%q, %z, %m)\n  %v = reshape(%s, shape=[8])\n"
+             "  %d = sub(%c, %s)\n  %e = exp(%d)\n  %t = sum(%e, axes=[1])\n  %l = log(%t)\n  %r = add(%l, %v)\n"
+             "  %y = cast(%r, to=bf16)\n  return %y\n}")
 INT_ROWS = "kernel k(%x: i32[7, 300]) -> (%s: i32[7]) {\n  %s = sum(%x, axes=[1])\n  return %s\n}"
 COLUMN_SOFTMAX = ("kernel k(%x: f32[3, 37, 10]) -> (%y: f32[3, 37, 10]) {\n"
                   "  %m = amax(%x, axes=[1], keepdim=true)\n  %d = sub(%x, %m)\n  %e = exp(%d)\n"
@@ -51,6 +57,8 @@ SCALAR_ARGMAX = "kernel k(%x: f32[100003]) -> (%i: i64[], %m: f32[]) {\n  %i = a
 
 CASES: dict[str, tuple[str, list[Schedule]]] = {
     "softmax_f32_odd": (SOFTMAX.format(t="f32", r=37, n=1003), [
+        RowSchedule(vector_bytes=4, block_size=256, threads_per_row=32, online=True),
+        RowSchedule(vector_bytes=4, block_size=512, threads_per_row=512, cluster=4, cache_row=False, online=True),
         RowSchedule(vector_bytes=4, block_size=256, threads_per_row=8),  # sub-warp rows, many slots
         RowSchedule(vector_bytes=4, block_size=128, threads_per_row=128, cache_row=False, ctas_per_sm=1, unroll=4),
         RowSchedule(vector_bytes=4, block_size=256, threads_per_row=256, cluster=2),
@@ -72,6 +80,11 @@ CASES: dict[str, tuple[str, list[Schedule]]] = {
         RowSchedule(vector_bytes=16, block_size=64, threads_per_row=32),
         RowSchedule(vector_bytes=2, block_size=512, threads_per_row=512, cluster=2),
     ]),
+    "logsumexp_online": (LOGSUMEXP, [
+        RowSchedule(vector_bytes=16, block_size=256, threads_per_row=256, online=True),
+        RowSchedule(vector_bytes=4, block_size=64, threads_per_row=16, cache_row=False, unroll=4, online=True),
+        RowSchedule(vector_bytes=16, block_size=128, threads_per_row=128, cluster=2, online=True, approx_math=True),
+    ]),
     "int_rows": (INT_ROWS, [RowSchedule(vector_bytes=16, block_size=64, threads_per_row=16)]),
     "column_softmax": (COLUMN_SOFTMAX, [
         ColumnSchedule(vector_bytes=8, block_size=64, threads_along_reduction=16, unroll=2),
@@ -87,25 +100,34 @@ CASES: dict[str, tuple[str, list[Schedule]]] = {
 TOLERANCE = {DType.F32: 2e-5, DType.BF16: 2e-2, DType.F16: 2e-3}  # relative to max |reference|, and per element
 
 
-def random_inputs(kernel: Kernel, seed: int) -> list[torch.Tensor]:
+def random_inputs(kernel: Kernel, seed: int, special_rows: bool = False) -> list[torch.Tensor]:
+    """Normal floats times 3; with `special_rows`, the first rows of a float input are all -inf,
+    hold +inf, hold NaN, hold -inf among numbers, and are all equal."""
     generator = torch.Generator().manual_seed(seed)
     tensors = []
     for param in kernel.inputs:
         shape, dtype = param.type.shape, param.type.dtype
         if dtype.is_float:
-            tensors.append((torch.randn(shape, generator=generator) * 3).to(IR_TO_TORCH[dtype]))
+            values = torch.randn(shape, generator=generator) * 3
+            if special_rows and len(shape) == 2 and shape[0] >= 5:
+                values[0] = -math.inf
+                values[1, 7] = math.inf
+                values[2, 3] = math.nan
+                values[3, ::2] = -math.inf
+                values[4] = 1.5
+            tensors.append(values.to(IR_TO_TORCH[dtype]))
         else:  # small integers, with PyTorch's ignore index -100 among them
             tensors.append(torch.randint(-101, 4, shape, generator=generator).clamp(min=-100).to(IR_TO_TORCH[dtype]))
     return tensors
 
 
-def check(kernel: Kernel, schedule: Schedule, seed: int = 0) -> None:
+def check(kernel: Kernel, schedule: Schedule, seed: int = 0, special_rows: bool = False) -> None:
     from ptxgen.runtime import Runtime
     from ptxgen.targets import default_target
 
     target = default_target()
     lowered = lower(kernel, schedule, target)
-    inputs = random_inputs(kernel, seed)
+    inputs = random_inputs(kernel, seed, special_rows)
     outputs = [torch.full(p.type.shape, -7777, dtype=IR_TO_TORCH[p.type.dtype]) if not p.type.dtype.is_float
                else torch.full(p.type.shape, float("nan"), dtype=IR_TO_TORCH[p.type.dtype]) for p in kernel.outputs]
     device = [t.cuda() for t in inputs + outputs]
@@ -119,9 +141,9 @@ def check(kernel: Kernel, schedule: Schedule, seed: int = 0) -> None:
         if not param.type.dtype.is_float:
             np.testing.assert_array_equal(got_np, want, err_msg=f"{param.name} under {schedule}")
             continue
-        scale = max(1.0, float(np.abs(want).max()))
         tolerance = TOLERANCE[param.type.dtype]
-        np.testing.assert_allclose(got_np, want, rtol=tolerance, atol=tolerance * scale * 1e-1,
+        scale = max(1.0, float(np.abs(want[np.isfinite(want)]).max(initial=0.0)))
+        np.testing.assert_allclose(got_np, want, rtol=tolerance, atol=tolerance * scale * 1e-1, equal_nan=True,
                                    err_msg=f"{param.name} under {schedule}")
 
 
@@ -135,3 +157,15 @@ def test_reductions_match_the_interpreter(name: str) -> None:
     sampled = random.Random(name).sample(schedule_space(kernel, target), 6)
     for schedule in [default_schedule(kernel, target), *chosen, *sampled]:
         check(kernel, schedule)
+
+
+@pytest.mark.parametrize("name", ["softmax_f32_odd", "logsumexp_online", "argmin_logsumexp_bf16", "layernorm_f32"])
+def test_rows_of_infinities_and_nan_match_the_interpreter(name: str) -> None:
+    """Rows of -inf, with +inf, with NaN: the online pass's rescaling and the arg reductions'
+    NaN rule give what the interpreter gives (NaN where it gives NaN)."""
+    from ptxgen.targets import default_target
+
+    text, chosen = CASES[name]
+    kernel = parse(text)
+    for schedule in [default_schedule(kernel, default_target()), *chosen]:
+        check(kernel, schedule, special_rows=True)

@@ -227,7 +227,7 @@ def main() -> int:
 def merge(parts: list[Path]) -> dict[str, Any]:
     """Results of several runs (parts of the suite, each timed side by side within itself) as one:
     each problem keeps the index of its part, whose device, date and copy bandwidth it was measured
-    with."""
+    with; where parts measured the same problem (or sweep), the later part's figures are kept."""
     loaded = [json.loads(p.read_text()) for p in parts]
     devices = {r["environment"]["device"] for r in loaded}
     if len(devices) != 1:
@@ -235,10 +235,11 @@ def merge(parts: list[Path]) -> dict[str, Any]:
     merged: dict[str, Any] = {"environment": loaded[0]["environment"],
                               "parts": [{"environment": r["environment"], "copy": r["copy"]} for r in loaded],
                               "problems": [], "sweep": {}}
-    for index, results in enumerate(loaded):
-        merged["problems"] += [{**row, "part": index} for row in results["problems"]]
+    problems: dict[str, dict[str, Any]] = {}
+    for index, results in enumerate(loaded):  # a problem measured again in a later part: the later one
+        problems.update({row["problem"]: {**row, "part": index} for row in results["problems"]})
         merged["sweep"].update({name: {"part": index, "rows": rows} for name, rows in results.get("sweep", {}).items()})
-    merged["problems"].sort(key=lambda row: row["problem"])
+    merged["problems"] = [problems[name] for name in sorted(problems)]
     return merged
 
 
