@@ -9,6 +9,7 @@ value is evaluated under a map from domain coordinates to its own coordinates.""
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -633,24 +634,43 @@ def lowering_for(kernel: Kernel, schedule: Schedule, target: Target) -> Elementw
     return lowering_class(kernel, schedule, target)  # type: ignore[no-any-return]
 
 
-def schedule_space(kernel: Kernel, target: Target) -> list[Schedule]:
-    """Every schedule of the kernel's kind that fits the target and that the kernel's shapes allow
-    (vector widths that divide its innermost size, clusters its rows can fill, ...): what search
-    enumerates."""
+def kind_space(kernel: Kernel, target: Target) -> list[Schedule]:
+    """Every schedule of the kernel's kind that fits the target (its shapes may rule some out)."""
     from ptxgen.reduce import Layout, reduction_shape
     from ptxgen.schedule import column_space, elementwise_space, row_space, scalar_space
 
     shape = reduction_shape(kernel)
     spaces = {None: elementwise_space, Layout.ROW: row_space, Layout.COLUMN: column_space,
               Layout.SCALAR: scalar_space}
-    valid = []
-    for schedule in spaces[shape.layout if shape else None](target):
-        try:
-            lowering_for(kernel, schedule, target)
-        except ScheduleError:
-            continue
-        valid.append(schedule)
-    return valid
+    return spaces[shape.layout if shape else None](target)  # type: ignore[no-any-return]
+
+
+def _allows(kernel: Kernel, schedule: Schedule, target: Target) -> bool:
+    try:
+        lowering_for(kernel, schedule, target)
+    except ScheduleError:
+        return False
+    return True
+
+
+def schedule_space(kernel: Kernel, target: Target) -> list[Schedule]:
+    """Every schedule of the kernel's kind that fits the target and that the kernel's shapes allow
+    (vector widths that divide its innermost size, clusters its rows can fill, ...): what search
+    enumerates."""
+    return [s for s in kind_space(kernel, target) if _allows(kernel, s, target)]
+
+
+def sample_schedules(kernel: Kernel, target: Target, count: int, rng: random.Random) -> list[Schedule]:
+    """Up to `count` valid schedules drawn at random without building the whole valid space."""
+    candidates = kind_space(kernel, target)
+    rng.shuffle(candidates)
+    chosen: list[Schedule] = []
+    for schedule in candidates:
+        if len(chosen) == count:
+            break
+        if _allows(kernel, schedule, target):
+            chosen.append(schedule)
+    return chosen
 
 
 def lower(kernel: Kernel, schedule: Schedule, target: Target) -> LoweredKernel:

@@ -64,6 +64,8 @@ def reduction_shape(kernel: Kernel) -> ReductionShape | None:
         raise LoweringError(f"kernel {kernel.name} reduces over several shapes or axes: {sorted(signatures)}")
     ((shape, axes),) = signatures
     axes = tuple(sorted(axes))  # type: ignore[arg-type]
+    if not axes:
+        raise LoweringError(f"kernel {kernel.name} reduces over no axis (a copy, not a reduction)")
     if axes != tuple(range(axes[0], axes[-1] + 1)):
         raise LoweringError(f"kernel {kernel.name} reduces over axes {list(axes)}, which are not contiguous")
     outer, length, inner = (math.prod(shape[:axes[0]]), math.prod(shape[axes[0]:axes[-1] + 1]),
@@ -139,8 +141,10 @@ class ReductionLowering(ElementwiseLowering):
     def _vector_width(self) -> int:
         """Elements per vector from the widest type among values that run along the innermost
         axis (per-row results, such as an argmax's i64, do not narrow the loads of the row)."""
+        if not self.domain:
+            return 1
         last = len(self.domain) - 1
-        along = [self.types[n].dtype.itemsize for n in self.types if self.domain and last in self.domain_map(n)]
+        along = [self.types[n].dtype.itemsize for n in self.types if last in self.domain_map(n)]
         vector = max(1, self.schedule.vector_bytes // max(along, default=1))
         if vector > 1 and self.domain[-1] % vector:
             raise ScheduleError(f"vector of {vector} elements does not divide the innermost size {self.domain[-1]}")
