@@ -26,11 +26,6 @@ class ColumnReductionLowering(ReductionLowering):
 
     def __init__(self, kernel: Kernel, schedule: ColumnSchedule, target: Target) -> None:
         super().__init__(kernel, schedule, target)
-        if self.reduced.layout != Layout.COLUMN:
-            raise ScheduleError(f"kernel {kernel.name} is a {self.reduced.layout.value} reduction, "
-                                "not a reduction over a middle axis")
-        if not schedule.fits(target):
-            raise ScheduleError(f"{schedule} does not fit {target.name}")
         self.outer, self.length, self.inner = self.reduced.outer, self.reduced.length, self.reduced.inner
         self.along = schedule.threads_along_reduction
         self.across = schedule.block_size // self.along  # threads along the inner axis
@@ -45,9 +40,6 @@ class ColumnReductionLowering(ReductionLowering):
     def launch(self) -> LaunchConfig:
         return LaunchConfig((self.outer * self.column_blocks, 1, 1), (self.schedule.block_size, 1, 1))
 
-    def _directives(self) -> list[str]:
-        return [f".reqntid {self.schedule.block_size}, 1, 1"]
-
     def render(self) -> str:
         w = self.w
         self._prologue()
@@ -60,8 +52,8 @@ class ColumnReductionLowering(ReductionLowering):
         column = w.op("b32", f"mul.lo.u32 {{}}, {{}}, {self.vector}",
                       w.op("b32", f"mad.lo.u32 {{}}, {{}}, {self.across}, {{}}", block, self.across_index))
         self.inside = None if self.exact_columns else w.op("pred", f"setp.lt.u32 {{}}, {{}}, {self.inner}", column)
-        origin = self._ix("mul.lo", self._wide_index(outer), self.length * self.inner)
-        self.origin = self._ix("add", origin, self._wide_index(column))
+        origin = self._ix("mul.lo", self._widen_index(outer), self.length * self.inner)
+        self.origin = self._ix("add", origin, self._widen_index(column))
         if self.along > 1:
             self.smem = self._declare_shared("column_partials", self.schedule.block_size * self.vector * SLOT_BYTES)
             self.tid = tid
@@ -89,14 +81,11 @@ class ColumnReductionLowering(ReductionLowering):
             assert position is not None
             self._step_pair(partial, value, position, guard)
 
-    def _wide_index(self, reg32: str) -> str:
-        return self.w.op("b64", "cvt.u64.u32 {}, {}", reg32) if self.wide else reg32
-
     def _walk(self) -> Iterator[Body]:
         """This thread's rows r = along_index + k * threads_along_reduction of R, `unroll` a trip."""
         w, unroll, along = self.w, self.schedule.unroll, self.along
         row = w.op("b32", "mov.u32 {}, {}", self.along_index)
-        element = self._ix("mad.lo", self._wide_index(self.along_index), self.inner, self.origin)
+        element = self._ix("mad.lo", self._widen_index(self.along_index), self.inner, self.origin)
         loop, end = w.label("r"), w.label("r_end")
         w.place(loop)
         w.emit(f"bra {end}", w.op("pred", f"setp.ge.u32 {{}}, {{}}, {self.length}", row))

@@ -127,6 +127,11 @@ class ReductionLowering(ElementwiseLowering):
         found = reduction_shape(kernel)
         assert found is not None
         self.reduced = found
+        if found.layout != self.layout:
+            raise ScheduleError(f"kernel {kernel.name} is a {found.layout.value} reduction, not a "
+                                f"{self.layout.value} reduction")
+        if not schedule.fits(target):
+            raise ScheduleError(f"{schedule} does not fit {target.name}")
         if found.shape != self.domain:
             raise LoweringError(f"kernel {kernel.name} reduces a {list(found.shape)} value inside a "
                                 f"{list(self.domain)} domain")
@@ -157,6 +162,13 @@ class ReductionLowering(ElementwiseLowering):
         if name in self.row_values:
             return self.row_values[name]
         return super().value(name, index, ctx)
+
+    def _directives(self) -> list[str]:
+        return [f".reqntid {self.schedule.block_size}, 1, 1"]  # thread indexing assumes the whole block
+
+    def _widen_index(self, reg32: str) -> str:
+        """A 32-bit index register in index width."""
+        return self.w.op("b64", "cvt.u64.u32 {}, {}", reg32) if self.wide else reg32
 
     def _declare_shared(self, name: str, size: int) -> str:
         self.shared_arrays.append(f"\t.shared .align 8 .b8 {name}[{max(size, SLOT_BYTES)}];")

@@ -36,11 +36,6 @@ class RowReductionLowering(ReductionLowering):
 
     def __init__(self, kernel: Kernel, schedule: RowSchedule, target: Target) -> None:
         super().__init__(kernel, schedule, target)
-        if self.reduced.layout != Layout.ROW:
-            raise ScheduleError(f"kernel {kernel.name} is a {self.reduced.layout.value} reduction, "
-                                "not a row reduction")
-        if not schedule.fits(target):
-            raise ScheduleError(f"{schedule} does not fit {target.name}")
         self.row_length, self.rows = self.reduced.length, self.reduced.outer
         vectors = self.row_length // self.vector
         self.chunk = -(-vectors // schedule.cluster) * self.vector  # elements of a row per CTA of a cluster
@@ -76,10 +71,8 @@ class RowReductionLowering(ReductionLowering):
         return LaunchConfig((grid * s.cluster, 1, 1), (s.block_size, 1, 1), cluster=(s.cluster, 1, 1))
 
     def _directives(self) -> list[str]:
-        lines = [f".reqntid {self.schedule.block_size}, 1, 1"]
-        if self.schedule.cluster > 1:
-            lines.append(f".reqnctapercluster {self.schedule.cluster}, 1, 1")
-        return lines
+        cluster = [f".reqnctapercluster {self.schedule.cluster}, 1, 1"] if self.schedule.cluster > 1 else []
+        return super()._directives() + cluster
 
     def render(self) -> str:
         w, s = self.w, self.schedule
@@ -140,9 +133,6 @@ class RowReductionLowering(ReductionLowering):
             valid = w.op("pred", f"setp.lt.u32 {{}}, {{}}, {self.rows}", row)
             end = w.op("b32", f"selp.b32 {{}}, {end}, 0, {{}}", valid)
         self.first_column, self.end = start, end
-
-    def _widen_index(self, reg32: str) -> str:
-        return self.w.op("b64", "cvt.u64.u32 {}, {}", reg32) if self.wide else reg32
 
     def _body_at(self, column: str, guard: str | None) -> Body:
         element = self._ix("add", self.row_base, self._widen_index(column))

@@ -28,11 +28,6 @@ class ScalarReductionLowering(ReductionLowering):
 
     def __init__(self, kernel: Kernel, schedule: ScalarSchedule, target: Target) -> None:
         super().__init__(kernel, schedule, target)
-        if self.reduced.layout != Layout.SCALAR:
-            raise ScheduleError(f"kernel {kernel.name} is a {self.reduced.layout.value} reduction, "
-                                "not a reduction to a scalar")
-        if not schedule.fits(target):
-            raise ScheduleError(f"{schedule} does not fit {target.name}")
         for instr in self.reductions:
             if self.depends_on_reduction(instr.args[0]):
                 raise LoweringError(f"kernel {kernel.name}: {instr.result} reduces a value that depends on "
@@ -48,9 +43,6 @@ class ScalarReductionLowering(ReductionLowering):
 
     def launch(self) -> LaunchConfig:
         return LaunchConfig((self.grid, 1, 1), (self.schedule.block_size, 1, 1))
-
-    def _directives(self) -> list[str]:
-        return [f".reqntid {self.schedule.block_size}, 1, 1"]
 
     def _module(self) -> str:
         workspace = [f".global .align 8 .b8 {self.partials_name}[{len(self.reductions) * self.grid * SLOT_BYTES}];",
