@@ -12,8 +12,9 @@ from ir.errors import IRError
 from ir.frontend.problem import ProblemError
 from ptxgen.ptxas import PtxasError
 from ptxgen.targets import TargetError
+from verify.against_ir import ManifestError
 
-USER_ERRORS = (IRError, ProblemError, TargetError, PtxasError, OSError)
+USER_ERRORS = (IRError, ProblemError, TargetError, PtxasError, OSError, ManifestError)
 
 
 def _sizes(pairs: Sequence[str]) -> dict[str, int]:
@@ -51,6 +52,26 @@ def cmd_lower(args: argparse.Namespace) -> int:
     return 1 if missing else 0
 
 
+def cmd_emulate(args: argparse.Namespace) -> int:
+    """Exit 0: every kernel matches the IR; 1: one mismatches or does something undefined;
+    2: one could not be checked (not lowered, or PTX the emulator does not model)."""
+    import json
+
+    from verify.against_ir import check_manifest
+
+    verdicts = []
+    for verdict in check_manifest(Path(args.manifest), args.kernel, args.seed):
+        verdicts.append(verdict)
+        if not args.json:
+            reasons = "".join(f"\n    {r}" for r in verdict.reasons)
+            print(f"{verdict.kernel}: {verdict.status} ({verdict.steps} steps, {verdict.seconds:.2f} s){reasons}",
+                  flush=True)
+    if args.json:
+        print(json.dumps([v.to_dict() for v in verdicts], indent=1))
+    statuses = {v.status for v in verdicts}
+    return 1 if statuses & {"mismatch", "error"} else 2 if "inconclusive" in statuses else 0
+
+
 def cmd_ir(args: argparse.Namespace) -> int:
     from ir import format_kernel, parse_module
 
@@ -82,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     lower.add_argument("--size", action="append", default=[], metavar="NAME=VALUE")
     lower.add_argument("--shrink", type=int, metavar="N")
     lower.set_defaults(run=cmd_lower)
+
+    emulate = commands.add_parser("emulate", help="run each lowered kernel of a manifest on the CPU emulator and "
+                                  "compare it with the IR interpreter (float64)")
+    emulate.add_argument("manifest", help="DIR/manifest.json written by ptxgen lower")
+    emulate.add_argument("--kernel", metavar="NAME", help="only this kernel")
+    emulate.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    emulate.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    emulate.set_defaults(run=cmd_emulate)
 
     ir = commands.add_parser("ir", help="parse and typecheck an IR file; print it normalized")
     ir.add_argument("file")
