@@ -72,6 +72,26 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     return 1 if statuses & {"mismatch", "error"} else 2 if "inconclusive" in statuses else 0
 
 
+def cmd_prove(args: argparse.Namespace) -> int:
+    """Exit 0: every obligation of every kernel proved; 1: one refuted; 2: one inconclusive."""
+    import json
+
+    from verify.prove import prove_manifest
+
+    proofs = []
+    for proof in prove_manifest(Path(args.manifest), args.kernel):
+        proofs.append(proof)
+        if not args.json:
+            print(f"{proof.kernel}: {proof.status}", flush=True)
+            for o in proof.obligations:
+                detail = f": {o.detail}" if o.status != "proved" else ""
+                print(f"  {o.status:12s} {o.name} ({o.seconds:.2f} s){detail}")
+    if args.json:
+        print(json.dumps([p.to_dict() for p in proofs], indent=1))
+    statuses = {p.status for p in proofs}
+    return 1 if "refuted" in statuses else 2 if "inconclusive" in statuses else 0
+
+
 def cmd_ir(args: argparse.Namespace) -> int:
     from ir import format_kernel, parse_module
 
@@ -111,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     emulate.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     emulate.set_defaults(run=cmd_emulate)
+
+    prove = commands.add_parser("prove", help="prove each lowered kernel of a manifest safe and equal to its IR "
+                                "with Z3, on a symbolic tile at its real shapes")
+    prove.add_argument("manifest", help="DIR/manifest.json written by ptxgen lower")
+    prove.add_argument("--kernel", metavar="NAME", help="only this kernel")
+    prove.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    prove.set_defaults(run=cmd_prove)
 
     ir = commands.add_parser("ir", help="parse and typecheck an IR file; print it normalized")
     ir.add_argument("file")

@@ -57,7 +57,7 @@ def _run(name, inputs, outputs):
     inputs = [_launchable(t) for t in inputs]
     results = [torch.empty(shape, dtype=dtype, device=inputs[0].device) for shape, dtype in outputs]
     spec = _KERNELS[name]
-    launch(_kernel(name), spec["grid"], spec["block"], spec["shared"], inputs + results, name)
+    launch(_kernel(name), spec["grid"], spec["block"], spec["shared"], inputs + results, name, spec["cluster"])
     return results
 '''
 
@@ -122,7 +122,8 @@ def _kernels_table(kernels: dict[str, LoweredKernel]) -> str:
     lines = ["_KERNELS = {"]
     for name, k in kernels.items():
         lines.append(f"    {name!r}: {{\"grid\": {k.launch.grid}, \"block\": {k.launch.block}, "
-                     f"\"shared\": {k.launch.shared_bytes}, \"ptx\": '''\\\n{k.ptx}'''}},")
+                     f"\"shared\": {k.launch.shared_bytes}, \"cluster\": {k.launch.cluster[0]}, "
+                     f"\"ptx\": '''\\\n{k.ptx}'''}},")
     return "\n".join(lines + ["}"])
 
 

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 
 JIT_LOG_BYTES = 16384
+DEFAULT_SHARED_BYTES = 48 * 1024  # dynamic shared memory beyond this must be opted into per kernel
+PORTABLE_CLUSTER_SIZE = 8  # larger clusters (16 on sm_90) must be opted into per kernel
 
 
 class GpuUnavailable(RuntimeError):
@@ -88,8 +90,16 @@ def load_function(image: bytes, ptx: str, name: str) -> Any:
 
 
 def launch(function: Any, grid: tuple[int, int, int], block: tuple[int, int, int], shared_bytes: int,
-           tensors: list[torch.Tensor], name: str) -> None:
-    """Launch on PyTorch's current stream with one pointer argument per tensor."""
+           tensors: list[torch.Tensor], name: str, cluster: int = 1) -> None:
+    """Launch on PyTorch's current stream with one pointer argument per tensor (`cluster`: the
+    CTAs per cluster the kernel's .reqnctapercluster fixes)."""
+    attributes = driver().CUfunction_attribute
+    if shared_bytes > DEFAULT_SHARED_BYTES:
+        check(driver().cuFuncSetAttribute(function, attributes.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                          shared_bytes), f"cuFuncSetAttribute({name}, dynamic shared memory)")
+    if cluster > PORTABLE_CLUSTER_SIZE:
+        check(driver().cuFuncSetAttribute(function, attributes.CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1),
+              f"cuFuncSetAttribute({name}, non-portable cluster size)")
     pointers = [np.array([t.data_ptr()], dtype=np.uint64) for t in tensors]
     params = np.array([p.ctypes.data for p in pointers], dtype=np.uint64)
     stream = torch.cuda.current_stream().cuda_stream

@@ -204,18 +204,33 @@ class ElementwiseLowering:
         """`lanes` consecutive elements at `address`, widened to their register kind."""
         if dtype == DType.BOOL:
             return [self._bool_from_byte(address, k, guard) for k in range(lanes)]
+        return [self._widen(r, dtype) for r in self._load_raw(dtype, f"[{address}]", lanes, guard)]
+
+    def _load_raw(self, dtype: DType, address: str, lanes: int, guard: str | None, space: str = "global") -> list[str]:
+        """`lanes` consecutive elements at `address` (an operand like [%rd4]) as stored: their bits."""
         width = dtype.itemsize * 8
         raw = [self.w.reg("b16" if width == 16 else f"b{width}") for _ in range(lanes)]
         operands = raw[0] if lanes == 1 else "{" + ", ".join(raw) + "}"
         vector = "" if lanes == 1 else f".v{lanes}" if lanes <= 4 else None
         if vector is None:  # 8 halves: four 32-bit words, unpacked
             words = [self.w.reg("b32") for _ in range(lanes // 2)]
-            self.w.emit(f"ld.global.v4.b32 {{{', '.join(words)}}}, [{address}]", guard)
+            self.w.emit(f"ld.{space}.v4.b32 {{{', '.join(words)}}}, {address}", guard)
             for k, word in enumerate(words):
                 self.w.emit(f"mov.b32 {{{raw[2 * k]}, {raw[2 * k + 1]}}}, {word}")
         else:
-            self.w.emit(f"ld.global{vector}.b{width} {operands}, [{address}]", guard)
-        return [self._widen(r, dtype) for r in raw]
+            self.w.emit(f"ld.{space}{vector}.b{width} {operands}, {address}", guard)
+        return raw
+
+    def _store_raw(self, dtype: DType, address: str, raw: list[str], guard: str | None, space: str = "global") -> None:
+        """Bits of consecutive elements stored at `address` (an operand like [%rd4])."""
+        width, lanes = dtype.itemsize * 8, len(raw)
+        if lanes == 8:  # halves, packed in pairs
+            words = [self.w.op("b32", "mov.b32 {}, {{{}, {}}}", raw[2 * k], raw[2 * k + 1]) for k in range(4)]
+            self.w.emit(f"st.{space}.v4.b32 {address}, {{{', '.join(words)}}}", guard)
+        elif lanes == 1:
+            self.w.emit(f"st.{space}.b{width} {address}, {raw[0]}", guard)
+        else:
+            self.w.emit(f"st.{space}.v{lanes}.b{width} {address}, {{{', '.join(raw)}}}", guard)
 
     def _bool_from_byte(self, address: str, lane: int, guard: str | None) -> str:
         byte = self.w.reg("b16")
@@ -249,14 +264,7 @@ class ElementwiseLowering:
             for k, b in enumerate(bits):
                 self.w.emit(f"st.global.u8 [{address}+{k}], {b}", guard)
             return
-        width = output.dtype.itemsize * 8
-        if lanes == 8:  # halves, packed in pairs
-            words = [self.w.op("b32", "mov.b32 {}, {{{}, {}}}", bits[2 * k], bits[2 * k + 1]) for k in range(4)]
-            self.w.emit(f"st.global.v4.b32 [{address}], {{{', '.join(words)}}}", guard)
-        elif lanes == 1:
-            self.w.emit(f"st.global.b{width} [{address}], {bits[0]}", guard)
-        else:
-            self.w.emit(f"st.global.v{lanes}.b{width} [{address}], {{{', '.join(bits)}}}", guard)
+        self._store_raw(output.dtype, f"[{address}]", bits, guard)
 
     def _owner_guard(self, index: IndexMap, ctx: "Body") -> str | None:
         """An output smaller than the domain is written where its broadcast coordinates are 0."""

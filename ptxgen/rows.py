@@ -8,16 +8,20 @@ cluster barriers. Every thread's vectors sit at column lane*V + k*threads_per_ro
 
 With `cache_row` those vectors are static slots, unrolled: the values loaded and computed in one
 phase stay in registers for the next, so the row is read from memory once. Otherwise each phase
-walks the row in a loop and re-reads it. Partials are combined in a fixed order, so results do not
-depend on timing."""
+walks the row in a loop: it re-reads global memory, or, with `shared_row`, the first walk also
+copies the row's inputs (as stored, bf16 stays 2 bytes) into dynamic shared memory and later walks
+read that copy. Each thread reads back only what it wrote there, so no barrier is needed, and the
+copy is small enough for several CTAs to share an SM (their loads overlap each other's exchanges).
+Partials are combined in a fixed order, so results do not depend on timing."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
 
+from ir.dtypes import DType
 from ir.kernel import Instr, Kernel
-from ptxgen.lower import Body, Lanes, LaunchConfig, LoweringError
+from ptxgen.lower import Body, IndexMap, Lanes, LaunchConfig, LoweringError
 from ptxgen.reduce import SLOT_BYTES, WARP, Layout, Partial, ReductionLowering
 from ptxgen.schedule import RowSchedule, ScheduleError
 from ptxgen.targets import Feature, Target
@@ -28,6 +32,7 @@ MAX_CACHED_ELEMENTS = 32  # per thread, in default schedules of rows read more t
 # approx_math: with the accurate exp, the update's second exp per element costs more).
 ONLINE_FROM = {True: 16384, False: 65536}
 MAX_REGISTER_ELEMENTS = 128  # per thread: more cached elements than this are refused
+SHARED_ROW_BYTES = 64 * 1024  # a CTA's share of a row kept in shared memory, in default schedules
 
 
 class RowReductionLowering(ReductionLowering):
@@ -51,6 +56,29 @@ class RowReductionLowering(ReductionLowering):
             raise ScheduleError(f"kernel {kernel.name} has no max and sum of exp(x - max) for an online pass")
         self.exact = (self.row_length == self.chunk * schedule.cluster and self.chunk % self.stride == 0
                       and self.rows % schedule.rows_per_cta == 0)
+        self.stage_offsets = self._stage_layout() if schedule.shared_row else {}
+        self.staged: set[str] = set()  # inputs a finished walk has copied into shared memory
+        self.staging: set[str] = set()  # inputs the walk under way is copying
+
+    def _stage_layout(self) -> dict[str, int]:
+        """Byte offset in dynamic shared memory of each input kept there: those read along the
+        whole domain (the row's own values), one chunk per row of the CTA."""
+        offsets, end = {}, 0
+        for param in self.kernel.inputs:
+            if param.type.shape == self.domain and param.type.dtype != DType.BOOL:
+                offsets[param.name] = end
+                end += self.schedule.rows_per_cta * self.chunk * param.type.dtype.itemsize
+        if not offsets:
+            raise ScheduleError(f"kernel {self.kernel.name} has no input along its rows to keep in shared memory")
+        if end > self.target.shared_memory_per_block - 1024:
+            raise ScheduleError(f"keeping {end} bytes of rows in shared memory exceeds {self.target.name}'s "
+                                f"{self.target.shared_memory_per_block} per CTA")
+        self.stage_bytes = end
+        return offsets
+    def stage_itemsize(self) -> int:
+        """Bytes per column of the inputs a shared_row schedule keeps in shared memory (0: none)."""
+        return sum(p.type.dtype.itemsize for p in self.kernel.inputs
+                   if p.type.shape == self.domain and p.type.dtype != DType.BOOL)
 
     def outputs_along_row(self) -> bool:
         """Some output runs along the row (not only per-row values)."""
@@ -68,7 +96,15 @@ class RowReductionLowering(ReductionLowering):
         s = self.schedule
         groups = -(-self.rows // s.rows_per_cta)
         grid = min(groups, self.target.sm_count * s.ctas_per_sm) if s.ctas_per_sm else groups
-        return LaunchConfig((grid * s.cluster, 1, 1), (s.block_size, 1, 1), cluster=(s.cluster, 1, 1))
+        return LaunchConfig((grid * s.cluster, 1, 1), (s.block_size, 1, 1), cluster=(s.cluster, 1, 1),
+                            shared_bytes=self.stage_bytes if s.shared_row else 0)
+
+    def _module(self) -> str:
+        text = super()._module()
+        if not self.schedule.shared_row:
+            return text
+        marker = ".address_size 64\n"  # dynamic shared memory is declared at module scope
+        return text.replace(marker, marker + "\n.extern .shared .align 16 .b8 row_stage[];\n", 1)
 
     def _directives(self) -> list[str]:
         cluster = [f".reqnctapercluster {self.schedule.cluster}, 1, 1"] if self.schedule.cluster > 1 else []
@@ -82,6 +118,8 @@ class RowReductionLowering(ReductionLowering):
         self.row_in_cta = w.op("b32", f"shr.u32 {{}}, {{}}, {int(math.log2(s.threads_per_row))}", self.tid)
         self.lane = w.op("b32", "and.b32 {}, {}, 31", self.tid)
         self.smem = self._declare_shared("row_partials", (s.block_size // WARP) * SLOT_BYTES)
+        if s.shared_row:
+            self.stage = w.op("b32", "mov.u32 {}, row_stage")
         if s.cluster > 1:
             self.cluster_smem = self._declare_shared("cluster_partials", len(self.reductions) * SLOT_BYTES)
             rank = w.op("b32", "mov.u32 {}, %cluster_ctarank")
@@ -124,8 +162,9 @@ class RowReductionLowering(ReductionLowering):
         w = self.w
         start = w.op("b32", f"mul.lo.u32 {{}}, {{}}, {self.vector}", self.lane_in_row)
         end = str(self.chunk) if self.schedule.cluster > 1 else str(self.row_length)
+        self.chunk_start = "0"
         if self.schedule.cluster > 1:
-            chunk_start = w.op("b32", f"mul.lo.u32 {{}}, {{}}, {self.chunk}", rank)
+            chunk_start = self.chunk_start = w.op("b32", f"mul.lo.u32 {{}}, {{}}, {self.chunk}", rank)
             start = w.op("b32", "add.u32 {}, {}, {}", start, chunk_start)
             end = w.op("b32", f"min.u32 {{}}, {{}}, {self.row_length}",
                        w.op("b32", f"add.u32 {{}}, {{}}, {self.chunk}", chunk_start))
@@ -167,6 +206,33 @@ class RowReductionLowering(ReductionLowering):
         w.emit(f"add.u32 {column}, {column}, {unroll * self.stride}")
         w.emit(f"bra {loop}")
         w.place(end)
+        self.staged |= self.staging
+
+    # -- the row in shared memory (shared_row) ----------------------------------------------------
+
+    def _load(self, name: str, index: IndexMap, ctx: Body) -> Lanes:
+        """Inputs kept in shared memory: the first walk copies what it loads there, later walks
+        read the copy (at the same place, by the same thread)."""
+        if name not in self.stage_offsets or index != self._identity() or ctx.position is None:
+            return super()._load(name, index, ctx)
+        dtype = self.types[name].dtype
+        place = self._stage_address(name, ctx.position)
+        if name in self.staged:
+            raw = self._load_raw(dtype, f"[{place}]", ctx.lanes, ctx.guard, space="shared")
+        else:
+            address = self._address(self.base[name], ctx.element, dtype.itemsize)
+            raw = self._load_raw(dtype, f"[{address}]", ctx.lanes, ctx.guard)
+            self._store_raw(dtype, f"[{place}]", raw, ctx.guard, space="shared")
+            self.staging.add(name)
+        return Lanes([self._widen(r, dtype) for r in raw])
+
+    def _stage_address(self, name: str, column: str) -> str:
+        """Where column `column` of this thread's row sits in the shared copy of input `name`."""
+        w = self.w
+        local = column if self.chunk_start == "0" else w.op("b32", "sub.u32 {}, {}, {}", column, self.chunk_start)
+        within = w.op("b32", f"mad.lo.u32 {{}}, {{}}, {self.chunk}, {{}}", self.row_in_cta, local)
+        start = w.op("b32", f"add.u32 {{}}, {{}}, {self.stage_offsets[name]}", self.stage)
+        return w.op("b32", f"mad.lo.u32 {{}}, {{}}, {self.types[name].dtype.itemsize}, {{}}", within, start)
 
     # -- one reduction -------------------------------------------------------------------------
 
@@ -232,8 +298,9 @@ def default_row_schedule(kernel: Kernel, target: Target, approx: bool) -> RowSch
       registers for two passes: the online update costs a second exp per element);
     - a row read more than once is kept in registers, 32 elements a thread, by up to 512 threads
       (several short rows a CTA); rows beyond 16384 elements take a cluster of up to 4 such CTAs,
-      and rows beyond that are re-read by clusters of 8 CTAs (their chunks stay in L2 between
-      phases), where the target has clusters; without clusters, 1024 threads re-read the row."""
+      except that a row of 2-byte values, or one too long for that, is kept in shared memory by
+      a cluster whose CTAs hold at most 64 KB of it each (16 CTAs for a float32 row of 262144);
+      beyond what clusters hold (or without clusters) 512 or 1024 threads re-read the row."""
     for vector_bytes in (16, 8, 4, 2):
         try:
             probe = RowReductionLowering(kernel, RowSchedule(vector_bytes=vector_bytes, cache_row=False), target)
@@ -254,6 +321,10 @@ def default_row_schedule(kernel: Kernel, target: Target, approx: bool) -> RowSch
         threads = _clamp_threads(-(-length // MAX_CACHED_ELEMENTS), 512)
         cluster = _next_power_of_two(-(-length // (threads * MAX_CACHED_ELEMENTS)))
         clusters = target.has(Feature.CLUSTERS)
+        shared = _shared_row_cluster(probe, target) if clusters and length > 16384 else None
+        if shared is not None and (probe.stage_itemsize() < 4 or cluster > 4):
+            return RowSchedule(**knobs, block_size=512, threads_per_row=512, cache_row=False,  # type: ignore[arg-type]
+                               shared_row=True, cluster=shared, unroll=2)
         if cluster == 1 or (clusters and cluster <= min(4, target.max_cluster_size)):
             return RowSchedule(**knobs, block_size=max(threads, 256), threads_per_row=threads,  # type: ignore[arg-type]
                                cluster=cluster, unroll=1)
@@ -262,6 +333,14 @@ def default_row_schedule(kernel: Kernel, target: Target, approx: bool) -> RowSch
                                cluster=min(8, target.max_cluster_size), unroll=4)
         return RowSchedule(**knobs, block_size=1024, threads_per_row=1024, cache_row=False, unroll=4)  # type: ignore[arg-type]
     raise LoweringError(f"kernel {kernel.name}: no vector width fits its rows")
+
+
+def _shared_row_cluster(probe: RowReductionLowering, target: Target) -> int | None:
+    """The cluster that keeps each CTA's share of the row in shared memory within
+    SHARED_ROW_BYTES (room for 3 CTAs an SM), if the target has one that large."""
+    row_bytes = probe.row_length * probe.stage_itemsize()
+    cluster = max(2, _next_power_of_two(-(-row_bytes // SHARED_ROW_BYTES)))
+    return cluster if probe.stage_itemsize() and cluster <= target.max_cluster_size else None
 
 
 def _clamp_threads(wanted: int, most: int) -> int:

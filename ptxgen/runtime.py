@@ -80,7 +80,7 @@ class Runtime:
         """Launch on the current stream with one pointer per kernel parameter."""
         check_launch(kernel, tensors, get_target(kernel.target))
         launcher.launch(self.load(kernel), kernel.launch.grid, kernel.launch.block, kernel.launch.shared_bytes,
-                        tensors, kernel.name)
+                        tensors, kernel.name, int(np.prod(kernel.launch.cluster)))
 
 
 def check_launch(kernel: LoweredKernel, tensors: list[torch.Tensor], target: Target) -> None:

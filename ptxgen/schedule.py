@@ -70,7 +70,9 @@ class RowSchedule:
     threads share a row (a part of a warp, a warp, or several), so a CTA holds
     block_size / threads_per_row rows; `cluster` CTAs share a row through distributed shared
     memory (sm_90+). With `cache_row` each thread keeps its vectors of the row in registers from
-    the first phase to the last; otherwise every phase re-reads them, `unroll` vectors per trip."""
+    the first phase to the last; otherwise every phase walks them, `unroll` vectors per trip,
+    re-reading global memory, or with `shared_row` reading the copy of the row the first walk
+    left in shared memory."""
 
     vector_bytes: int = 16
     block_size: int = 256
@@ -82,11 +84,14 @@ class RowSchedule:
     approx_math: bool = False
     fp32_intermediates: bool = False
     online: bool = False  # a max and a sum of exp(x - max) in one pass (online softmax), where the kernel has them
+    shared_row: bool = False  # walks after the first read the row from shared memory (not with cache_row)
 
     def __post_init__(self) -> None:
         _check(self, {"vector_bytes": VECTOR_BYTES, "block_size": BLOCK_SIZES,
                       "threads_per_row": THREADS_PER_ROW, "cluster": CLUSTER_SIZES, "ctas_per_sm": CTAS_PER_SM,
                       "unroll": UNROLLS})
+        if self.shared_row and self.cache_row:
+            raise ScheduleError("shared_row keeps the row in shared memory, cache_row in registers: choose one")
         if self.threads_per_row > self.block_size:
             raise ScheduleError(f"threads_per_row={self.threads_per_row} exceeds block_size={self.block_size}")
         if self.cluster > 1 and (self.threads_per_row != self.block_size or self.ctas_per_sm):
@@ -178,12 +183,12 @@ def schedule_from_dict(knobs: dict[str, object]) -> Schedule:
 def row_space(target: Target) -> list[RowSchedule]:
     """Every row schedule that fits the target (the kernel may rule out vector widths)."""
     schedules = []
-    for vector, block, threads, cache, cluster, unroll, approx, fp32, online in itertools.product(
-            VECTOR_BYTES, BLOCK_SIZES, THREADS_PER_ROW, (True, False), CLUSTER_SIZES, UNROLLS, PRECISION, PRECISION,
-            (False, True)):
+    for vector, block, threads, (cache, shared), cluster, unroll, approx, fp32, online in itertools.product(
+            VECTOR_BYTES, BLOCK_SIZES, THREADS_PER_ROW, ((True, False), (False, False), (False, True)), CLUSTER_SIZES,
+            UNROLLS, PRECISION, PRECISION, (False, True)):
         if threads > block or (cluster > 1 and threads != block) or (cache and unroll != 1):
             continue
-        schedule = RowSchedule(vector, block, threads, cache, cluster, 0, unroll, approx, fp32, online)
+        schedule = RowSchedule(vector, block, threads, cache, cluster, 0, unroll, approx, fp32, online, shared)
         if schedule.fits(target):
             schedules.append(schedule)
     return schedules

@@ -36,7 +36,7 @@ class Target:
     l2_bytes: int
     dram_bandwidth: float  # bytes/s, datasheet
     warp_size: int
-    max_cluster_size: int
+    max_cluster_size: int  # CTAs; beyond 8 (non-portable sizes) the launcher opts in per kernel
     features: frozenset[Feature]
 
     @property
@@ -60,9 +60,9 @@ TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("sm_89", "L40S", "7.8", 142, 65536, 255, 1024, 1536, 24, 100 * KIB, 99 * KIB,
            96 * MIB, 0.864e12, 32, 1, AMPERE),
     Target("sm_90a", "H100 SXM5 80GB", "8.0", 132, 65536, 255, 1024, 2048, 32, 228 * KIB, 227 * KIB,
-           50 * MIB, 3.35e12, 32, 8, HOPPER | {Feature.WGMMA}),
+           50 * MIB, 3.35e12, 32, 16, HOPPER | {Feature.WGMMA}),
     Target("sm_100a", "B200", "8.6", 148, 65536, 255, 1024, 2048, 32, 228 * KIB, 227 * KIB,
-           126 * MIB, 8.0e12, 32, 8, HOPPER | {Feature.TCGEN05}),
+           126 * MIB, 8.0e12, 32, 16, HOPPER | {Feature.TCGEN05}),
     Target("sm_120", "RTX PRO 6000 Blackwell", "8.7", 188, 65536, 255, 1024, 1536, 32, 100 * KIB,
            99 * KIB, 128 * MIB, 1.79e12, 32, 8, HOPPER),
 ]}

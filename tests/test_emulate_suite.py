@@ -37,7 +37,8 @@ def small_kernels(path: Path) -> tuple[Kernel, ...]:
 
 def launch_of(lowered: LoweredKernel) -> Launch:
     config = lowered.launch
-    return Launch(tuple(config.grid), tuple(config.block), tuple(config.cluster))  # type: ignore[arg-type]
+    return Launch(tuple(config.grid), tuple(config.block), tuple(config.cluster),  # type: ignore[arg-type]
+                  config.shared_bytes)
 
 
 def assert_matches(kernel: Kernel, schedule: Schedule, target_name: str = "sm_90a", extremes: bool = False) -> None:

@@ -74,23 +74,39 @@ def test_schedule_kind_must_match_the_kernel() -> None:
         lower(parse(COLUMN_SOFTMAX), RowSchedule(vector_bytes=4), H100)
 
 
-@pytest.mark.parametrize("dtype,length,threads,cluster,cache", [
-    ("f32", 1024, 32, 1, True),  # 32 elements a thread in registers; 8 rows a CTA
-    ("bf16", 4096, 128, 1, True),
-    ("f32", 16384, 512, 1, True),
-    ("f32", 32768, 512, 2, True),  # beyond 512 threads' worth: a cluster shares the row
-    ("bf16", 65536, 512, 4, True),
-    ("bf16", 262144, 512, 8, False),  # beyond a cluster of 4: 8 CTAs re-read their chunks (from L2)
+@pytest.mark.parametrize("dtype,length,threads,cluster,where", [
+    ("f32", 1024, 32, 1, "registers"),  # 32 elements a thread in registers; 8 rows a CTA
+    ("bf16", 4096, 128, 1, "registers"),
+    ("f32", 16384, 512, 1, "registers"),
+    ("f32", 32768, 512, 2, "registers"),  # beyond 512 threads' worth: a cluster shares the row
+    ("f32", 65536, 512, 4, "registers"),
+    ("bf16", 65536, 512, 2, "shared"),  # 2-byte rows: 64 KB of the row a CTA in shared memory
+    ("bf16", 262144, 512, 8, "shared"),
+    ("f32", 262144, 512, 16, "shared"),  # a non-portable cluster of 16 (sm_90)
 ])
-def test_default_row_schedules(dtype: str, length: int, threads: int, cluster: int, cache: bool) -> None:
+def test_default_row_schedules(dtype: str, length: int, threads: int, cluster: int, where: str) -> None:
     schedule = default_schedule(parse(softmax(dtype, 8, length)), H100)
     assert isinstance(schedule, RowSchedule) and schedule.vector_bytes == 16
-    assert (schedule.threads_per_row, schedule.cluster, schedule.cache_row) == (threads, cluster, cache)
+    kept = "registers" if schedule.cache_row else "shared" if schedule.shared_row else "memory"
+    assert (schedule.threads_per_row, schedule.cluster, kept) == (threads, cluster, where)
+    if where == "shared":
+        lowered = lower(parse(softmax(dtype, 8, length)), schedule, H100)
+        assert lowered.launch.shared_bytes == length // cluster * {"bf16": 2, "f32": 4}[dtype] <= 64 * 1024
+        assert ".extern .shared .align 16 .b8 row_stage[];" in lowered.ptx
 
 
 def test_long_rows_are_reread_where_the_target_has_no_clusters() -> None:
     schedule = default_schedule(parse(softmax("bf16", 8, 262144)), TARGETS["sm_80"])
     assert isinstance(schedule, RowSchedule) and (schedule.cluster, schedule.cache_row) == (1, False)
+    assert not schedule.shared_row
+
+
+def test_a_row_too_long_for_shared_memory_is_refused_by_name() -> None:
+    with pytest.raises(ScheduleError, match="shared memory exceeds sm_90a"):
+        lower(parse(softmax("f32", 8, 262144)), RowSchedule(block_size=512, threads_per_row=512, cluster=2,
+                                                              cache_row=False, shared_row=True), H100)
+    with pytest.raises(ScheduleError, match="choose one"):
+        RowSchedule(cache_row=True, shared_row=True)
 
 
 def test_rows_read_once_are_held_in_static_slots() -> None:

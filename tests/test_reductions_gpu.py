@@ -62,11 +62,14 @@ CASES: dict[str, tuple[str, list[Schedule]]] = {
         RowSchedule(vector_bytes=4, block_size=256, threads_per_row=8),  # sub-warp rows, many slots
         RowSchedule(vector_bytes=4, block_size=128, threads_per_row=128, cache_row=False, ctas_per_sm=1, unroll=4),
         RowSchedule(vector_bytes=4, block_size=256, threads_per_row=256, cluster=2),
+        RowSchedule(vector_bytes=4, block_size=256, threads_per_row=256, cache_row=False, shared_row=True, cluster=4),
+        RowSchedule(vector_bytes=4, block_size=256, threads_per_row=32, cache_row=False, shared_row=True, unroll=1),
     ]),
     "softmax_bf16_long": (SOFTMAX.format(t="bf16", r=3, n=65536), [
         RowSchedule(block_size=1024, threads_per_row=1024, cluster=4),
         RowSchedule(block_size=1024, threads_per_row=1024, cluster=8, cache_row=False, unroll=2),
         RowSchedule(block_size=512, threads_per_row=512, cache_row=False, unroll=4),
+        RowSchedule(block_size=1024, threads_per_row=1024, cluster=2, cache_row=False, shared_row=True, unroll=4),
     ]),
     "softmax_bf16_rows": (SOFTMAX.format(t="bf16", r=300, n=128), [
         RowSchedule(block_size=64, threads_per_row=4), RowSchedule(block_size=256, threads_per_row=16, ctas_per_sm=1),
@@ -75,6 +78,7 @@ CASES: dict[str, tuple[str, list[Schedule]]] = {
         RowSchedule(block_size=1024, threads_per_row=1024),
         RowSchedule(block_size=256, threads_per_row=32, cache_row=False, unroll=1),
         RowSchedule(block_size=512, threads_per_row=512, cluster=4),
+        RowSchedule(block_size=256, threads_per_row=256, cache_row=False, shared_row=True, ctas_per_sm=1, unroll=2),
     ]),
     "argmin_logsumexp_bf16": (ARGMIN_LSE, [
         RowSchedule(vector_bytes=16, block_size=64, threads_per_row=32),

@@ -178,5 +178,6 @@ def check_manifest(manifest_path: Path, kernel: str | None = None, seed: int = 0
             continue
         ir_kernel = parse((folder / entry["ir"]).read_text())
         launch = entry["launch"]
-        shape = Launch(tuple(launch["grid"]), tuple(launch["block"]), tuple(launch.get("cluster", (1, 1, 1))))
+        shape = Launch(tuple(launch["grid"]), tuple(launch["block"]), tuple(launch.get("cluster", (1, 1, 1))),
+                       launch.get("shared_bytes", 0))
         yield check_on_emulator(ir_kernel, (folder / entry["ptx"]).read_text(), shape, seed)

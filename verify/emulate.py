@@ -49,6 +49,7 @@ class Launch:
     grid: tuple[int, int, int]
     block: tuple[int, int, int]
     cluster: tuple[int, int, int] = (1, 1, 1)
+    shared_bytes: int = 0  # dynamic shared memory: the size of the .extern .shared array
 
     @property
     def threads(self) -> int:
@@ -689,7 +690,8 @@ def emulate(ptx: str | Module, launch: Launch, arguments: list[Array], outputs: 
     executed = np.zeros(len(steps), bool)
     for first in range(0, launch.ctas, per_batch):
         ctas = min(per_batch, launch.ctas - first)
-        batch = Batch(entry, launch, first, ctas, memory, params, globals_, SharedMemory(entry.shared, ctas))
+        shared = SharedMemory(module.shared + entry.shared, ctas, launch.shared_bytes)
+        batch = Batch(entry, launch, first, ctas, memory, params, globals_, shared)
         total += _run_batch(batch, steps, max_steps, executed)
     result = Emulation([b.data for b in memory.buffers[:len(arguments)]], steps=total, executed=executed)
     for index in outputs:

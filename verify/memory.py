@@ -98,15 +98,17 @@ class GlobalMemory:
         return next(b for b in self.buffers if b.name == name)
 
 
-def layout(variables: tuple[Var, ...]) -> dict[str, int]:
-    """Offsets of shared variables, each at its alignment, in declaration order."""
-    offsets, end = {}, 0
+def layout(variables: tuple[Var, ...], dynamic_bytes: int) -> tuple[dict[str, int], dict[str, int]]:
+    """Offsets and sizes of shared variables, each at its alignment, in declaration order; an
+    unsized (.extern) array is the launch's dynamic shared memory."""
+    offsets, sizes, end = {}, {}, 0
     for var in variables:
         align = var.align or var.element_bytes
         end = (end + align - 1) // align * align
         offsets[var.name] = end
-        end += var.size
-    return offsets
+        sizes[var.name] = dynamic_bytes if var.count == 0 else var.size
+        end += sizes[var.name]
+    return offsets, sizes
 
 
 class SharedMemory:
@@ -115,12 +117,12 @@ class SharedMemory:
     races unless every read since the barrier was t's own, and a read races with another thread's
     write."""
 
-    def __init__(self, variables: tuple[Var, ...], ctas: int) -> None:
-        self.offsets = layout(variables)
+    def __init__(self, variables: tuple[Var, ...], ctas: int, dynamic_bytes: int = 0) -> None:
+        self.offsets, self.sizes = layout(variables, dynamic_bytes)
         self.variables = variables
-        self.size = max((self.offsets[v.name] + v.size for v in variables), default=0)
+        self.size = max((self.offsets[v.name] + self.sizes[v.name] for v in variables), default=0)
         self.starts = np.array([self.offsets[v.name] for v in variables], np.int64)
-        self.ends = np.array([self.offsets[v.name] + v.size for v in variables], np.int64)
+        self.ends = np.array([self.offsets[v.name] + self.sizes[v.name] for v in variables], np.int64)
         self.row = max(self.size, 1)
         total = ctas * self.row
         self.data = np.full(total, SHARED_POISON, np.uint8)  # unwritten shared memory reads as NaN or -1
@@ -149,7 +151,8 @@ class SharedMemory:
         return flat, np.broadcast_to(self.epoch[ctas][:, None], flat.shape)
 
     def _describe(self) -> str:
-        return ", ".join(f"{v.name} at {self.offsets[v.name]}..{self.offsets[v.name] + v.size}" for v in self.variables)
+        return ", ".join(f"{v.name} at {self.offsets[v.name]}..{self.offsets[v.name] + self.sizes[v.name]}"
+                         for v in self.variables)
 
     def _offset(self, flat: int) -> str:
         return f"shared offset {flat % self.row} of CTA {flat // self.row} in the batch"

@@ -113,6 +113,7 @@ class Module:
     address_size: int
     globals: tuple[Var, ...]
     entries: dict[str, Entry] = field(default_factory=dict)
+    shared: tuple[Var, ...] = ()  # module-scope shared variables (.extern: dynamic shared memory)
 
 
 TYPE_BYTES = {"b8": 1, "u8": 1, "s8": 1, "b16": 2, "u16": 2, "s16": 2, "f16": 2, "bf16": 2, "b32": 4,
@@ -147,14 +148,17 @@ class ToModule(Transformer[Token, Module]):
     def start(self, *items: Any) -> Module:
         module = Module(version="", target="", address_size=64, globals=())
         globals_: list[Var] = []
+        shared: list[Var] = []
         for kind, value in items:
             if kind == "global":
                 globals_.append(value)
+            elif kind == "shared":
+                shared.append(value)
             elif kind == "entry":
                 module.entries[value.name] = value
             else:
                 setattr(module, kind, value)
-        module.globals = tuple(globals_)
+        module.globals, module.shared = tuple(globals_), tuple(shared)
         return module
 
     def version(self, number: Token) -> tuple[str, str]:

@@ -40,13 +40,13 @@ def _row(row: dict[str, Any], copy_gbs: float) -> str:
             f"{eager / ours:.2f} | {compiled / ours:.2f} | {t['ours']['gb_per_s'] / copy_gbs:.0%} |")
 
 
-SCHEDULE_LABELS = {"row": ("threads_per_row", "cache_row", "cluster", "unroll", "block_size"),
+SCHEDULE_LABELS = {"row": ("threads_per_row", "cache_row", "shared_row", "cluster", "unroll", "block_size"),
                    "column": ("threads_along_reduction", "unroll", "block_size"),
                    "elementwise": ("ctas_per_sm", "unroll", "block_size")}
 
 
 def _knobs(schedule: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={schedule[k]}" for k in SCHEDULE_LABELS.get(schedule["kind"], ()))
+    return ", ".join(f"{k}={schedule[k]}" for k in SCHEDULE_LABELS.get(schedule["kind"], ()) if k in schedule)
 
 
 def _sweep(results: dict[str, Any]) -> list[str]:

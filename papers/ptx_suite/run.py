@@ -129,6 +129,8 @@ ROW_KNOBS = ([dict(threads_per_row=t, block_size=max(t, 256), cache_row=c, clust
               for t in (32, 64, 128, 256, 512, 1024) for c in (True, False)]
              + [dict(threads_per_row=t, block_size=t, cluster=k, cache_row=c, unroll=1 if c else 4)
                 for t in (256, 512, 1024) for k in (2, 4, 8) for c in (True, False)])
+SHARED_ROW_KNOBS = [dict(threads_per_row=t, block_size=t, cluster=k, cache_row=False, shared_row=True, unroll=u,
+                         online=False) for t in (256, 512, 1024) for k in (1, 2, 4, 8, 16) for u in (2, 4)]
 COLUMN_KNOBS = [dict(threads_along_reduction=a, block_size=b, unroll=u) for a in (1, 4, 8, 16, 32)
                 for b in (128, 256, 512) for u in (2, 4)]
 SWEEPS = {**{f"elementwise/{name}": ELEMENTWISE_KNOBS for name in ("relu_f32", "gelu_tanh_bf16")},
@@ -137,6 +139,10 @@ SWEEPS = {**{f"elementwise/{name}": ELEMENTWISE_KNOBS for name in ("relu_f32", "
           **{name: ROW_KNOBS for name in ("reduction/softmax_f32", "rowsweep/rmsnorm_bf16_65536",
                                           "rowsweep/logsumexp_bf16_65536", "reduction/argmin_lastdim_bf16")},
           "reduction/mean_dim1_bf16": COLUMN_KNOBS}
+# Rows kept in shared memory between walks, for the long rows of every kind.
+SHARED_ROW_SWEEPS = {f"rowsweep/{kind}_{dtype}_{n}": SHARED_ROW_KNOBS for kind in ("softmax", "layernorm", "rmsnorm")
+                     for dtype in ("bf16", "f32") for n in (65536, 262144)}
+SWEEP_SETS = {"default": SWEEPS, "shared_row": SHARED_ROW_SWEEPS}
 
 
 def sweep(path: Path, knob_sets: list[dict[str, Any]], flush: torch.Tensor, reps: int) -> list[dict[str, Any]]:
@@ -172,6 +178,8 @@ def main() -> int:
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--sweep", action="store_true", help="also time schedule variants of a few problems")
     parser.add_argument("--sweep-only", action="store_true", help="time the schedule variants, nothing else")
+    parser.add_argument("--sweep-set", choices=sorted(SWEEP_SETS), default="default",
+                        help="which problems and schedule variants to sweep")
     args = parser.parse_args()
     if args.merge:
         write(args.out, merge(args.merge))
@@ -212,11 +220,12 @@ def main() -> int:
         torch.cuda.empty_cache()
     if args.sweep or args.sweep_only:
         results["sweep"] = {}
-        for name, knob_sets in SWEEPS.items():
+        for name, knob_sets in SWEEP_SETS[args.sweep_set].items():
             if not any(m in name for m in parts):
                 continue
-            results["sweep"][name] = sweep(problems / f"{name}.py", knob_sets, flush, args.reps)
-            best = min(results["sweep"][name], key=lambda r: r["median_ms"])
+            key = name if args.sweep_set == "default" else f"{name} [{args.sweep_set}]"
+            results["sweep"][key] = sweep(problems / f"{name}.py", knob_sets, flush, args.reps)
+            best = min(results["sweep"][key], key=lambda r: r["median_ms"])
             print(f"sweep {name}: best {best['median_ms']:.3f} ms with {best['schedule']}", flush=True)
             write(args.out, results)
     results["copy"]["after"] = copy_bandwidth("cuda", args.reps, flush, 2 * 2**30)
@@ -224,11 +233,22 @@ def main() -> int:
     return 0
 
 
+def _unmerged(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """A results file as the runs it came from: itself, or the parts an earlier merge kept."""
+    if "parts" not in results:
+        return [results]
+    return [{**part, "problems": [{k: v for k, v in row.items() if k != "part"} for row in results["problems"]
+                                  if row["part"] == index],
+             "sweep": {name: entry["rows"] for name, entry in results.get("sweep", {}).items()
+                       if entry["part"] == index}}
+            for index, part in enumerate(results["parts"])]
+
+
 def merge(parts: list[Path]) -> dict[str, Any]:
     """Results of several runs (parts of the suite, each timed side by side within itself) as one:
     each problem keeps the index of its part, whose device, date and copy bandwidth it was measured
     with; where parts measured the same problem (or sweep), the later part's figures are kept."""
-    loaded = [json.loads(p.read_text()) for p in parts]
+    loaded = [part for p in parts for part in _unmerged(json.loads(p.read_text()))]
     devices = {r["environment"]["device"] for r in loaded}
     if len(devices) != 1:
         raise SystemExit(f"parts were measured on different devices: {sorted(devices)}")
