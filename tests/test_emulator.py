@@ -74,6 +74,12 @@ def bf16_bits(values: np.ndarray) -> np.ndarray:
     return torch.from_numpy(values).to(torch.bfloat16).view(torch.int16).numpy().astype(np.uint16).astype(np.uint32)
 
 
+def zeros_ordered(result: np.ndarray, a: np.ndarray, b: np.ndarray, smaller: bool) -> np.ndarray:
+    """PTX's min/max count -0.0 below +0.0 (numpy's choice between equal zeros varies)."""
+    negative = np.signbit(a) | np.signbit(b) if smaller else np.signbit(a) & np.signbit(b)
+    return np.where((a == 0) & (b == 0), np.where(negative, np.float32(-0.0), np.float32(0.0)), result)
+
+
 def trunc_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.array([int(x / y) if y else 0 for x, y in zip(a.tolist(), b.tolist())], np.int64).astype(np.int32)
 
@@ -83,6 +89,11 @@ B[:8] = [1.0, np.inf, 1.0, -0.0, 0.0, 1e-40, -2.0, np.nan]
 X, Y = ints(3), ints(4)
 Y[:6] = [5, 3, -2, 2, -1, 7]
 SHIFTS = np.arange(N).astype(np.uint32) % 40
+# fma on a float32 tie: 3 * k / 2**24 for odd k has 25 bits; adding -2**-60 moves it just below the tie
+THREES = np.full(N, 3.0, np.float32)
+ODD = np.random.default_rng(5).integers(5592406, 11184810, N) | 1
+ODD[0] = 5592409
+TIES = (ODD / 2**24).astype(np.float32)
 
 # name: (body leaving the result in %r3, a, b, expected result as uint32 bits)
 FLOAT_CASES = {
@@ -92,9 +103,10 @@ FLOAT_CASES = {
     "div": ("div.rn.f32 %f3, %f1, %f2;", A, B, lambda: A / B),
     "fma": ("fma.rn.f32 %f3, %f1, %f2, 0f3F800000;", A, B,
             lambda: (A.astype(np.float64) * B + 1).astype(np.float32)),
-    "max_nan": ("max.NaN.f32 %f3, %f1, %f2;", A, B, lambda: np.maximum(A, B)),
-    "max": ("max.f32 %f3, %f1, %f2;", A, B, lambda: np.fmax(A, B)),
-    "min_nan": ("min.NaN.f32 %f3, %f1, %f2;", A, B, lambda: np.minimum(A, B)),
+    "max_nan": ("max.NaN.f32 %f3, %f1, %f2;", A, B, lambda: zeros_ordered(np.maximum(A, B), A, B, smaller=False)),
+    "max": ("max.f32 %f3, %f1, %f2;", A, B, lambda: zeros_ordered(np.fmax(A, B), A, B, smaller=False)),
+    "min_nan": ("min.NaN.f32 %f3, %f1, %f2;", A, B, lambda: zeros_ordered(np.minimum(A, B), A, B, smaller=True)),
+    "min": ("min.f32 %f3, %f1, %f2;", A, B, lambda: zeros_ordered(np.fmin(A, B), A, B, smaller=True)),
     "sqrt": ("sqrt.rn.f32 %f3, %f1;", A, B, lambda: np.sqrt(A)),
     "rcp": ("rcp.rn.f32 %f3, %f1;", A, B, lambda: np.float32(1) / A),
     "abs": ("abs.f32 %f3, %f1;", A, B, lambda: np.abs(A)),
@@ -106,6 +118,7 @@ FLOAT_CASES = {
                         lambda: torch.from_numpy(A).to(torch.bfloat16).float().numpy()),
     "f16_round_trip": ("cvt.rn.f16.f32 %h1, %f1;\ncvt.f32.f16 %f3, %h1;", A, B, lambda: A.astype(np.float16)),
     "ex2": ("ex2.approx.f32 %f3, %f1;", A / 16, B, lambda: np.exp2((A / 16).astype(np.float64))),
+    "fma_rounds_once": ("fma.rn.f32 %f3, %f1, %f2, 0fA1800000;", THREES, TIES, lambda: (3 * ODD - 1) / 2**24),
 }
 
 

@@ -27,6 +27,7 @@ INT_TYPES = {"b8": (8, False), "u8": (8, False), "s8": (8, True), "b16": (16, Fa
              "s16": (16, True), "b32": (32, False), "u32": (32, False), "s32": (32, True), "b64": (64, False),
              "u64": (64, False), "s64": (64, True)}
 FLOAT_TYPES = {"f16": 16, "bf16": 16, "f32": 32, "f64": 64}
+FORMATS = {"f16": (5, 11), "bf16": (8, 8), "f32": (8, 24), "f64": (11, 53)}  # exponent bits, significand bits
 TYPE_NAMES = frozenset(INT_TYPES) | frozenset(FLOAT_TYPES) | {"pred"}
 WIDE = {"u16": "u32", "s16": "s32", "u32": "u64", "s32": "s64", "b32": "b64"}
 
@@ -68,16 +69,23 @@ def decode(opcode: str) -> Op:
 
 
 class Domain(Protocol):
-    """The primitives the table is written in. Types are PTX type names ("u32", "f32", "pred")."""
+    """The primitives the table is written in. Types are PTX type names ("u32", "f32", "pred").
+
+    Float operations round once, to nearest even, to their type; `flush` turns the subnormals of a
+    type's own format into zeros of the same sign (.ftz) and `saturate` clamps to [+0.0, 1.0] with
+    NaN and -0.0 becoming +0.0 (.sat). Which operands and results .ftz and .sat touch is the table's
+    business, not the domain's."""
 
     def constant(self, value: int | float, type_: str) -> V: ...
     def int_op(self, name: str, type_: str, *args: V) -> V: ...
     def int_compare(self, cmp: str, type_: str, a: V, b: V) -> V: ...
     def int_convert(self, a: V, source: str, dest: str) -> V: ...
-    def float_op(self, name: str, type_: str, *args: V, ftz: bool = False, sat: bool = False) -> V: ...
+    def float_op(self, name: str, type_: str, *args: V) -> V: ...
+    def flush(self, a: V, type_: str) -> V: ...
+    def saturate(self, a: V, type_: str) -> V: ...
     def float_compare(self, cmp: str, type_: str, a: V, b: V) -> V: ...
     def float_test(self, test: str, type_: str, a: V) -> V: ...
-    def float_convert(self, a: V, source: str, dest: str, rounding: str, ftz: bool = False) -> V: ...
+    def float_convert(self, a: V, source: str, dest: str, rounding: str) -> V: ...
     def float_to_int(self, a: V, source: str, dest: str, rounding: str) -> V: ...
     def int_to_float(self, a: V, source: str, dest: str, rounding: str) -> V: ...
     def select(self, pred: V, a: V, b: V) -> V: ...
@@ -124,13 +132,38 @@ def _rounding(op: Op, default: str) -> str:
     return found[0] if found else default
 
 
+# rcp, div and sqrt in these forms are approximations, not IEEE operations: each domain decides what they
+# are, under a name of their own (rcp.approx -> "rcp_approx", div.full -> "div_full").
+APPROXIMATE_FORMS = ("approx", "full")
+HAS_APPROXIMATE_FORMS = frozenset({"rcp", "div", "sqrt"})
+MIN_MAX_NOT_MODELLED = ("xorsign", "abs", "relu")
+
+
+def _operation(name: str, op: Op) -> str:
+    form = next((m for m in op.mods if m in APPROXIMATE_FORMS), None)
+    return f"{name}_{form}" if form is not None and name in HAS_APPROXIMATE_FORMS else name
+
+
+def _flushed(d: Domain, op: Op, type_: str, values: list[V]) -> list[V]:
+    return [d.flush(v, type_) for v in values] if op.has("ftz") else values
+
+
+def _float_result(d: Domain, op: Op, name: str, a: list[V]) -> V:
+    """A float operation with its modifiers: .ftz flushes the operands and the result, .sat clamps the
+    rounded result."""
+    result = d.float_op(name, op.type, *_flushed(d, op, op.type, a))
+    if op.has("ftz"):
+        result = d.flush(result, op.type)
+    return d.saturate(result, op.type) if op.has("sat") else result
+
+
 def _float(name: str) -> Fn:
     """A float instruction; only round-to-nearest-even is modelled for IEEE forms."""
 
     def meaning(d: Domain, op: Op, a: list[V]) -> V:
         if _rounding(op, "rn") != "rn":
             raise NotModelled(f"{op.opcode}: rounding mode .{_rounding(op, 'rn')}")
-        return d.float_op(name, op.type, *a, ftz=op.has("ftz"), sat=op.has("sat"))
+        return _float_result(d, op, _operation(name, op), a)
     return meaning
 
 
@@ -164,8 +197,11 @@ def _mad(d: Domain, op: Op, a: list[V]) -> V:
 
 def _min_max(name: str) -> Fn:
     def meaning(d: Domain, op: Op, a: list[V]) -> V:
+        unmodelled = [m for m in op.mods if m in MIN_MAX_NOT_MODELLED]
+        if unmodelled:
+            raise NotModelled(f"{op.opcode}: modifier .{unmodelled[0]}")
         if is_float(op.type):
-            return d.float_op(name + ("_nan" if op.has("NaN") else ""), op.type, *a, ftz=op.has("ftz"))
+            return _float_result(d, op, name + ("_nan" if op.has("NaN") else ""), a)
         return d.int_op(name, op.type, *a)
     return meaning
 
@@ -180,7 +216,10 @@ def _compare(d: Domain, op: Op, a: list[V]) -> V:
     cmp = next((m for m in op.mods if m in COMPARISONS), None)
     if cmp is None:
         raise NotModelled(f"{op.opcode}: no comparison")
-    result = d.float_compare(cmp, op.type, a[0], a[1]) if is_float(op.type) else d.int_compare(cmp, op.type, a[0], a[1])
+    if is_float(op.type):
+        result = d.float_compare(cmp, op.type, *_flushed(d, op, op.type, a[:2]))
+    else:
+        result = d.int_compare(cmp, op.type, a[0], a[1])
     combine = next((m for m in op.mods if m in COMBINE), None)
     return result if combine is None else d.pred_op(combine, result, a[2])
 
@@ -189,19 +228,30 @@ def _setp_types(op: Op) -> tuple[str, ...]:
     return ("pred", op.type, op.type) + (("pred",) if op.has(*COMBINE) else ())
 
 
+def _single_flushed(d: Domain, op: Op, value: V, type_: str) -> V:
+    """cvt's .ftz flushes single-precision (f32) sources and results only."""
+    return d.flush(value, type_) if op.has("ftz") and type_ == "f32" else value
+
+
+# cvt by kind, keyed by (a float source, a float destination).
+CONVERSIONS: dict[tuple[bool, bool], Callable[[Domain, Op, V, str, str], V]] = {
+    (True, True): lambda d, op, a, s, t: _single_flushed(d, op, d.float_convert(a, s, t, _rounding(op, "rn")), t),
+    (True, False): lambda d, op, a, s, t: d.float_to_int(a, s, t, _rounding(op, "rzi")),
+    (False, True): lambda d, op, a, s, t: d.int_to_float(a, s, t, _rounding(op, "rn")),
+    (False, False): lambda d, op, a, s, t: d.int_convert(a, s, t),
+}
+
+
 def _convert(d: Domain, op: Op, a: list[V]) -> V:
+    """.sat on a float destination clamps the converted value to [+0.0, 1.0]."""
     if len(op.types) != 2:
         raise NotModelled(f"{op.opcode}: cvt needs a destination and a source type")
     dest, source = op.types
     if op.has("sat") and not is_float(dest):
         raise NotModelled(f"{op.opcode}: integer .sat")
-    if is_float(dest) and is_float(source):
-        return d.float_convert(a[0], source, dest, _rounding(op, "rn"), ftz=op.has("ftz"))
-    if is_float(source):
-        return d.float_to_int(a[0], source, dest, _rounding(op, "rzi"))
-    if is_float(dest):
-        return d.int_to_float(a[0], source, dest, _rounding(op, "rn"))
-    return d.int_convert(a[0], source, dest)
+    value = _single_flushed(d, op, a[0], source)
+    result = CONVERSIONS[is_float(source), is_float(dest)](d, op, value, source, dest)
+    return d.saturate(result, dest) if op.has("sat") else result
 
 
 def _shift(name: str) -> Fn:
@@ -220,7 +270,7 @@ def _unary_float(name: str) -> Fn:
         if not is_float(op.type):
             return d.int_op(name, op.type, *a)
         if name in ("abs", "neg"):
-            return d.float_op(name, op.type, *a, ftz=op.has("ftz"))
+            return _float_result(d, op, name, a)
         return _float(name)(d, op, a)
     return meaning
 

@@ -1,0 +1,675 @@
+"""Proofs about a PTX kernel on a symbolic tile: one thread of one CTA, with its CTA and thread
+coordinates symbolic (so a proof covers every thread of every CTA), the kernel's buffers at
+symbolic addresses, the launch and the shapes as in production.
+
+The kernel is executed symbolically with `verify.semantics` evaluated in the z3 domain; each
+conditional branch forks the path. Every global load and store is recorded with its address and
+the condition under which it happens. The memory obligations are then one solver query each:
+
+- in bounds: every access lies inside the buffer its address is derived from, aligned to its size;
+- written at most once: no two stores (of two threads, or two stores of one thread) overlap;
+- written at least once: every byte of every output is covered by some store.
+
+Each obligation is proved (the query is unsatisfiable), refuted (a model: the thread and element
+it fails for, in the user's terms) or inconclusive (the solver gave up, or the kernel uses what
+this executor does not model: loops, barriers, shuffles, shared memory). A vacuity check comes
+first: the assumptions about the launch must be satisfiable, or every proof would be empty."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import z3
+
+from ir.dtypes import parse_dtype
+from verify.emulate import Launch
+from verify.memory import layout
+from verify.ptxparse import Addr, Entry, Imm, Instruction, Reg, Sym, Vec, parse_ptx, type_bytes
+from verify.semantics import SEMANTICS, NotModelled, Op, decode, width
+from verify.symbolic import Z3Domain
+
+ALIGNMENT = 256  # buffers start at multiples of this (what the CUDA allocator guarantees)
+MAX_PATHS = 128
+EXECUTION_SECONDS = 20.0  # symbolic execution of one kernel longer than this is left inconclusive
+MAX_TRIPS = 64
+PATH_TIMEOUT_MS = 5_000
+PROOF_TIMEOUT_MS = 10_000
+KERNEL_SECONDS = 60.0  # a kernel's obligations not reached within this are left inconclusive
+THREAD_NAMES = ("cta", "tid")
+
+
+@dataclass(frozen=True)
+class Access:
+    """A global load or store of `size` bytes at `address`, made when `condition` holds."""
+
+    kind: str  # "load" | "store"
+    instruction: Instruction
+    address: z3.BitVecRef
+    size: int
+    condition: z3.BoolRef
+
+
+@dataclass
+class Obligation:
+    name: str
+    status: str  # proved | refuted | inconclusive
+    detail: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"obligation": self.name, "status": self.status, "detail": self.detail,
+                "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class Tile:
+    """What symbolic execution of one thread found."""
+
+    entry: Entry
+    launch: Launch
+    cta: z3.BitVecRef
+    tid: z3.BitVecRef
+    bases: dict[str, z3.BitVecRef]  # parameter -> its buffer's address
+    accesses: list[Access] = field(default_factory=list)
+
+    def assumptions(self, suffix: str = "") -> list[z3.BoolRef]:
+        """Threads inside the launch (block and grid along x only)."""
+        cta, tid = self.thread(suffix)
+        return [z3.ULT(cta, self.launch.ctas), z3.ULT(tid, self.launch.threads)]
+
+    def thread(self, suffix: str) -> tuple[z3.BitVecRef, z3.BitVecRef]:
+        return (z3.BitVec(f"cta{suffix}", 32), z3.BitVec(f"tid{suffix}", 32)) if suffix else (self.cta, self.tid)
+
+    def renamed(self, term: z3.ExprRef, suffix: str) -> z3.ExprRef:
+        """`term` for another thread: its coordinates renamed, the buffers and inputs shared."""
+        cta, tid = self.thread(suffix)
+        return z3.substitute(term, (self.cta, cta), (self.tid, tid))
+
+
+@dataclass
+class _State:
+    pc: int
+    regs: dict[str, z3.ExprRef]
+    path: list[z3.BoolRef]
+    trips: dict[int, int] = field(default_factory=dict)  # branch instruction -> times taken on this path
+
+
+SPECIAL_REGISTERS = frozenset({"%tid", "%ctaid", "%ntid", "%nctaid", "%laneid", "%warpid", "%cluster_ctarank",
+                               "%clusterid", "%cluster_nctarank", "%nclusterid"})
+
+
+class Unsupported(NotModelled):
+    """Kernel features outside what the symbolic executor models."""
+
+
+def _special(tile: Tile, name: str) -> z3.BitVecRef:
+    launch = tile.launch
+    cluster = launch.cluster_size
+    table: dict[str, Callable[[], z3.BitVecRef]] = {
+        "%tid.x": lambda: tile.tid, "%ctaid.x": lambda: tile.cta,
+        "%ntid.x": lambda: z3.BitVecVal(launch.threads, 32), "%nctaid.x": lambda: z3.BitVecVal(launch.ctas, 32),
+        "%laneid": lambda: z3.URem(tile.tid, 32), "%warpid": lambda: z3.UDiv(tile.tid, 32),
+        "%cluster_ctarank": lambda: z3.URem(tile.cta, cluster), "%clusterid.x": lambda: z3.UDiv(tile.cta, cluster),
+        "%cluster_nctarank": lambda: z3.BitVecVal(cluster, 32),
+        "%nclusterid.x": lambda: z3.BitVecVal(launch.ctas // cluster, 32),
+    }
+    if name not in table or launch.block[1:] != (1, 1) or launch.grid[1:] != (1, 1) or launch.cluster[1:] != (1, 1):
+        raise Unsupported(f"special register {name} (only 1-D launches and clusters)")
+    return table[name]()
+
+
+class Executor:
+    """Symbolic execution of one thread: forks at conditional branches, records accesses."""
+
+    def __init__(self, tile: Tile, shared_symbols: dict[str, int]) -> None:
+        self.tile = tile
+        self.domain = Z3Domain()
+        self.shared_symbols = shared_symbols  # shared variables: their offsets (their contents are abstracted)
+        self.abstractions = 0
+
+    def read(self, state: _State, operand: object, type_: str) -> z3.ExprRef:
+        if isinstance(operand, Reg):
+            return self._fit(self._register(state, operand.name), type_)
+        if isinstance(operand, Imm):
+            from verify.emulate import _immediate_bits
+            return self.domain.constant(_immediate_bits(operand, type_), type_)
+        if isinstance(operand, Sym) and operand.name in self.tile.bases:
+            return self.tile.bases[operand.name]
+        if isinstance(operand, Sym) and operand.name in self.shared_symbols:
+            return self.domain.constant(self.shared_symbols[operand.name], type_)
+        if isinstance(operand, Vec):
+            return self.read_vector(state, operand, type_)
+        raise Unsupported(f"operand {operand}")
+
+    def _register(self, state: _State, name: str) -> z3.ExprRef:
+        if name in state.regs:
+            return state.regs[name]
+        if name.split(".")[0] in SPECIAL_REGISTERS:
+            return _special(self.tile, name)
+        type_ = self.tile.entry.registers.get(name)
+        if type_ is None:
+            raise Unsupported(f"register {name} is not declared")
+        unset = z3.Bool(f"unset {name}") if type_ == "pred" else z3.BitVec(f"unset {name}", width(type_))
+        state.regs[name] = unset  # a value read before any write: anything at all
+        return unset
+
+    def _fit(self, value: z3.ExprRef, type_: str) -> z3.ExprRef:
+        if type_ == "pred" or z3.is_bool(value):
+            return value
+        have, want = value.size(), width(type_)
+        if have == want:
+            return value
+        return z3.Extract(want - 1, 0, value) if have > want else z3.ZeroExt(want - have, value)
+
+    def write(self, state: _State, operand: object, value: z3.ExprRef, guard: z3.BoolRef | None) -> None:
+        if isinstance(operand, Vec):
+            self.write_vector(state, operand, value, guard)
+            return
+        if not isinstance(operand, Reg):
+            raise Unsupported(f"destination {operand}")
+        type_ = self.tile.entry.registers.get(operand.name)
+        if type_ is None:
+            raise Unsupported(f"register {operand.name} is not declared")
+        value = self._fit(value, type_)
+        if guard is not None:
+            value = z3.If(guard, value, self._register(state, operand.name))
+        state.regs[operand.name] = value
+
+    def guard(self, state: _State, ins: Instruction) -> z3.BoolRef | None:
+        if ins.guard is None:
+            return None
+        value = self._register(state, ins.guard.reg)
+        return z3.Not(value) if ins.guard.negated else value
+
+    def run(self) -> None:
+        entry = self.tile.entry
+        pending = [_State(0, {}, [])]
+        finished = 0
+        deadline = time.perf_counter() + EXECUTION_SECONDS
+        while pending:
+            state = pending.pop()
+            while state.pc < len(entry.body):
+                if time.perf_counter() > deadline:
+                    raise Unsupported(f"symbolic execution took more than {EXECUTION_SECONDS:.0f} s "
+                                      f"({finished} path(s) done, {len(pending) + 1} open)")
+                forked = self.step(state, entry.body[state.pc])
+                if forked is not None:
+                    pending.append(forked)
+                    if len(pending) + finished > MAX_PATHS:
+                        raise Unsupported(f"more than {MAX_PATHS} paths")
+                if state.pc < 0:
+                    break
+            finished += 1
+
+    def step(self, state: _State, ins: Instruction) -> _State | None:
+        """Run one instruction; returns the other side of a conditional branch, if any."""
+        op = decode(ins.opcode)
+        guard = self.guard(state, ins)
+        handler = STEPS.get(op.base)
+        if handler is not None:
+            return handler(self, state, ins, op, guard)
+        if op.base not in SEMANTICS:
+            raise Unsupported(f"line {ins.line}: {ins.opcode}")
+        spec = SEMANTICS[op.base]
+        types = spec.operands(op)
+        if (isinstance(ins.operands[0], Vec) or any(isinstance(o, Vec) for o in ins.operands[1:])) and op.base != "mov":
+            raise Unsupported(f"line {ins.line}: {ins.opcode} with a vector operand")
+        sources = [self.read(state, o, t) for o, t in zip(ins.operands[1:], types[1:])]
+        self.write(state, ins.operands[0], spec.meaning(self.domain, op, sources), guard)
+        state.pc += 1
+        return None
+
+    def read_vector(self, state: _State, vec: Vec, type_: str) -> z3.BitVecRef:
+        """mov's {a, b} source: the registers' bits side by side, the first lowest."""
+        parts = [self._register(state, r) for r in vec.regs if r is not None]
+        return self._fit(z3.Concat(*reversed(parts)) if len(parts) > 1 else parts[0], type_)
+
+    def write_vector(self, state: _State, vec: Vec, value: z3.BitVecRef, guard: z3.BoolRef | None) -> None:
+        """mov's {a, b} destination: the value's bits split, the lowest into the first."""
+        low = 0
+        for name in vec.regs:
+            if name is None:
+                continue
+            bits = width(self.tile.entry.registers[name])
+            self.write(state, Reg(name), z3.Extract(low + bits - 1, low, value), guard)
+            low += bits
+
+
+def _condition(state: _State, guard: z3.BoolRef | None) -> z3.BoolRef:
+    return z3.And(*state.path, *([guard] if guard is not None else []))
+
+
+def _feasible(tile: Tile, path: list[z3.BoolRef]) -> bool:
+    """Whether some thread of the launch follows `path` (unknown counts as feasible)."""
+    result, _ = _check(tile.assumptions() + path, timeout_ms=PATH_TIMEOUT_MS)
+    return result != z3.unsat
+
+
+def _branch(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
+    """Both sides of a conditional branch are followed where some thread can take them, so a loop
+    unrolls as far as any thread goes; past MAX_TRIPS trips of one branch the kernel is left
+    inconclusive."""
+    target = ins.operands[0]
+    if not isinstance(target, Sym) or target.name not in ex.tile.entry.labels:
+        raise Unsupported(f"line {ins.line}: branch target {target}")
+    destination = ex.tile.entry.labels[target.name]
+    state.trips[state.pc] = state.trips.get(state.pc, 0) + 1
+    if state.trips[state.pc] > MAX_TRIPS:
+        raise Unsupported(f"line {ins.line}: a loop of more than {MAX_TRIPS} trips")
+    if guard is None:
+        state.pc = destination
+        return None
+    taken, fallen = [*state.path, guard], [*state.path, z3.Not(guard)]
+    if not _feasible(ex.tile, taken):
+        state.path, state.pc = fallen, state.pc + 1
+        return None
+    if not _feasible(ex.tile, fallen):
+        state.path, state.pc = taken, destination
+        return None
+    other = _State(destination, dict(state.regs), taken, dict(state.trips))
+    state.path, state.pc = fallen, state.pc + 1
+    return other
+
+
+def _abstract(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
+    """What other threads supply (a shuffle, a shared or cluster-shared load, mapa): any value at
+    all, named "abstract ..." so that a refutation resting on one is not believed."""
+    destinations = ins.operands[0].regs if isinstance(ins.operands[0], Vec) else (ins.operands[0],)
+    for index, dest in enumerate(destinations):
+        if dest is None:
+            continue
+        name = dest if isinstance(dest, str) else dest.name
+        type_ = ex.tile.entry.registers.get(name, "b32")
+        ex.abstractions += 1
+        value = z3.Bool(f"abstract {ex.abstractions}") if type_ == "pred" else \
+            z3.BitVec(f"abstract {ex.abstractions} line {ins.line}.{index}", width(type_))
+        ex.write(state, Reg(name), value, guard)
+    state.pc += 1
+    return None
+
+
+def _no_effect(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
+    """Barriers, fences and shared-memory stores: no effect on this thread's global accesses
+    (races and barrier placement are separate obligations)."""
+    state.pc += 1
+    return None
+
+
+INTRA_CTA_SPACES = ("shared", "shared::cta", "shared::cluster")
+
+
+def _memory(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
+    if any(m in op.mods for m in INTRA_CTA_SPACES):
+        return (_abstract if op.base == "ld" else _no_effect)(ex, state, ins, op, guard)
+    spaces = [m for m in op.mods if m in ("local", "const")]
+    if spaces:
+        raise Unsupported(f"line {ins.line}: {ins.opcode} (.{spaces[0]} memory)")
+    load = op.base == "ld"
+    address_operand, values = (ins.operands[1], ins.operands[0]) if load else ins.operands
+    if not isinstance(address_operand, Addr):
+        raise Unsupported(f"line {ins.line}: address {address_operand}")
+    count = len(values.regs) if isinstance(values, Vec) else 1
+    size = type_bytes(op.type) * count
+    if "param" in op.mods:
+        if not isinstance(address_operand.base, Sym) or address_operand.base.name not in ex.tile.bases:
+            raise Unsupported(f"line {ins.line}: ld.param of {address_operand.base}")
+        ex.write(state, values, ex.tile.bases[address_operand.base.name], guard)
+        state.pc += 1
+        return None
+    base = address_operand.base
+    start = ex.read(state, base, "u64") if isinstance(base, Reg) else z3.BitVecVal(int(base), 64) \
+        if isinstance(base, int) else ex.read(state, base, "u64")
+    address = start + z3.BitVecVal(address_operand.offset, 64)
+    ex.tile.accesses.append(Access("load" if load else "store", ins, address, size, _condition(state, guard)))
+    if load:
+        names = values.regs if isinstance(values, Vec) else (values.name,) if isinstance(values, Reg) else ()
+        for k, name in enumerate(names):
+            if name is not None:  # each execution loads its own value (a loop's trips differ)
+                ex.abstractions += 1
+                loaded = z3.BitVec(f"loaded {ex.abstractions} line {ins.line} lane {k}", width(op.type))
+                ex.write(state, Reg(name), loaded, guard)
+    state.pc += 1
+    return None
+
+
+def _identity_u64(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
+    if not (op.has("to") and op.has("global")):
+        raise Unsupported(f"line {ins.line}: {ins.opcode}")
+    ex.write(state, ins.operands[0], ex.read(state, ins.operands[1], "u64"), guard)
+    state.pc += 1
+    return None
+
+
+def _exit(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
+    if guard is not None:
+        raise Unsupported(f"line {ins.line}: a guarded ret")
+    state.pc = -1
+    return None
+
+
+def _unsupported(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
+    raise Unsupported(f"line {ins.line}: {ins.opcode} (barriers, shuffles, atomics and clusters are not modelled "
+                      "by the symbolic executor yet)")
+
+
+STEPS: dict[str, Callable[[Executor, _State, Instruction, Op, z3.BoolRef | None], _State | None]] = {
+    "bra": _branch, "ld": _memory, "st": _memory, "cvta": _identity_u64, "ret": _exit, "exit": _exit,
+    "bar": _no_effect, "barrier": _no_effect, "fence": _no_effect, "membar": _no_effect, "shfl": _abstract,
+    "mapa": _abstract, "atom": _unsupported, "red": _unsupported,
+}
+
+
+# -- building the tile ---------------------------------------------------------------------------
+
+
+def symbolic_tile(ptx: str, launch: Launch, kernel: str | None = None) -> Tile:
+    """Execute one symbolic thread of the kernel; Unsupported names what stops it."""
+    module = parse_ptx(ptx)
+    entry = module.entries[kernel] if kernel else next(iter(module.entries.values()))
+    if module.globals or entry.local:
+        raise Unsupported("module-scope globals (a workspace shared by CTAs) or local memory")
+    bases = {p.name: z3.BitVec(f"base {p.name}", 64) for p in entry.params}
+    tile = Tile(entry, launch, z3.BitVec("cta", 32), z3.BitVec("tid", 32), bases)
+    offsets, _ = layout(module.shared + entry.shared, launch.shared_bytes)
+    Executor(tile, offsets).run()
+    tile.accesses = _merged(tile.accesses)
+    return tile
+
+
+def _merged(accesses: list[Access]) -> list[Access]:
+    """One access per instruction: a thread follows one path, so the instruction's address is the
+    one of the path whose condition holds."""
+    by_instruction: dict[tuple[int, str], list[Access]] = {}
+    for access in accesses:
+        by_instruction.setdefault((access.instruction.line, access.kind), []).append(access)
+    merged = []
+    for group in by_instruction.values():
+        address = group[-1].address
+        for access in reversed(group[:-1]):
+            address = z3.If(access.condition, access.address, address)
+        condition = z3.Or(*[a.condition for a in group]) if len(group) > 1 else group[0].condition
+        merged.append(Access(group[0].kind, group[0].instruction, address, group[0].size, condition))
+    return merged
+
+
+def _free_symbols(term: z3.ExprRef) -> list[z3.ExprRef]:
+    found: dict[str, z3.ExprRef] = {}
+    pending = [term]
+    while pending:
+        node = pending.pop()
+        if z3.is_const(node) and node.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+            found[str(node)] = node
+        else:
+            pending.extend(node.children())
+    return list(found.values())
+
+
+def _renamed(tile: Tile, term: z3.ExprRef, suffix: str) -> z3.ExprRef:
+    """`term` for another thread: every symbol but the buffers' addresses renamed."""
+    shared = {str(b) for b in tile.bases.values()}
+    pairs = [(s, z3.Const(f"{s}{suffix}", s.sort())) for s in _free_symbols(term) if str(s) not in shared]
+    return z3.substitute(term, *pairs) if pairs else term
+
+
+def _rests_on_abstractions(*terms: z3.ExprRef) -> bool:
+    return any(str(s).startswith("abstract") for term in terms for s in _free_symbols(term))
+
+
+def _base_of(tile: Tile, access: Access) -> str | None:
+    """The one parameter whose buffer the address is computed from (None: none, or several)."""
+    names = {str(s) for s in _free_symbols(access.address)}
+    found = [p for p, b in tile.bases.items() if str(b) in names]
+    return found[0] if len(found) == 1 else None
+
+
+def _check(constraints: list[z3.BoolRef], timeout_ms: int = PROOF_TIMEOUT_MS) -> tuple[z3.CheckSatResult, Any]:
+    solver = z3.Solver()
+    solver.set("timeout", timeout_ms)
+    solver.add(*constraints)
+    result = solver.check()
+    return result, solver.model() if result == z3.sat else solver.reason_unknown() if result == z3.unknown else None
+
+
+def _value(model: z3.ModelRef, term: z3.ExprRef) -> int:
+    return model.eval(term, model_completion=True).as_long()
+
+
+@dataclass
+class Prover:
+    tile: Tile
+    sizes: dict[str, int]  # parameter -> bytes of its buffer
+    names: dict[str, str]  # parameter -> the name the user knows it by
+    outputs: list[str]  # parameters written by the kernel
+    deadline: float = field(default_factory=lambda: time.perf_counter() + KERNEL_SECONDS)
+
+    def base_facts(self) -> list[z3.BoolRef]:
+        facts = []
+        for name, base in self.tile.bases.items():
+            size = self.sizes[name]
+            facts += [z3.URem(base, ALIGNMENT) == 0, z3.ULE(base, z3.BitVecVal(2**64 - size - ALIGNMENT, 64)),
+                      base != 0]
+        return facts
+
+    def offset(self, access: Access, base: str) -> z3.BitVecRef:
+        return z3.simplify(access.address - self.tile.bases[base])
+
+    def check(self, constraints: list[z3.BoolRef]) -> tuple[z3.CheckSatResult, Any]:
+        """One solver query, given what is left of the kernel's time (at most PROOF_TIMEOUT_MS)."""
+        left_ms = int((self.deadline - time.perf_counter()) * 1000)
+        return _check(constraints, max(1, min(PROOF_TIMEOUT_MS, left_ms)))
+
+    def timed(self, name: str, check: Callable[[], tuple[str, str]]) -> Obligation:
+        started = time.perf_counter()
+        if started > self.deadline:
+            return Obligation(name, "inconclusive", f"not attempted: the kernel's {KERNEL_SECONDS:.0f} s are spent")
+        status, detail = check()
+        return Obligation(name, status, detail, time.perf_counter() - started)
+
+    def vacuity(self) -> tuple[str, str]:
+        result, _ = self.check(self.tile.assumptions() + self.base_facts())
+        if result == z3.sat:
+            return "proved", "the launch's threads and the buffers' placement can exist together"
+        return ("refuted" if result == z3.unsat else "inconclusive"), "the assumptions contradict each other"
+
+    def inputs_unchanged(self) -> tuple[str, str]:
+        """No store lands in a buffer the kernel only reads."""
+        for access in self.tile.accesses:
+            base = _base_of(self.tile, access)
+            if access.kind == "store" and base is not None and base not in self.outputs:
+                result, _ = self.check(self.tile.assumptions() + self.base_facts() + [access.condition])
+                if result != z3.unsat:
+                    return "refuted", f"{access.instruction} stores into the input {self.names[base]}"
+        return "proved", "every store goes to an output"
+
+    def in_bounds(self, access: Access) -> tuple[str, str]:
+        base = _base_of(self.tile, access)
+        if base is None:
+            return "inconclusive", f"the address of {access.instruction} is not computed from exactly one buffer"
+        size, offset = self.sizes[base], self.offset(access, base)
+        last = z3.BitVecVal(max(size - access.size, 0), 64)
+        inside = z3.And(z3.ULE(offset, last), z3.URem(offset, access.size) == 0) if size >= access.size \
+            else z3.BoolVal(False)
+        result, found = self.check(self.tile.assumptions() + self.base_facts() + [access.condition, z3.Not(inside)])
+        if result == z3.unsat:
+            return "proved", f"{access.instruction}: every {access.kind} lies inside {self.names[base]}"
+        if result == z3.unknown:
+            return "inconclusive", f"{access.instruction}: the solver gave up ({found})"
+        if _rests_on_abstractions(access.condition, access.address):
+            return "inconclusive", (f"{access.instruction}: in bounds unless values other threads supply (shuffles, "
+                                    "shared memory) can be anything, which is all this executor knows of them")
+        return "refuted", (f"{access.instruction}: thread {_value(found, self.tile.tid)} of CTA "
+                           f"{_value(found, self.tile.cta)} makes a {access.size}-byte {access.kind} at byte "
+                           f"{_value(found, offset)} of {self.names[base]}, which holds {size} bytes "
+                           "(outside it, or not aligned to its size)")
+
+    def stores_to(self, output: str) -> list[Access]:
+        return [a for a in self.tile.accesses if a.kind == "store" and _base_of(self.tile, a) == output]
+
+    def written_at_most_once(self, output: str) -> tuple[str, str]:
+        stores = self.stores_to(output)
+        for i, first in enumerate(stores):
+            for second in stores[i:]:
+                verdict = self._overlap(output, first, second)
+                if verdict is not None:
+                    return verdict
+        return "proved", f"no two stores to {self.names[output]} overlap ({len(stores)} store instruction(s))"
+
+    def _overlap(self, output: str, first: Access, second: Access) -> tuple[str, str] | None:
+        tile = self.tile
+        a, b = self.offset(first, output), _renamed(tile, self.offset(second, output), "'")
+        other_cta, other_tid = _renamed(tile, tile.cta, "'"), _renamed(tile, tile.tid, "'")
+        distinct = z3.Or(tile.cta != other_cta, tile.tid != other_tid) if first is second else z3.BoolVal(True)
+        overlap = z3.And(z3.ULT(a, b + second.size), z3.ULT(b, a + first.size))
+        constraints = (tile.assumptions() + tile.assumptions("'") + self.base_facts()
+                       + [first.condition, _renamed(tile, second.condition, "'"), distinct, overlap])
+        result, found = self.check(constraints)
+        if result == z3.unsat:
+            return None
+        if result == z3.unknown:
+            return "inconclusive", f"{first.instruction} and {second.instruction}: the solver gave up ({found})"
+        if _rests_on_abstractions(first.condition, first.address, second.condition, second.address):
+            return "inconclusive", (f"{first.instruction} and {second.instruction} may overlap only if values "
+                                    "other threads supply can be anything")
+        return "refuted", (f"{self.names[output]} byte {_value(found, a)} is written by thread "
+                           f"{_value(found, tile.tid)} of CTA {_value(found, tile.cta)} ({first.instruction}) and "
+                           f"by thread {_value(found, other_tid)} of CTA {_value(found, other_cta)} "
+                           f"({second.instruction})")
+
+    def written_at_least_once(self, output: str) -> tuple[str, str]:
+        stores, size = self.stores_to(output), self.sizes[output]
+        tile = self.tile
+        thread = {str(tile.cta), str(tile.tid)}
+        for store in stores:
+            if any(str(s) not in thread for s in _free_symbols(store.condition)
+                   if str(s) not in {str(b) for b in tile.bases.values()}):
+                return "inconclusive", f"{store.instruction}: whether it stores depends on data"
+        byte = z3.BitVec("byte", 64)
+        witnesses = []
+        for store in stores:
+            affine = self.affine(store, output)
+            if affine is None:
+                return "inconclusive", f"{store.instruction}: its offset is not affine in the thread's linear index"
+            witnesses.append(self._covers_by_inverse(store, output, byte, *affine))
+        result, found = self.check(self.base_facts() + [z3.ULT(byte, size), z3.Not(z3.Or(*witnesses))]
+                               if witnesses else [z3.BoolVal(True)])
+        if result == z3.unsat:
+            return "proved", f"every byte of {self.names[output]} is stored by some thread"
+        if result == z3.unknown:
+            return "inconclusive", f"{self.names[output]}: the solver gave up on coverage ({found})"
+        missing = _value(found, byte) if witnesses else 0
+        return self._confirm_unwritten(output, stores, missing)
+
+    def linear(self) -> z3.BitVecRef:
+        """The thread's index in the launch, cta * threads + tid, in 64 bits."""
+        return z3.ZeroExt(32, self.tile.cta) * self.tile.launch.threads + z3.ZeroExt(32, self.tile.tid)
+
+    def affine(self, store: Access, output: str) -> tuple[int, int] | None:
+        """(a, b) with offset = a * linear + b for every thread, proved; None if there is none."""
+        offset, tile = self.offset(store, output), self.tile
+        at = [z3.simplify(z3.substitute(offset, (tile.cta, z3.BitVecVal(c, 32)), (tile.tid, z3.BitVecVal(t, 32))))
+              for c, t in ((0, 0), (0, 1) if tile.launch.threads > 1 else (1, 0))]
+        if not all(z3.is_bv_value(v) for v in at):
+            return None
+        b = at[0].as_long()
+        a = (at[1].as_long() - b) % 2**64
+        result, _ = self.check(tile.assumptions() + [offset != a * self.linear() + b])
+        return (a, b) if result == z3.unsat and a > 0 else None
+
+    def _covers_by_inverse(self, store: Access, output: str, byte: z3.BitVecRef, a: int, b: int) -> z3.BoolRef:
+        """`byte` is covered by `store` of the thread whose linear index inverts the affine map."""
+        tile = self.tile
+        linear = z3.UDiv(byte - b, a)
+        threads = tile.launch.threads
+        cta, tid = z3.Extract(31, 0, z3.UDiv(linear, threads)), z3.Extract(31, 0, z3.URem(linear, threads))
+        offset = z3.substitute(self.offset(store, output), (tile.cta, cta), (tile.tid, tid))
+        condition = z3.substitute(store.condition, (tile.cta, cta), (tile.tid, tid))
+        return z3.And(z3.UGE(byte, b), z3.ULT(linear, tile.launch.ctas * threads), condition,
+                      z3.ULE(offset, byte), z3.ULT(byte, offset + store.size))
+
+    def _confirm_unwritten(self, output: str, stores: list[Access], missing: int) -> tuple[str, str]:
+        """Whether some thread writes byte `missing` after all (the inverse only misses it)."""
+        tile, byte = self.tile, z3.BitVecVal(missing, 64)
+        covered = [z3.And(s.condition, z3.ULE(self.offset(s, output), byte),
+                          z3.ULT(byte, self.offset(s, output) + s.size)) for s in stores]
+        anyone = z3.Or(*covered) if covered else z3.BoolVal(False)
+        result, _ = self.check(tile.assumptions() + self.base_facts() + [anyone])
+        if result == z3.unsat:
+            return "refuted", f"byte {missing} of {self.names[output]} ({self.sizes[output]} bytes) is never written"
+        return "inconclusive", f"{self.names[output]}: byte {missing} is written, but not by the thread the " \
+                               "store's affine index points to: coverage needs another argument"
+
+
+def verdict(obligations: list[Obligation]) -> str:
+    """refuted if any obligation is, proved if all are, else inconclusive."""
+    statuses = {o.status for o in obligations}
+    return "refuted" if "refuted" in statuses else "proved" if statuses == {"proved"} else "inconclusive"
+
+
+VALUES_NOT_MODELLED = Obligation("output values equal the IR's", "inconclusive",
+                                 "not modelled yet: the values are checked on the emulator and the GPU")
+
+
+def prove_memory(ptx: str, launch: Launch, sizes: list[int], names: list[str], outputs: set[int],
+                 kernel: str | None = None) -> list[Obligation]:
+    """The memory obligations of a kernel whose parameters are buffers of `sizes` bytes, known to
+    the user as `names`; parameters `outputs` are written. Unsupported features give one
+    inconclusive obligation naming them."""
+    started = time.perf_counter()
+    try:
+        tile = symbolic_tile(ptx, launch, kernel)
+    except NotModelled as err:
+        return [Obligation("symbolic execution", "inconclusive", str(err), time.perf_counter() - started)]
+    params = [p.name for p in tile.entry.params]
+    prover = Prover(tile, dict(zip(params, sizes)), dict(zip(params, names)), [params[i] for i in sorted(outputs)],
+                    deadline=started + KERNEL_SECONDS)
+    results = [prover.timed("assumptions are satisfiable", prover.vacuity)]
+    for access in sorted(tile.accesses, key=lambda a: a.instruction.line):
+        results.append(prover.timed(f"in bounds: {access.instruction}", lambda a=access: prover.in_bounds(a)))
+    results.append(prover.timed("inputs unchanged", prover.inputs_unchanged))
+    for output in prover.outputs:
+        name = prover.names[output]
+        results.append(prover.timed(f"{name} written at most once", lambda o=output: prover.written_at_most_once(o)))
+        results.append(prover.timed(f"{name} written at least once", lambda o=output: prover.written_at_least_once(o)))
+    return results
+
+
+@dataclass
+class KernelProof:
+    kernel: str
+    obligations: list[Obligation]
+
+    @property
+    def status(self) -> str:
+        return verdict(self.obligations)
+
+    def to_dict(self) -> dict[str, Any]:
+        seconds = round(sum(o.seconds for o in self.obligations), 3)
+        return {"kernel": self.kernel, "status": self.status, "seconds": seconds,
+                "obligations": [o.to_dict() for o in self.obligations]}
+
+
+def prove_manifest(manifest_path: Path, kernel: str | None = None) -> Iterator[KernelProof]:
+    """Each lowered kernel of a `ptxgen lower` manifest (or the one named), at its shapes."""
+    from verify.against_ir import ManifestError, manifest_kernels
+
+    entries = [e for e in manifest_kernels(manifest_path) if kernel is None or e["name"] == kernel]
+    if not entries:
+        raise ManifestError(f"{manifest_path}: no kernel named {kernel!r}")
+    for entry in entries:
+        if not entry.get("lowered"):
+            yield KernelProof(entry["name"], [Obligation("lowered", "inconclusive", entry.get("reason", ""))])
+            continue
+        tensors = entry["inputs"] + entry["outputs"]
+        sizes = [math.prod(t["shape"]) * parse_dtype(t["dtype"]).itemsize for t in tensors]
+        launch = entry["launch"]
+        shape = Launch(tuple(launch["grid"]), tuple(launch["block"]), tuple(launch.get("cluster", (1, 1, 1))),
+                       launch.get("shared_bytes", 0))
+        ptx = (manifest_path.parent / entry["ptx"]).read_text()
+        outputs = set(range(len(entry["inputs"]), len(tensors)))
+        obligations = prove_memory(ptx, shape, sizes, [t["name"] for t in tensors], outputs)
+        yield KernelProof(entry["name"], obligations + [VALUES_NOT_MODELLED])
