@@ -20,7 +20,7 @@ from ptxgen.lower import default_schedule, lower
 from ptxgen.schedule import RowSchedule
 from ptxgen.targets import TARGETS
 from verify.emulate import Launch
-from verify.prove import Obligation, prove_memory, verdict
+from verify.prove import VALUES, Obligation, prove_kernel, prove_memory, verdict
 
 H100 = TARGETS["sm_90a"]
 ELEMENTWISE = parse("kernel k(%x: f32[1000003], %b: f32[1000003]) -> (%y: f32[1000003]) {\n"
@@ -104,6 +104,37 @@ def test_wrong_kernels_are_refuted_with_the_obligation_they_break(name: str) -> 
     assert verdict(list(obligations.values())) == "refuted"
 
 
+# Wrong values: (the text changed, its replacement) in ELEMENTWISE, refuted by the value obligation.
+VALUE_MUTANTS = {
+    "sum_becomes_difference": ("add.rn.f32 %f24", "sub.rn.f32 %f24"),
+    "maximum_becomes_minimum": ("max.NaN.f32 %f28", "min.NaN.f32 %f28"),
+}
+
+
+def test_stored_values_are_proved_equal_to_the_ir() -> None:
+    obligations = {o.name: o for o in prove_kernel(*lowered(ELEMENTWISE), ELEMENTWISE)}
+    assert obligations[VALUES].status == "proved", obligations[VALUES]
+    assert verdict(list(obligations.values())) == "proved"
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_MUTANTS))
+def test_wrong_values_are_refuted_with_the_element_and_both_values(name: str) -> None:
+    old, new = VALUE_MUTANTS[name]
+    ptx, launch = lowered(ELEMENTWISE)
+    assert old in ptx, f"{old!r} is not in the kernel: the mutant table is out of date"
+    obligations = {o.name: o for o in prove_kernel(ptx.replace(old, new, 1), launch, ELEMENTWISE)}
+    values = obligations[VALUES]
+    assert values.status == "refuted" and "as element" in values.detail and "the IR gives" in values.detail, values
+    assert all(o.status == "proved" for name, o in obligations.items() if name != VALUES)
+
+
+def test_ops_without_an_exact_meaning_leave_values_inconclusive() -> None:
+    kernel = parse("kernel k(%x: f32[4096]) -> (%y: f32[4096]) {\n  %y = exp(%x)\n  return %y\n}")
+    obligations = {o.name: o for o in prove_kernel(*lowered(kernel), kernel)}
+    assert obligations[VALUES].status == "inconclusive" and "exp" in obligations[VALUES].detail
+    assert verdict(list(obligations.values())) == "inconclusive"
+
+
 def test_what_the_executor_does_not_model_is_inconclusive() -> None:
     ptx, launch = lowered(ELEMENTWISE)
     obligations = prove(ELEMENTWISE, ptx.replace("ret;", "prmt.b32 %r0, %r0, %r0, 0;\n\tret;"), launch)
@@ -115,11 +146,10 @@ def test_ptxgen_prove_exit_codes_and_json(tmp_path: Path, capsys: pytest.Capture
     problem = Path(__file__).parents[1] / "datasets" / "problems" / "elementwise" / "relu_f32.py"
     assert main(["lower", str(problem), "--out", str(tmp_path)]) == 0
     capsys.readouterr()
-    assert main(["prove", str(tmp_path / "manifest.json"), "--json"]) == 2  # output values: not modelled yet
+    assert main(["prove", str(tmp_path / "manifest.json"), "--json"]) == 0
     (proof,) = json.loads(capsys.readouterr().out)
     statuses = {o["obligation"]: o["status"] for o in proof["obligations"]}
-    assert statuses.pop("output values equal the IR's") == "inconclusive"
-    assert set(statuses.values()) == {"proved"}
+    assert set(statuses.values()) == {"proved"} and VALUES in statuses
     ptx = tmp_path / "relu_f32_0.ptx"
     ptx.write_text(ptx.read_text().replace("mad.wide.u32 %rd5, %r7, 4, %rd3", "mad.wide.u32 %rd5, %r7, 8, %rd3"))
     assert main(["prove", str(tmp_path / "manifest.json")]) == 1

@@ -26,8 +26,11 @@ from typing import Any
 
 import z3
 
-from ir.dtypes import parse_dtype
+from ir import parse
+from ir.dtypes import DType, parse_dtype
+from ir.kernel import Kernel
 from verify.emulate import Launch
+from verify.ir_symbolic import Inexact, IrTerms, describe, is_nan
 from verify.memory import layout
 from verify.ptxparse import Addr, Entry, Imm, Instruction, Reg, Sym, Vec, parse_ptx, type_bytes
 from verify.semantics import SEMANTICS, NotModelled, Op, decode, width
@@ -52,6 +55,7 @@ class Access:
     address: z3.BitVecRef
     size: int
     condition: z3.BoolRef
+    data: z3.BitVecRef | None = None  # a store's bytes, the first lowest
 
 
 @dataclass
@@ -76,6 +80,12 @@ class Tile:
     tid: z3.BitVecRef
     bases: dict[str, z3.BitVecRef]  # parameter -> its buffer's address
     accesses: list[Access] = field(default_factory=list)
+    memory: dict[str, z3.ArrayRef] = field(default_factory=dict)  # parameter -> its bytes (inputs' contents)
+
+    def bytes_of(self, param: str) -> z3.ArrayRef:
+        if param not in self.memory:
+            self.memory[param] = z3.Array(f"memory {param}", z3.BitVecSort(64), z3.BitVecSort(8))
+        return self.memory[param]
 
     def assumptions(self, suffix: str = "") -> list[z3.BoolRef]:
         """Threads inside the launch (block and grid along x only)."""
@@ -325,16 +335,36 @@ def _memory(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
     start = ex.read(state, base, "u64") if isinstance(base, Reg) else z3.BitVecVal(int(base), 64) \
         if isinstance(base, int) else ex.read(state, base, "u64")
     address = start + z3.BitVecVal(address_operand.offset, 64)
-    ex.tile.accesses.append(Access("load" if load else "store", ins, address, size, _condition(state, guard)))
-    if load:
-        names = values.regs if isinstance(values, Vec) else (values.name,) if isinstance(values, Reg) else ()
-        for k, name in enumerate(names):
-            if name is not None:  # each execution loads its own value (a loop's trips differ)
-                ex.abstractions += 1
-                loaded = z3.BitVec(f"loaded {ex.abstractions} line {ins.line} lane {k}", width(op.type))
-                ex.write(state, Reg(name), loaded, guard)
+    lane_bits = width(op.type)
+    if not load:
+        parts = values.regs if isinstance(values, Vec) else (values,)
+        data = [ex.read(state, Reg(p) if isinstance(p, str) else p, op.type) for p in parts]
+        stored = z3.Concat(*reversed(data)) if len(data) > 1 else data[0]
+        ex.tile.accesses.append(Access("store", ins, address, size, _condition(state, guard), stored))
+        state.pc += 1
+        return None
+    ex.tile.accesses.append(Access("load", ins, address, size, _condition(state, guard)))
+    param = _single_base(ex.tile, address)
+    names = values.regs if isinstance(values, Vec) else (values.name,) if isinstance(values, Reg) else ()
+    for k, name in enumerate(names):
+        if name is None:
+            continue
+        if param is None:  # an address of no single buffer: any value at all
+            ex.abstractions += 1
+            loaded = z3.BitVec(f"loaded {ex.abstractions} line {ins.line} lane {k}", lane_bits)
+        else:  # the buffer's bytes at that place
+            first = address - ex.tile.bases[param] + k * lane_bits // 8
+            data = [z3.Select(ex.tile.bytes_of(param), first + j) for j in range(lane_bits // 8)]
+            loaded = z3.Concat(*reversed(data)) if len(data) > 1 else data[0]
+        ex.write(state, Reg(name), loaded, guard)
     state.pc += 1
     return None
+
+
+def _single_base(tile: Tile, address: z3.BitVecRef) -> str | None:
+    names = {str(s) for s in _free_symbols(address)}
+    found = [p for p, b in tile.bases.items() if str(b) in names]
+    return found[0] if len(found) == 1 else None
 
 
 def _identity_u64(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
@@ -389,11 +419,13 @@ def _merged(accesses: list[Access]) -> list[Access]:
         by_instruction.setdefault((access.instruction.line, access.kind), []).append(access)
     merged = []
     for group in by_instruction.values():
-        address = group[-1].address
+        address, data = group[-1].address, group[-1].data
         for access in reversed(group[:-1]):
             address = z3.If(access.condition, access.address, address)
+            if data is not None and access.data is not None:
+                data = z3.If(access.condition, access.data, data)
         condition = z3.Or(*[a.condition for a in group]) if len(group) > 1 else group[0].condition
-        merged.append(Access(group[0].kind, group[0].instruction, address, group[0].size, condition))
+        merged.append(Access(group[0].kind, group[0].instruction, address, group[0].size, condition, data))
     return merged
 
 
@@ -591,6 +623,45 @@ class Prover:
         return z3.And(z3.UGE(byte, b), z3.ULT(linear, tile.launch.ctas * threads), condition,
                       z3.ULE(offset, byte), z3.ULT(byte, offset + store.size))
 
+    def values_equal_the_ir(self, ir: Kernel) -> tuple[str, str]:
+        """Every stored element equals the IR's value for that element (NaN equals any NaN)."""
+        params = [p.name for p in self.tile.entry.params]
+        try:
+            terms = IrTerms(ir, {p.name: self.tile.bytes_of(params[i]) for i, p in enumerate(ir.inputs)})
+            for index, output in enumerate(ir.outputs):
+                for store in self.stores_to(params[len(ir.inputs) + index]):
+                    verdict = self._store_values(terms, index, output.type.dtype, store, params[len(ir.inputs) + index])
+                    if verdict is not None:
+                        return verdict
+        except Inexact as err:
+            return "inconclusive", str(err)
+        return "proved", "every stored element is bit for bit the IR's value (NaN for NaN)"
+
+    def _store_values(self, terms: IrTerms, index: int, dtype: DType, store: Access,
+                      param: str) -> tuple[str, str] | None:
+        itemsize, tile = dtype.itemsize, self.tile
+        offset = self.offset(store, param)
+        assert store.data is not None
+        # What the other obligations prove is assumed here: the store is in bounds and aligned.
+        placed = [z3.URem(offset, store.size) == 0, z3.ULE(offset, max(self.sizes[param] - store.size, 0))]
+        for k in range(store.size // itemsize):
+            flat = z3.UDiv(offset, itemsize) + k
+            want = terms.output_bits(index, flat, offset + k * itemsize)
+            got = z3.Extract((k + 1) * itemsize * 8 - 1, k * itemsize * 8, store.data)
+            same = z3.Or(got == want, z3.And(is_nan(got, dtype), is_nan(want, dtype))) if dtype.is_float \
+                else got == want
+            facts = tile.assumptions() + self.base_facts() + placed
+            result, found = self.check(facts + [store.condition, z3.Not(same)])
+            if result == z3.unsat:
+                continue
+            if result == z3.unknown:
+                return "inconclusive", f"{store.instruction}: the solver gave up on its values ({found})"
+            return "refuted", (f"{store.instruction}: thread {_value(found, tile.tid)} of CTA "
+                               f"{_value(found, tile.cta)} stores {describe(_value(found, got), dtype)} as element "
+                               f"{_value(found, flat)} of {self.names[param]}; the IR gives "
+                               f"{describe(_value(found, want), dtype)}")
+        return None
+
     def _confirm_unwritten(self, output: str, stores: list[Access], missing: int) -> tuple[str, str]:
         """Whether some thread writes byte `missing` after all (the inverse only misses it)."""
         tile, byte = self.tile, z3.BitVecVal(missing, 64)
@@ -610,12 +681,20 @@ def verdict(obligations: list[Obligation]) -> str:
     return "refuted" if "refuted" in statuses else "proved" if statuses == {"proved"} else "inconclusive"
 
 
-VALUES_NOT_MODELLED = Obligation("output values equal the IR's", "inconclusive",
-                                 "not modelled yet: the values are checked on the emulator and the GPU")
+VALUES = "output values equal the IR's"
+
+
+def prove_kernel(ptx: str, launch: Launch, ir: Kernel) -> list[Obligation]:
+    """Every obligation of a kernel lowered from `ir`: the memory obligations at the IR's shapes,
+    then the output values."""
+    params = list(ir.inputs) + list(ir.outputs)
+    sizes = [math.prod(p.type.shape) * p.type.dtype.itemsize for p in params]
+    return prove_memory(ptx, launch, sizes, [p.name for p in params], set(range(len(ir.inputs), len(params))),
+                        ir=ir)
 
 
 def prove_memory(ptx: str, launch: Launch, sizes: list[int], names: list[str], outputs: set[int],
-                 kernel: str | None = None) -> list[Obligation]:
+                 kernel: str | None = None, ir: Kernel | None = None) -> list[Obligation]:
     """The memory obligations of a kernel whose parameters are buffers of `sizes` bytes, known to
     the user as `names`; parameters `outputs` are written. Unsupported features give one
     inconclusive obligation naming them."""
@@ -635,6 +714,8 @@ def prove_memory(ptx: str, launch: Launch, sizes: list[int], names: list[str], o
         name = prover.names[output]
         results.append(prover.timed(f"{name} written at most once", lambda o=output: prover.written_at_most_once(o)))
         results.append(prover.timed(f"{name} written at least once", lambda o=output: prover.written_at_least_once(o)))
+    if ir is not None:
+        results.append(prover.timed(VALUES, lambda: prover.values_equal_the_ir(ir)))
     return results
 
 
@@ -671,5 +752,5 @@ def prove_manifest(manifest_path: Path, kernel: str | None = None) -> Iterator[K
                        launch.get("shared_bytes", 0))
         ptx = (manifest_path.parent / entry["ptx"]).read_text()
         outputs = set(range(len(entry["inputs"]), len(tensors)))
-        obligations = prove_memory(ptx, shape, sizes, [t["name"] for t in tensors], outputs)
-        yield KernelProof(entry["name"], obligations + [VALUES_NOT_MODELLED])
+        ir = parse((manifest_path.parent / entry["ir"]).read_text())
+        yield KernelProof(entry["name"], prove_memory(ptx, shape, sizes, [t["name"] for t in tensors], outputs, ir=ir))

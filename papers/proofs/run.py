@@ -1,6 +1,7 @@
 """On the CPU: every suite kernel, lowered at its default schedule for sm_90a at the problem's own
-shapes, put through `verify.prove` (memory obligations on a symbolic tile, Z3), one kernel at a
-time, with each obligation's verdict and solver time. Writes results.json after every kernel.
+shapes, put through `verify.prove` (memory obligations and output values on a symbolic tile, Z3),
+one kernel at a time, with each obligation's verdict and solver time. Writes results.json after
+every kernel.
 
     python papers/proofs/run.py [--out DIR] [--match PARTS]
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
 import platform
 import sys
@@ -27,7 +27,7 @@ from ir.frontend import capture, load_problem  # noqa: E402
 from ptxgen.lower import default_schedule, lower  # noqa: E402
 from ptxgen.targets import TARGETS  # noqa: E402
 from verify.emulate import Launch  # noqa: E402
-from verify.prove import prove_memory, verdict  # noqa: E402
+from verify.prove import prove_kernel, verdict  # noqa: E402
 
 TARGET = TARGETS["sm_90a"]
 
@@ -42,14 +42,12 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def prove_kernel(kernel: Any) -> dict[str, Any]:
+def proof_of(kernel: Any) -> dict[str, Any]:
     lowered = lower(kernel, default_schedule(kernel, TARGET), TARGET)
     config = lowered.launch
-    params = list(kernel.inputs) + list(kernel.outputs)
-    sizes = [math.prod(p.type.shape) * p.type.dtype.itemsize for p in params]
     started = time.perf_counter()
-    obligations = prove_memory(lowered.ptx, Launch(config.grid, config.block, config.cluster, config.shared_bytes),
-                               sizes, [p.name for p in params], set(range(len(kernel.inputs), len(params))))
+    obligations = prove_kernel(lowered.ptx, Launch(config.grid, config.block, config.cluster, config.shared_bytes),
+                               kernel)
     return {"kernel": kernel.name, "schedule": lowered.schedule.to_dict(), "verdict": verdict(obligations),
             "seconds": time.perf_counter() - started, "obligations": [o.to_dict() for o in obligations]}
 
@@ -71,7 +69,7 @@ def main() -> int:
     for index, path in enumerate(paths):
         problem = str(path.relative_to(problems).with_suffix(""))
         for region in capture(load_problem(path), shapes_only=True).regions:
-            row = {"problem": problem, **prove_kernel(region.kernel)}
+            row = {"problem": problem, **proof_of(region.kernel)}
             results["kernels"].append(row)
             print(f"[{index + 1}/{len(paths)}] {row['kernel']}: {row['verdict']} ({row['seconds']:.2f} s)", flush=True)
             (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")

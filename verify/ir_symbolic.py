@@ -1,0 +1,206 @@
+"""An IR kernel's output element as a z3 term, for proving a kernel's stored values equal to the
+IR's. Inputs are byte arrays (one z3 Array per input, indexed by byte), the element by a symbolic
+flat index. Numerics follow the interpreter's native precision: float32 arithmetic with one
+rounding per op, half types (bf16, f16) computed in float32 and rounded to their type after each
+op; `maximum`/`minimum` propagate NaN and order -0.0 below +0.0.
+
+Only elementwise kernels, and ops with an exact IEEE meaning, have a term here: an op such as exp
+or tanh is lowered to a polynomial (or an approximate instruction) that is tested numerically, not
+proved, so asking for it raises `Inexact`, and the value obligation is inconclusive."""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import z3
+
+from ir.dtypes import DType
+from ir.kernel import NON_FINITE, Instr, Kernel, TensorType
+from ir.ops import REDUCTIONS, Op
+
+Value = z3.ExprRef  # FP (Float32) for floats, BitVec for integers, Bool for bools
+F32 = z3.Float32()
+RNE = z3.RNE()
+HALF_SORTS = {DType.BF16: z3.FPSort(8, 8), DType.F16: z3.Float16()}
+INT_BITS = {DType.I32: 32, DType.I64: 64}
+
+
+class Inexact(Exception):
+    """The IR op has no exact z3 meaning (its lowering is checked numerically, not proved)."""
+
+
+def _round(value: Value, dtype: DType) -> Value:
+    """A float32 value rounded to `dtype` and widened back (half types); others unchanged."""
+    if dtype in HALF_SORTS:
+        return z3.fpFPToFP(RNE, z3.fpFPToFP(RNE, value, HALF_SORTS[dtype]), F32)
+    return value
+
+
+def _ordered(pick_larger: bool) -> Callable[[Value, Value], Value]:
+    def choose(a: Value, b: Value) -> Value:
+        either_nan = z3.Or(z3.fpIsNaN(a), z3.fpIsNaN(b))
+        a_first = z3.Or(z3.fpGT(a, b) if pick_larger else z3.fpLT(a, b),
+                        z3.And(z3.fpIsZero(a), z3.fpIsZero(b), z3.fpIsPositive(a) == pick_larger))
+        return z3.If(either_nan, z3.fpNaN(F32), z3.If(a_first, a, b))
+    return choose
+
+
+FLOAT_OPS: dict[Op, Callable[..., Value]] = {
+    Op.ADD: lambda a, b: z3.fpAdd(RNE, a, b),
+    Op.SUB: lambda a, b: z3.fpSub(RNE, a, b),
+    Op.MUL: lambda a, b: z3.fpMul(RNE, a, b),
+    Op.DIV: lambda a, b: z3.fpDiv(RNE, a, b),
+    Op.SQRT: lambda a: z3.fpSqrt(RNE, a),
+    Op.RECIP: lambda a: z3.fpDiv(RNE, z3.FPVal(1.0, F32), a),
+    Op.NEG: z3.fpNeg,
+    Op.ABS: z3.fpAbs,
+    Op.MAXIMUM: _ordered(True),
+    Op.MINIMUM: _ordered(False),
+}
+COMPARISONS: dict[Op, Callable[[Value, Value], Value]] = {
+    Op.EQ: z3.fpEQ, Op.NE: lambda a, b: z3.Not(z3.fpEQ(a, b)), Op.LT: z3.fpLT, Op.LE: z3.fpLEQ,
+    Op.GT: z3.fpGT, Op.GE: z3.fpGEQ,
+}
+LOGIC: dict[Op, Callable[..., Value]] = {Op.AND: z3.And, Op.OR: z3.Or, Op.NOT: z3.Not}
+
+
+def _decode(bits: z3.BitVecRef, dtype: DType) -> Value:
+    if dtype == DType.F32:
+        return z3.fpBVToFP(bits, F32)
+    if dtype in HALF_SORTS:
+        return z3.fpFPToFP(RNE, z3.fpBVToFP(bits, HALF_SORTS[dtype]), F32)
+    if dtype == DType.BOOL:
+        return bits != 0
+    return bits
+
+
+def encode(value: Value, dtype: DType) -> z3.BitVecRef:
+    """A value as the bits stored for `dtype` (every NaN as the canonical one)."""
+    if dtype == DType.BOOL:
+        return z3.If(value, z3.BitVecVal(1, 8), z3.BitVecVal(0, 8))
+    if dtype in INT_BITS:
+        return value
+    sort = HALF_SORTS.get(dtype, F32)
+    narrow = z3.fpFPToFP(RNE, value, sort) if dtype in HALF_SORTS else value
+    nan = z3.BitVecVal((1 << (sort.ebits() + sort.sbits() - 1)) - 1, sort.ebits() + sort.sbits())
+    return z3.If(z3.fpIsNaN(narrow), nan, z3.fpToIEEEBV(narrow))
+
+
+def is_nan(bits: z3.BitVecRef, dtype: DType) -> z3.BoolRef:
+    """Whether stored bits of a float `dtype` are a NaN (any payload)."""
+    return z3.fpIsNaN(z3.fpBVToFP(bits, HALF_SORTS.get(dtype, F32)))
+
+
+def describe(bits: int, dtype: DType) -> str:
+    """Stored bits in the user's terms."""
+    if dtype == DType.F32:
+        return f"{struct.unpack('<f', bits.to_bytes(4, 'little'))[0]!r} ({bits:#010x})"
+    if dtype == DType.BF16:
+        return f"{struct.unpack('<f', (bits << 16).to_bytes(4, 'little'))[0]!r} (bf16 {bits:#06x})"
+    return f"{bits:#x}"
+
+
+def _const(instr: Instr) -> Value:
+    value = instr.attr("value")
+    number = NON_FINITE[value] if isinstance(value, str) else value
+    dtype = instr.type.dtype  # type: ignore[union-attr]
+    if dtype in INT_BITS:
+        return z3.BitVecVal(int(number), INT_BITS[dtype])
+    if dtype == DType.BOOL:
+        return z3.BoolVal(bool(number))
+    literal = z3.fpNaN(F32) if math.isnan(number) else z3.FPVal(float(number), F32)
+    return _round(literal, dtype)
+
+
+def _cast(value: Value, source: DType, target: DType) -> Value:
+    if source == target:
+        return value
+    if source.is_float and target.is_float:
+        return _round(value, target)
+    raise Inexact(f"cast from {source} to {target}: not modelled yet")
+
+
+@dataclass(frozen=True)
+class At:
+    """An element of a tensor of `shape`, by its row-major flat index."""
+
+    flat: z3.BitVecRef
+    shape: tuple[int, ...]
+    scaled: tuple[int, z3.BitVecRef] | None = None  # (k, flat * k) as the caller computed it, if known
+
+    def times(self, k: int) -> z3.BitVecRef:
+        """flat * k, in the caller's own terms where it gave them (so that the solver sees the same
+        address the kernel computed, not an equal one it must prove equal)."""
+        return self.scaled[1] if self.scaled is not None and self.scaled[0] == k else self.flat * k
+
+    def of(self, shape: tuple[int, ...]) -> At:
+        """The element of a tensor of `shape` that broadcasting (aligned on the right, size-1 dims
+        at coordinate 0) reads for this one."""
+        if shape == self.shape:
+            return self
+        coords = [z3.URem(z3.UDiv(self.flat, math.prod(self.shape[d + 1:])), n) for d, n in enumerate(self.shape)]
+        tail = coords[len(coords) - len(shape):] if shape else []
+        flat = z3.BitVecVal(0, 64)
+        for coordinate, n in zip(tail, shape):
+            flat = flat * n + (z3.BitVecVal(0, 64) if n == 1 else coordinate)
+        return At(flat, shape)
+
+
+class IrTerms:
+    """Terms of a kernel's values at given coordinates, memoised per (value, coordinates)."""
+
+    def __init__(self, kernel: Kernel, inputs: dict[str, z3.ArrayRef]) -> None:
+        if any(i.op in REDUCTIONS or i.op == Op.MATMUL for i in kernel.body):
+            raise Inexact("a reduction: the values of reductions are not modelled yet")
+        self.kernel, self.inputs = kernel, inputs
+        self.defs = {i.result: i for i in kernel.body}
+        self.types: dict[str, TensorType] = {p.name: p.type for p in kernel.inputs}
+        self.types.update({i.result: i.type for i in kernel.body})  # type: ignore[misc]
+
+    def output_bits(self, index: int, flat: z3.BitVecRef, byte: z3.BitVecRef | None = None) -> z3.BitVecRef:
+        """The bits the IR stores for element `flat` of output `index` (`byte`: flat times the
+        output's itemsize, as the caller has it)."""
+        param = self.kernel.outputs[index]
+        scaled = None if byte is None else (param.type.dtype.itemsize, byte)
+        value = self.value(self.kernel.returns[index], At(flat, param.type.shape, scaled))
+        return encode(value, param.type.dtype)
+
+    def value(self, name: str, at: At) -> Value:
+        type_ = self.types[name]
+        own = at.of(type_.shape)
+        if name not in self.defs:
+            return self._load(name, type_, own)
+        instr = self.defs[name]
+        if instr.op == Op.CONST:
+            return _const(instr)
+        if instr.op == Op.RESHAPE:  # the same flat index in the source's shape
+            return self.value(instr.args[0], At(own.flat, self.types[instr.args[0]].shape, own.scaled))
+        return self._apply(instr, [self.value(a, own) for a in instr.args])
+
+    def _apply(self, instr: Instr, args: list[Value]) -> Value:
+        dtype = instr.type.dtype  # type: ignore[union-attr]
+        source = self.types[instr.args[0]].dtype if instr.args else dtype
+        if instr.op == Op.EXPAND:
+            return args[0]
+        if instr.op == Op.WHERE:
+            return z3.If(args[0], args[1], args[2])
+        if instr.op == Op.CAST:
+            return _cast(args[0], source, instr.attr("to"))  # type: ignore[arg-type]
+        if instr.op in COMPARISONS and source.is_float:
+            return COMPARISONS[instr.op](*args)
+        if instr.op in LOGIC:
+            return LOGIC[instr.op](*args)
+        if instr.op in FLOAT_OPS and dtype.is_float:
+            return _round(FLOAT_OPS[instr.op](*args), dtype)
+        raise Inexact(f"{instr.op} on {dtype}: no exact IEEE meaning; its lowering is tested numerically, not proved")
+
+    def _load(self, name: str, type_: TensorType, at: At) -> Value:
+        size = type_.dtype.itemsize
+        start = at.times(size)
+        memory = self.inputs[name]
+        data = [z3.Select(memory, start + k) for k in range(size)]
+        bits = z3.Concat(*reversed(data)) if size > 1 else data[0]
+        return _decode(bits, type_.dtype)
