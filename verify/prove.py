@@ -3,17 +3,24 @@ coordinates symbolic (so a proof covers every thread of every CTA), the kernel's
 symbolic addresses, the launch and the shapes as in production.
 
 The kernel is executed symbolically with `verify.semantics` evaluated in the z3 domain; each
-conditional branch forks the path. Every global load and store is recorded with its address and
-the condition under which it happens. The memory obligations are then one solver query each:
+conditional branch forks the path where some thread can take either side, so loops unroll as far
+as any thread goes. Global loads read the inputs' bytes (z3 arrays); every global load and store
+is recorded with its address, the condition under which it happens and a store's bytes. What
+other threads supply (shuffles, shared and cluster-shared loads) is abstracted as any value at
+all, and barriers have no effect on one thread's global accesses. The obligations are then one
+solver query each:
 
 - in bounds: every access lies inside the buffer its address is derived from, aligned to its size;
+- inputs unchanged: no store lands in a buffer the kernel only reads;
 - written at most once: no two stores (of two threads, or two stores of one thread) overlap;
-- written at least once: every byte of every output is covered by some store.
+- written at least once: every byte of every output is covered by some store;
+- output values: every stored element equals the IR's value for it (`verify.ir_symbolic`).
 
 Each obligation is proved (the query is unsatisfiable), refuted (a model: the thread and element
-it fails for, in the user's terms) or inconclusive (the solver gave up, or the kernel uses what
-this executor does not model: loops, barriers, shuffles, shared memory). A vacuity check comes
-first: the assumptions about the launch must be satisfiable, or every proof would be empty."""
+it fails for, in the user's terms; never one that rests on abstracted values) or inconclusive (the
+solver gave up within its time, or the kernel uses what this executor does not model: atomics,
+a CTA-shared workspace, loops longer than MAX_TRIPS). A vacuity check comes first: the
+assumptions about the launch must be satisfiable, or every proof would be empty."""
 
 from __future__ import annotations
 
@@ -383,8 +390,7 @@ def _exit(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolR
 
 
 def _unsupported(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
-    raise Unsupported(f"line {ins.line}: {ins.opcode} (barriers, shuffles, atomics and clusters are not modelled "
-                      "by the symbolic executor yet)")
+    raise Unsupported(f"line {ins.line}: {ins.opcode} (atomics are not modelled by the symbolic executor yet)")
 
 
 STEPS: dict[str, Callable[[Executor, _State, Instruction, Op, z3.BoolRef | None], _State | None]] = {
