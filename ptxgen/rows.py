@@ -20,7 +20,7 @@ import math
 from collections.abc import Iterator
 
 from ir.dtypes import DType
-from ir.kernel import Instr, Kernel
+from ir.kernel import Instr, Kernel, Param
 from ptxgen.lower import Body, IndexMap, Lanes, LaunchConfig, LoweringError
 from ptxgen.reduce import SLOT_BYTES, WARP, Layout, Partial, ReductionLowering
 from ptxgen.schedule import RowSchedule, ScheduleError
@@ -64,10 +64,9 @@ class RowReductionLowering(ReductionLowering):
         """Byte offset in dynamic shared memory of each input kept there: those read along the
         whole domain (the row's own values), one chunk per row of the CTA."""
         offsets, end = {}, 0
-        for param in self.kernel.inputs:
-            if param.type.shape == self.domain and param.type.dtype != DType.BOOL:
-                offsets[param.name] = end
-                end += self.schedule.rows_per_cta * self.chunk * param.type.dtype.itemsize
+        for param in self._row_inputs():
+            offsets[param.name] = end
+            end += self.schedule.rows_per_cta * self.chunk * param.type.dtype.itemsize
         if not offsets:
             raise ScheduleError(f"kernel {self.kernel.name} has no input along its rows to keep in shared memory")
         if end > self.target.shared_memory_per_block - 1024:
@@ -75,10 +74,13 @@ class RowReductionLowering(ReductionLowering):
                                 f"{self.target.shared_memory_per_block} per CTA")
         self.stage_bytes = end
         return offsets
+    def _row_inputs(self) -> list[Param]:
+        """The inputs read along the whole domain (the rows' own values): what shared_row keeps."""
+        return [p for p in self.kernel.inputs if p.type.shape == self.domain and p.type.dtype != DType.BOOL]
+
     def stage_itemsize(self) -> int:
         """Bytes per column of the inputs a shared_row schedule keeps in shared memory (0: none)."""
-        return sum(p.type.dtype.itemsize for p in self.kernel.inputs
-                   if p.type.shape == self.domain and p.type.dtype != DType.BOOL)
+        return sum(p.type.dtype.itemsize for p in self._row_inputs())
 
     def outputs_along_row(self) -> bool:
         """Some output runs along the row (not only per-row values)."""

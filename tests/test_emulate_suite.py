@@ -36,9 +36,7 @@ def small_kernels(path: Path) -> tuple[Kernel, ...]:
 
 
 def launch_of(lowered: LoweredKernel) -> Launch:
-    config = lowered.launch
-    return Launch(tuple(config.grid), tuple(config.block), tuple(config.cluster),  # type: ignore[arg-type]
-                  config.shared_bytes)
+    return Launch.of(lowered.launch)
 
 
 def assert_matches(kernel: Kernel, schedule: Schedule, target_name: str = "sm_90a", extremes: bool = False) -> None:

@@ -38,8 +38,7 @@ def prove(kernel: Kernel, ptx: str, launch: Launch) -> dict[str, Obligation]:
 
 def lowered(kernel: Kernel, schedule: object = None) -> tuple[str, Launch]:
     result = lower(kernel, schedule or default_schedule(kernel, H100), H100)
-    config = result.launch
-    return result.ptx, Launch(config.grid, config.block, config.cluster, config.shared_bytes)
+    return result.ptx, Launch.of(result.launch)
 
 
 def test_a_real_elementwise_kernel_is_proved_on_every_memory_obligation() -> None:

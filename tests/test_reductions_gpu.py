@@ -13,12 +13,12 @@ import pytest
 import torch
 
 from ir import parse
-from ir.dtypes import DType
 from ir.frontend.builder import IR_TO_TORCH
 from ir.interp import Precision, run
 from ir.kernel import Kernel
 from ptxgen.lower import default_schedule, lower, schedule_space
 from ptxgen.schedule import ColumnSchedule, RowSchedule, ScalarSchedule, Schedule
+from verify.against_ir import TOLERANCE  # relative to max |reference|, and per element
 
 pytestmark = pytest.mark.gpu
 
@@ -101,7 +101,6 @@ CASES: dict[str, tuple[str, list[Schedule]]] = {
     "count_and_sum": (COUNT_AND_SUM, [ScalarSchedule(vector_bytes=8, block_size=1024, ctas_per_sm=2)]),
     "scalar_argmax": (SCALAR_ARGMAX, [ScalarSchedule(vector_bytes=4, block_size=128, ctas_per_sm=16, unroll=2)]),
 }
-TOLERANCE = {DType.F32: 2e-5, DType.BF16: 2e-2, DType.F16: 2e-3}  # relative to max |reference|, and per element
 
 
 def random_inputs(kernel: Kernel, seed: int, special_rows: bool = False) -> list[torch.Tensor]:

@@ -165,19 +165,26 @@ def manifest_kernels(manifest_path: Path) -> list[dict[str, Any]]:
     return [step["kernel"] for step in manifest["steps"] if "kernel" in step]
 
 
-def check_manifest(manifest_path: Path, kernel: str | None = None, seed: int = 0) -> Iterator[Verdict]:
-    """Each lowered kernel of the manifest (or the one named) checked on the emulator."""
+def chosen_kernels(manifest_path: Path, kernel: str | None) -> list[dict[str, Any]]:
+    """The manifest's kernel entries, or the one named (ManifestError if it has none of that name)."""
     entries = manifest_kernels(manifest_path)
     chosen = [e for e in entries if kernel is None or e["name"] == kernel]
     if not chosen:
         raise ManifestError(f"{manifest_path}: no kernel named {kernel!r} (it has {[e['name'] for e in entries]})")
+    return chosen
+
+
+def lowered_files(manifest_path: Path, entry: dict[str, Any]) -> tuple[Kernel, str, Launch]:
+    """A lowered entry's IR kernel, PTX text and launch."""
     folder = manifest_path.parent
-    for entry in chosen:
+    return (parse((folder / entry["ir"]).read_text()), (folder / entry["ptx"]).read_text(),
+            Launch.from_manifest(entry["launch"]))
+
+
+def check_manifest(manifest_path: Path, kernel: str | None = None, seed: int = 0) -> Iterator[Verdict]:
+    """Each lowered kernel of the manifest (or the one named) checked on the emulator."""
+    for entry in chosen_kernels(manifest_path, kernel):
         if not entry.get("lowered"):
             yield Verdict(entry["name"], "inconclusive", [f"not lowered: {entry.get('reason', '')}"])
             continue
-        ir_kernel = parse((folder / entry["ir"]).read_text())
-        launch = entry["launch"]
-        shape = Launch(tuple(launch["grid"]), tuple(launch["block"]), tuple(launch.get("cluster", (1, 1, 1))),
-                       launch.get("shared_bytes", 0))
-        yield check_on_emulator(ir_kernel, (folder / entry["ptx"]).read_text(), shape, seed)
+        yield check_on_emulator(*lowered_files(manifest_path, entry), seed=seed)

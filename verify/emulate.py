@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,17 @@ class Launch:
     block: tuple[int, int, int]
     cluster: tuple[int, int, int] = (1, 1, 1)
     shared_bytes: int = 0  # dynamic shared memory: the size of the .extern .shared array
+
+    @classmethod
+    def of(cls, config: Any) -> Launch:
+        """From a LaunchConfig (or anything with its grid, block, cluster and shared_bytes)."""
+        return cls(tuple(config.grid), tuple(config.block), tuple(config.cluster), config.shared_bytes)
+
+    @classmethod
+    def from_manifest(cls, launch: dict[str, Any]) -> Launch:
+        """From a manifest's "launch" entry."""
+        return cls(tuple(launch["grid"]), tuple(launch["block"]), tuple(launch.get("cluster", (1, 1, 1))),
+                   launch.get("shared_bytes", 0))
 
     @property
     def threads(self) -> int:
@@ -147,7 +159,8 @@ SPECIAL_REGISTERS = frozenset({"%tid", "%ntid", "%ctaid", "%nctaid", "%laneid", 
                                "%cluster_nctarank", "%cluster_ctaid", "%cluster_nctaid", "%clusterid", "%nclusterid"})
 
 
-def _immediate_bits(imm: Imm, type_: str) -> int:
+def immediate_bits(imm: Imm, type_: str) -> int:
+    """An immediate operand as the bits of an operand of `type_`."""
     if type_ == "pred":
         return int(bool(imm.value))
     if imm.bits is not None and imm.width == width(type_):
@@ -202,7 +215,7 @@ class Executor:
         if isinstance(operand, Reg):
             return _fit(self.take(self.register(operand.name)), type_)
         if isinstance(operand, Imm):
-            return self.b.domain.constant(_immediate_bits(operand, type_), type_)
+            return self.b.domain.constant(immediate_bits(operand, type_), type_)
         if isinstance(operand, Sym):
             return self.b.domain.constant(self.symbol(operand.name), type_)
         if isinstance(operand, Vec):
@@ -614,10 +627,9 @@ def _release(batch: Batch, steps: list[Step]) -> None:
             released = True
         if released:
             return
-    if not released:
-        lane = int(np.nonzero(batch.status != EXITED)[0][0])
-        raise EmulationError("deadlock", f"no thread can go on ({batch.where(lane)} waits at "
-                             f"{steps[batch.pc[lane]].instruction})")
+    lane = int(np.nonzero(batch.status != EXITED)[0][0])
+    raise EmulationError("deadlock", f"no thread can go on ({batch.where(lane)} waits at "
+                         f"{steps[batch.pc[lane]].instruction})")
 
 
 def _check_barrier(batch: Batch, steps: list[Step], row: Array, at: Array, kind: int, first_lane: int) -> None:

@@ -33,10 +33,9 @@ from typing import Any
 
 import z3
 
-from ir import parse
-from ir.dtypes import DType, parse_dtype
+from ir.dtypes import DType
 from ir.kernel import Kernel
-from verify.emulate import Launch
+from verify.emulate import Launch, immediate_bits
 from verify.ir_symbolic import Inexact, IrTerms, describe, is_nan
 from verify.memory import layout
 from verify.ptxparse import Addr, Entry, Imm, Instruction, Reg, Sym, Vec, parse_ptx, type_bytes
@@ -102,11 +101,6 @@ class Tile:
     def thread(self, suffix: str) -> tuple[z3.BitVecRef, z3.BitVecRef]:
         return (z3.BitVec(f"cta{suffix}", 32), z3.BitVec(f"tid{suffix}", 32)) if suffix else (self.cta, self.tid)
 
-    def renamed(self, term: z3.ExprRef, suffix: str) -> z3.ExprRef:
-        """`term` for another thread: its coordinates renamed, the buffers and inputs shared."""
-        cta, tid = self.thread(suffix)
-        return z3.substitute(term, (self.cta, cta), (self.tid, tid))
-
 
 @dataclass
 class _State:
@@ -153,8 +147,7 @@ class Executor:
         if isinstance(operand, Reg):
             return self._fit(self._register(state, operand.name), type_)
         if isinstance(operand, Imm):
-            from verify.emulate import _immediate_bits
-            return self.domain.constant(_immediate_bits(operand, type_), type_)
+            return self.domain.constant(immediate_bits(operand, type_), type_)
         if isinstance(operand, Sym) and operand.name in self.tile.bases:
             return self.tile.bases[operand.name]
         if isinstance(operand, Sym) and operand.name in self.shared_symbols:
@@ -351,7 +344,7 @@ def _memory(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
         state.pc += 1
         return None
     ex.tile.accesses.append(Access("load", ins, address, size, _condition(state, guard)))
-    param = _single_base(ex.tile, address)
+    param = _base_of(ex.tile, address)
     names = values.regs if isinstance(values, Vec) else (values.name,) if isinstance(values, Reg) else ()
     for k, name in enumerate(names):
         if name is None:
@@ -366,12 +359,6 @@ def _memory(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
         ex.write(state, Reg(name), loaded, guard)
     state.pc += 1
     return None
-
-
-def _single_base(tile: Tile, address: z3.BitVecRef) -> str | None:
-    names = {str(s) for s in _free_symbols(address)}
-    found = [p for p, b in tile.bases.items() if str(b) in names]
-    return found[0] if len(found) == 1 else None
 
 
 def _identity_u64(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
@@ -458,9 +445,9 @@ def _rests_on_abstractions(*terms: z3.ExprRef) -> bool:
     return any(str(s).startswith("abstract") for term in terms for s in _free_symbols(term))
 
 
-def _base_of(tile: Tile, access: Access) -> str | None:
+def _base_of(tile: Tile, address: z3.BitVecRef) -> str | None:
     """The one parameter whose buffer the address is computed from (None: none, or several)."""
-    names = {str(s) for s in _free_symbols(access.address)}
+    names = {str(s) for s in _free_symbols(address)}
     found = [p for p, b in tile.bases.items() if str(b) in names]
     return found[0] if len(found) == 1 else None
 
@@ -517,7 +504,7 @@ class Prover:
     def inputs_unchanged(self) -> tuple[str, str]:
         """No store lands in a buffer the kernel only reads."""
         for access in self.tile.accesses:
-            base = _base_of(self.tile, access)
+            base = _base_of(self.tile, access.address)
             if access.kind == "store" and base is not None and base not in self.outputs:
                 result, _ = self.check(self.tile.assumptions() + self.base_facts() + [access.condition])
                 if result != z3.unsat:
@@ -525,7 +512,7 @@ class Prover:
         return "proved", "every store goes to an output"
 
     def in_bounds(self, access: Access) -> tuple[str, str]:
-        base = _base_of(self.tile, access)
+        base = _base_of(self.tile, access.address)
         if base is None:
             return "inconclusive", f"the address of {access.instruction} is not computed from exactly one buffer"
         size, offset = self.sizes[base], self.offset(access, base)
@@ -546,7 +533,7 @@ class Prover:
                            "(outside it, or not aligned to its size)")
 
     def stores_to(self, output: str) -> list[Access]:
-        return [a for a in self.tile.accesses if a.kind == "store" and _base_of(self.tile, a) == output]
+        return [a for a in self.tile.accesses if a.kind == "store" and _base_of(self.tile, a.address) == output]
 
     def written_at_most_once(self, output: str) -> tuple[str, str]:
         stores = self.stores_to(output)
@@ -742,21 +729,11 @@ class KernelProof:
 
 def prove_manifest(manifest_path: Path, kernel: str | None = None) -> Iterator[KernelProof]:
     """Each lowered kernel of a `ptxgen lower` manifest (or the one named), at its shapes."""
-    from verify.against_ir import ManifestError, manifest_kernels
+    from verify.against_ir import chosen_kernels, lowered_files
 
-    entries = [e for e in manifest_kernels(manifest_path) if kernel is None or e["name"] == kernel]
-    if not entries:
-        raise ManifestError(f"{manifest_path}: no kernel named {kernel!r}")
-    for entry in entries:
+    for entry in chosen_kernels(manifest_path, kernel):
         if not entry.get("lowered"):
             yield KernelProof(entry["name"], [Obligation("lowered", "inconclusive", entry.get("reason", ""))])
             continue
-        tensors = entry["inputs"] + entry["outputs"]
-        sizes = [math.prod(t["shape"]) * parse_dtype(t["dtype"]).itemsize for t in tensors]
-        launch = entry["launch"]
-        shape = Launch(tuple(launch["grid"]), tuple(launch["block"]), tuple(launch.get("cluster", (1, 1, 1))),
-                       launch.get("shared_bytes", 0))
-        ptx = (manifest_path.parent / entry["ptx"]).read_text()
-        outputs = set(range(len(entry["inputs"]), len(tensors)))
-        ir = parse((manifest_path.parent / entry["ir"]).read_text())
-        yield KernelProof(entry["name"], prove_memory(ptx, shape, sizes, [t["name"] for t in tensors], outputs, ir=ir))
+        ir, ptx, launch = lowered_files(manifest_path, entry)
+        yield KernelProof(entry["name"], prove_kernel(ptx, launch, ir))

@@ -89,8 +89,7 @@ def main() -> int:
         for region in capture(load_problem(path, shrink_to=args.shrink), shapes_only=True).regions:
             kernel = region.kernel
             lowered = lower(kernel, default_schedule(kernel, TARGET), TARGET)
-            config = lowered.launch
-            launch = Launch(config.grid, config.block, config.cluster, config.shared_bytes)
+            launch = Launch.of(lowered.launch)
             dead = unexecuted_lines(kernel, lowered.ptx, launch)
             for mutant in mutants(lowered.ptx, random.Random(kernel.name), args.per_kernel):
                 gate, reason = first_rejection(kernel, mutant.ptx, launch)

@@ -44,10 +44,8 @@ def cpu_name() -> str:
 
 def proof_of(kernel: Any) -> dict[str, Any]:
     lowered = lower(kernel, default_schedule(kernel, TARGET), TARGET)
-    config = lowered.launch
     started = time.perf_counter()
-    obligations = prove_kernel(lowered.ptx, Launch(config.grid, config.block, config.cluster, config.shared_bytes),
-                               kernel)
+    obligations = prove_kernel(lowered.ptx, Launch.of(lowered.launch), kernel)
     return {"kernel": kernel.name, "schedule": lowered.schedule.to_dict(), "verdict": verdict(obligations),
             "seconds": time.perf_counter() - started, "obligations": [o.to_dict() for o in obligations]}
 
