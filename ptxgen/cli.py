@@ -13,8 +13,9 @@ from ir.frontend.problem import ProblemError
 from ptxgen.ptxas import PtxasError
 from ptxgen.targets import TargetError
 from verify.against_ir import ManifestError
+from verify.check import CheckUnavailable
 
-USER_ERRORS = (IRError, ProblemError, TargetError, PtxasError, OSError, ManifestError)
+USER_ERRORS = (IRError, ProblemError, TargetError, PtxasError, OSError, ManifestError, CheckUnavailable)
 
 
 def _sizes(pairs: Sequence[str]) -> dict[str, int]:
@@ -92,6 +93,24 @@ def cmd_prove(args: argparse.Namespace) -> int:
     return 1 if "refuted" in statuses else 2 if "inconclusive" in statuses else 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Exit 0: accepted; 1: rejected (the reasons are printed); 2: the check could not be made."""
+    import json
+
+    from verify.check import EXIT_CODES, CheckOptions, check, lines
+
+    if args.trials < 1:
+        raise argparse.ArgumentTypeError("--trials must be at least 1")
+    options = CheckOptions(trials=args.trials, seed=args.seed, device=args.device, timing=not args.no_timing,
+                           compile=not args.no_compile, max_autotune=args.max_autotune, reps=args.reps,
+                           sizes=_sizes(args.size), timeout_s=args.timeout)
+    if not args.json:
+        print(f"checking {args.candidate} against {args.ref} on {args.device} ...", file=sys.stderr, flush=True)
+    report = check(Path(args.candidate), Path(args.ref), options)
+    print(json.dumps(report, indent=1) if args.json else "\n".join(lines(report)))
+    return EXIT_CODES[report["verdict"]]
+
+
 def cmd_ir(args: argparse.Namespace) -> int:
     from ir import format_kernel, parse_module
 
@@ -138,6 +157,24 @@ def build_parser() -> argparse.ArgumentParser:
     prove.add_argument("--kernel", metavar="NAME", help="only this kernel")
     prove.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     prove.set_defaults(run=cmd_prove)
+
+    check = commands.add_parser("check", help="strict empirical check and timing of a KernelBench-format "
+                                "candidate (a file defining ModelNew) against its problem")
+    check.add_argument("candidate", help="a file defining ModelNew")
+    check.add_argument("--ref", required=True, metavar="PROBLEM.py", help="the problem: Model, get_inputs, "
+                       "get_init_inputs")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.add_argument("--trials", type=int, default=5, help="trials with fresh inputs (default 5)")
+    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--device", default="cuda", help="cuda (default), or cpu for a plain PyTorch candidate")
+    check.add_argument("--no-timing", action="store_true", help="check correctness only")
+    check.add_argument("--no-compile", action="store_true", help="time eager PyTorch only, not torch.compile")
+    check.add_argument("--max-autotune", action="store_true", help="torch.compile with mode=max-autotune")
+    check.add_argument("--reps", type=int, default=0, help="timed runs per round (default: about 0.2 s worth)")
+    check.add_argument("--size", action="append", default=[], metavar="NAME=VALUE",
+                       help="override a size constant of the problem (repeatable)")
+    check.add_argument("--timeout", type=float, default=900.0, metavar="S", help="time limit of the whole check")
+    check.set_defaults(run=cmd_check)
 
     ir = commands.add_parser("ir", help="parse and typecheck an IR file; print it normalized")
     ir.add_argument("file")
