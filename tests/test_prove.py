@@ -20,13 +20,21 @@ from ptxgen.lower import default_schedule, lower
 from ptxgen.schedule import RowSchedule
 from ptxgen.targets import TARGETS
 from verify.emulate import Launch
-from verify.prove import VALUES, Obligation, prove_kernel, prove_memory, verdict
+from verify.prove import NO_RACE, UNIFORM_BARRIERS, VALUES, Obligation, prove_kernel, prove_memory, verdict
 
 H100 = TARGETS["sm_90a"]
 ELEMENTWISE = parse("kernel k(%x: f32[1000003], %b: f32[1000003]) -> (%y: f32[1000003]) {\n"
                     "  %s = add(%x, %b)\n  %y = maximum(%s, %x)\n  return %y\n}")
 ROWS = parse(CASES["softmax_f32_odd"][0])
 ROW_SCHEDULE = RowSchedule(vector_bytes=4, block_size=256, threads_per_row=256, cluster=2)
+ROWS_CTA = parse(CASES["softmax_f32_odd"][0])  # the same rows reduced within one CTA: shared memory, barriers
+ROW_CTA_SCHEDULE = RowSchedule(vector_bytes=4, block_size=256, threads_per_row=256, cluster=1)
+LARGE = parse("kernel k(%x: f32[1100000003]) -> (%y: f32[1100000003]) {\n  %y = neg(%x)\n  return %y\n}")
+CLAMP = parse("kernel k(%x: f32[1000003]) -> (%y: f32[1000003]) {\n  %lo = const(-1.5) : f32\n"
+              "  %m = maximum(%x, %lo)\n  %hi = const(1.25) : f32\n  %y = minimum(%m, %hi)\n  return %y\n}")
+LEAKY = parse("kernel k(%x: f32[1000003]) -> (%y: f32[1000003]) {\n  %z = const(0.0) : f32\n  %g = gt(%x, %z)\n"
+              "  %s = const(0.1) : f32\n  %t = mul(%x, %s)\n  %y = where(%g, %x, %t)\n  return %y\n}")
+SCHEDULES = {id(ROWS): ROW_SCHEDULE, id(ROWS_CTA): ROW_CTA_SCHEDULE}
 
 
 def prove(kernel: Kernel, ptx: str, launch: Launch) -> dict[str, Obligation]:
@@ -51,7 +59,8 @@ def test_a_real_elementwise_kernel_is_proved_on_every_memory_obligation() -> Non
 
 def test_a_row_kernel_is_proved_in_bounds_and_written_at_most_once() -> None:
     obligations = prove(ROWS, *lowered(ROWS, ROW_SCHEDULE))
-    assert all(o.status == "proved" for name, o in obligations.items() if "at least once" not in name)
+    assert all(o.status == "proved" for name, o in obligations.items()
+               if "at least once" not in name and name != NO_RACE)  # its cluster's shared memory: not modelled
     coverage = obligations["%y written at least once"]
     assert coverage.status == "inconclusive" and "not affine" in coverage.detail  # not claimed, not refuted
 
@@ -88,13 +97,21 @@ MUTANTS = {
     "row_store_unguarded": (ROWS, "@%p2 st.global.b32", "st.global.b32", "in bounds: line 217: st.global.b32", "of %y"),
     "row_stride_wrong": (ROWS, "mul.lo.u32 %r11, %r10, 1003", "mul.lo.u32 %r11, %r10, 1002",
                          "%y written at most once", "is written by thread"),
+    "shared_race_no_barrier": (ROWS_CTA, "bar.sync 0;", "", NO_RACE, "with no barrier between them"),
+    "barrier_under_divergent_branch": (ROWS_CTA, "bar.sync 0;", "@%p5 bar.sync 0;", UNIFORM_BARRIERS,
+                                       "a barrier under divergent control"),
+    # the byte offset of the unrolled second store computed in 32 bits: past 4 GiB it wraps onto earlier
+    # elements (the first store's offsets stay below 2.2 GB at this launch, and the prover says that one is right)
+    "index_overflow_32_bit": (LARGE, "mad.wide.u32 %rd7, %r17, 4, %rd3;",
+                              "mul.lo.u32 %r17, %r17, 4;\n\tcvt.u64.u32 %rd7, %r17;\n\tadd.u64 %rd7, %rd7, %rd3;",
+                              "%y written at most once", "is written by thread"),
 }
 
 
 @pytest.mark.parametrize("name", sorted(MUTANTS))
 def test_wrong_kernels_are_refuted_with_the_obligation_they_break(name: str) -> None:
     kernel, old, new, obligation, fragment = MUTANTS[name]
-    ptx, launch = lowered(kernel, ROW_SCHEDULE if kernel is ROWS else None)
+    ptx, launch = lowered(kernel, SCHEDULES.get(id(kernel)))
     assert ptx.count(old) >= 1, f"{old!r} is not in the kernel: the mutant table is out of date"
     obligations = prove(kernel, ptx.replace(old, new, 1), launch)
     assert obligation in obligations, sorted(obligations)
@@ -103,25 +120,46 @@ def test_wrong_kernels_are_refuted_with_the_obligation_they_break(name: str) -> 
     assert verdict(list(obligations.values())) == "refuted"
 
 
-# Wrong values: (the text changed, its replacement) in ELEMENTWISE, refuted by the value obligation.
+# Wrong values: (kernel, the text changed, its replacement), refuted by the value obligation.
 VALUE_MUTANTS = {
-    "sum_becomes_difference": ("add.rn.f32 %f24", "sub.rn.f32 %f24"),
-    "maximum_becomes_minimum": ("max.NaN.f32 %f28", "min.NaN.f32 %f28"),
+    "sum_becomes_difference": (ELEMENTWISE, "add.rn.f32 %f24", "sub.rn.f32 %f24"),
+    "maximum_becomes_minimum": (ELEMENTWISE, "max.NaN.f32 %f28", "min.NaN.f32 %f28"),
+    "clamp_returns_its_input": (CLAMP, "min.NaN.f32 %f10, %f6, %f1;", "mov.f32 %f10, %f2;"),
+    "wrong_constant": (LEAKY, "0f3DCCCCCD", "0f3DF5C28F"),  # the slope 0.1 become 0.12
 }
 
 
-def test_stored_values_are_proved_equal_to_the_ir() -> None:
-    obligations = {o.name: o for o in prove_kernel(*lowered(ELEMENTWISE), ELEMENTWISE)}
+# LEAKY's right values are not proved within the solver's 10 s per query (a multiplication in each of four
+# lanes); its wrong constant is refuted all the same, with a counterexample.
+@pytest.mark.parametrize("kernel", [ELEMENTWISE, CLAMP], ids=["add_maximum", "clamp"])
+def test_stored_values_are_proved_equal_to_the_ir(kernel: Kernel) -> None:
+    obligations = {o.name: o for o in prove_kernel(*lowered(kernel), kernel)}
     assert obligations[VALUES].status == "proved", obligations[VALUES]
     assert verdict(list(obligations.values())) == "proved"
 
 
+def test_the_corpus_of_wrong_kernels_has_twenty() -> None:
+    assert len(MUTANTS) + len(VALUE_MUTANTS) >= 20
+
+
+def test_a_cta_reduction_is_proved_race_free_with_uniform_barriers() -> None:
+    obligations = prove(ROWS_CTA, *lowered(ROWS_CTA, ROW_CTA_SCHEDULE))
+    assert obligations[NO_RACE].status == "proved" and "shared access" in obligations[NO_RACE].detail
+    barriers = obligations[UNIFORM_BARRIERS]
+    assert barriers.status == "proved" and "barrier instance" in barriers.detail
+
+
+def test_shared_memory_of_other_ctas_leaves_the_race_obligation_inconclusive() -> None:
+    race = prove(ROWS, *lowered(ROWS, ROW_SCHEDULE))[NO_RACE]
+    assert race.status == "inconclusive" and "cluster window" in race.detail
+
+
 @pytest.mark.parametrize("name", sorted(VALUE_MUTANTS))
 def test_wrong_values_are_refuted_with_the_element_and_both_values(name: str) -> None:
-    old, new = VALUE_MUTANTS[name]
-    ptx, launch = lowered(ELEMENTWISE)
+    kernel, old, new = VALUE_MUTANTS[name]
+    ptx, launch = lowered(kernel)
     assert old in ptx, f"{old!r} is not in the kernel: the mutant table is out of date"
-    obligations = {o.name: o for o in prove_kernel(ptx.replace(old, new, 1), launch, ELEMENTWISE)}
+    obligations = {o.name: o for o in prove_kernel(ptx.replace(old, new, 1), launch, kernel)}
     values = obligations[VALUES]
     assert values.status == "refuted" and "as element" in values.detail and "the IR gives" in values.detail, values
     assert all(o.status == "proved" for name, o in obligations.items() if name != VALUES)

@@ -7,13 +7,18 @@ conditional branch forks the path where some thread can take either side, so loo
 as any thread goes. Global loads read the inputs' bytes (z3 arrays); every global load and store
 is recorded with its address, the condition under which it happens and a store's bytes. What
 other threads supply (shuffles, shared and cluster-shared loads) is abstracted as any value at
-all, and barriers have no effect on one thread's global accesses. The obligations are then one
+all; shared accesses and CTA barriers are recorded for the race and barrier obligations. The obligations are then one
 solver query each:
 
 - in bounds: every access lies inside the buffer its address is derived from, aligned to its size;
 - inputs unchanged: no store lands in a buffer the kernel only reads;
 - written at most once: no two stores (of two threads, or two stores of one thread) overlap;
 - written at least once: every byte of every output is covered by some store;
+- no shared-memory race: two threads of one CTA (both symbolic) never touch the same shared byte
+  between the same two barriers with one of them writing (each shared access is recorded with the
+  number of CTA barriers its path passed before it);
+- no barrier under divergent control: each barrier instance (an instruction, as a path's n-th
+  barrier) is reached by every thread of a CTA or by none;
 - output values: every stored element equals the IR's value for it (`verify.ir_symbolic`).
 
 Each obligation is proved (the query is unsatisfiable), refuted (a model: the thread and element
@@ -64,6 +69,29 @@ class Access:
     data: z3.BitVecRef | None = None  # a store's bytes, the first lowest
 
 
+@dataclass(frozen=True)
+class SharedAccess:
+    """A load or store of shared memory: `size` bytes at `address` (an offset into the CTA's shared
+    window, 32 bits), made when `condition` holds, after `epoch` CTA barriers on its path."""
+
+    kind: str  # "load" | "store"
+    instruction: Instruction
+    address: z3.BitVecRef
+    size: int
+    condition: z3.BoolRef
+    epoch: int
+    cluster: bool  # through the cluster window (.shared::cluster): another CTA's shared memory may be meant
+
+
+@dataclass(frozen=True)
+class Barrier:
+    """A CTA-wide barrier reached when `condition` holds, as its path's `epoch`-th (from 0)."""
+
+    instruction: Instruction
+    condition: z3.BoolRef
+    epoch: int
+
+
 @dataclass
 class Obligation:
     name: str
@@ -87,6 +115,8 @@ class Tile:
     bases: dict[str, z3.BitVecRef]  # parameter -> its buffer's address
     accesses: list[Access] = field(default_factory=list)
     memory: dict[str, z3.ArrayRef] = field(default_factory=dict)  # parameter -> its bytes (inputs' contents)
+    shared: list[SharedAccess] = field(default_factory=list)
+    barriers: list[Barrier] = field(default_factory=list)
 
     def bytes_of(self, param: str) -> z3.ArrayRef:
         if param not in self.memory:
@@ -108,6 +138,7 @@ class _State:
     regs: dict[str, z3.ExprRef]
     path: list[z3.BoolRef]
     trips: dict[int, int] = field(default_factory=dict)  # branch instruction -> times taken on this path
+    epoch: int = 0  # CTA barriers passed on this path
 
 
 SPECIAL_REGISTERS = frozenset({"%tid", "%ctaid", "%ntid", "%nctaid", "%laneid", "%warpid", "%cluster_ctarank",
@@ -281,7 +312,7 @@ def _branch(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
     if not _feasible(ex.tile, fallen):
         state.path, state.pc = taken, destination
         return None
-    other = _State(destination, dict(state.regs), taken, dict(state.trips))
+    other = _State(destination, dict(state.regs), taken, dict(state.trips), state.epoch)
     state.path, state.pc = fallen, state.pc + 1
     return other
 
@@ -304,18 +335,57 @@ def _abstract(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.B
 
 
 def _no_effect(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
-    """Barriers, fences and shared-memory stores: no effect on this thread's global accesses
-    (races and barrier placement are separate obligations)."""
+    """Fences, warp-level barriers, a cluster barrier's arrival: no effect on one thread's accesses."""
     state.pc += 1
     return None
+
+
+CTA_BARRIERS = {("bar", "sync"), ("barrier", "sync"), ("bar", "red"), ("barrier", "red"), ("barrier", "wait")}
+
+
+def _barrier(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
+    """A barrier every thread of the CTA waits at (bar.sync, barrier.sync, a cluster barrier's
+    wait) is recorded with the path's condition and ends the path's epoch; a guarded one forks the
+    path where threads can take either side. Other barriers (bar.warp.sync, arrivals) order nothing
+    between threads here."""
+    if not any((op.base, m) in CTA_BARRIERS for m in op.mods) or op.has("warp") or op.has("arrive"):
+        return _no_effect(ex, state, ins, op, guard)
+    other = None
+    if guard is not None:
+        taken, skipped = [*state.path, guard], [*state.path, z3.Not(guard)]
+        if _feasible(ex.tile, skipped):
+            if not _feasible(ex.tile, taken):
+                state.path, state.pc = skipped, state.pc + 1
+                return None
+            other = _State(state.pc + 1, dict(state.regs), skipped, dict(state.trips), state.epoch)
+        state.path = taken
+    ex.tile.barriers.append(Barrier(ins, _condition(state, None), state.epoch))
+    state.epoch += 1
+    state.pc += 1
+    return other
 
 
 INTRA_CTA_SPACES = ("shared", "shared::cta", "shared::cluster")
 
 
+def _shared(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
+    """A shared-memory access: recorded for the race obligation; a load's value is abstracted."""
+    address_operand = ins.operands[1] if op.base == "ld" else ins.operands[0]
+    values = ins.operands[0] if op.base == "ld" else ins.operands[1]
+    if not isinstance(address_operand, Addr):
+        raise Unsupported(f"line {ins.line}: address {address_operand}")
+    base = address_operand.base
+    start = ex.read(state, base, "u32") if isinstance(base, (Reg, Sym)) else z3.BitVecVal(int(base), 32)
+    count = len(values.regs) if isinstance(values, Vec) else 1
+    ex.tile.shared.append(SharedAccess(
+        "load" if op.base == "ld" else "store", ins, start + z3.BitVecVal(address_operand.offset, 32),
+        type_bytes(op.type) * count, _condition(state, guard), state.epoch, op.has("shared::cluster")))
+    return (_abstract if op.base == "ld" else _no_effect)(ex, state, ins, op, guard)
+
+
 def _memory(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
     if any(m in op.mods for m in INTRA_CTA_SPACES):
-        return (_abstract if op.base == "ld" else _no_effect)(ex, state, ins, op, guard)
+        return _shared(ex, state, ins, op, guard)
     spaces = [m for m in op.mods if m in ("local", "const")]
     if spaces:
         raise Unsupported(f"line {ins.line}: {ins.opcode} (.{spaces[0]} memory)")
@@ -382,7 +452,7 @@ def _unsupported(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z
 
 STEPS: dict[str, Callable[[Executor, _State, Instruction, Op, z3.BoolRef | None], _State | None]] = {
     "bra": _branch, "ld": _memory, "st": _memory, "cvta": _identity_u64, "ret": _exit, "exit": _exit,
-    "bar": _no_effect, "barrier": _no_effect, "fence": _no_effect, "membar": _no_effect, "shfl": _abstract,
+    "bar": _barrier, "barrier": _barrier, "fence": _no_effect, "membar": _no_effect, "shfl": _abstract,
     "mapa": _abstract, "atom": _unsupported, "red": _unsupported,
 }
 
@@ -420,6 +490,23 @@ def _merged(accesses: list[Access]) -> list[Access]:
         condition = z3.Or(*[a.condition for a in group]) if len(group) > 1 else group[0].condition
         merged.append(Access(group[0].kind, group[0].instruction, address, group[0].size, condition, data))
     return merged
+
+
+def _merged_shared(accesses: list[SharedAccess]) -> list[SharedAccess]:
+    """One shared access per instruction and epoch, its address the one of the path taken."""
+    groups: dict[tuple[int, str, int], list[SharedAccess]] = {}
+    for access in accesses:
+        groups.setdefault((access.instruction.line, access.kind, access.epoch), []).append(access)
+    merged = []
+    for group in groups.values():
+        address = group[-1].address
+        for access in reversed(group[:-1]):
+            address = z3.If(access.condition, access.address, address)
+        condition = z3.Or(*[a.condition for a in group]) if len(group) > 1 else group[0].condition
+        first = group[0]
+        merged.append(SharedAccess(first.kind, first.instruction, address, first.size, condition, first.epoch,
+                                   first.cluster))
+    return sorted(merged, key=lambda a: (a.epoch, a.instruction.line))
 
 
 def _free_symbols(term: z3.ExprRef) -> list[z3.ExprRef]:
@@ -565,6 +652,70 @@ class Prover:
                            f"by thread {_value(found, other_tid)} of CTA {_value(found, other_cta)} "
                            f"({second.instruction})")
 
+    def same_cta(self) -> tuple[z3.BitVecRef, list[z3.BoolRef]]:
+        """A second thread (its names primed) of the same CTA, and the facts that make it one."""
+        tile = self.tile
+        other_cta, other_tid = _renamed(tile, tile.cta, "'"), _renamed(tile, tile.tid, "'")
+        return other_tid, tile.assumptions() + tile.assumptions("'") + [other_cta == tile.cta, other_tid != tile.tid]
+
+    def no_shared_race(self) -> tuple[str, str]:
+        """No two threads of a CTA touch the same shared byte between the same two barriers with one
+        of them writing."""
+        tile, merged = self.tile, _merged_shared(self.tile.shared)
+        if not merged:
+            return "proved", "no shared memory is accessed"
+        accesses = [a for a in merged if not a.cluster]
+        other_tid, facts = self.same_cta()
+        for i, first in enumerate(accesses):
+            for second in accesses[i:]:
+                if "store" not in (first.kind, second.kind) or first.epoch != second.epoch:
+                    continue
+                a, b = first.address, _renamed(tile, second.address, "'")
+                overlap = z3.And(z3.ULT(a, b + second.size), z3.ULT(b, a + first.size))
+                result, found = self.check(facts + [first.condition, _renamed(tile, second.condition, "'"), overlap])
+                if result == z3.unsat:
+                    continue
+                pair = f"{first.instruction} and {second.instruction}"
+                if result == z3.unknown:
+                    return "inconclusive", f"{pair}: the solver gave up ({found})"
+                if _rests_on_abstractions(first.condition, first.address, second.condition, second.address):
+                    return "inconclusive", f"{pair} may meet only if values other threads supply can be anything"
+                return "refuted", (f"shared byte {_value(found, a)}: thread {_value(found, tile.tid)} "
+                                   f"({first.kind}, {first.instruction}) and thread {_value(found, other_tid)} "
+                                   f"({second.kind}, {second.instruction}) of CTA {_value(found, tile.cta)}, with "
+                                   f"no barrier between them (both after {first.epoch} barrier(s))")
+        if len(accesses) < len(merged):
+            return "inconclusive", (f"no race among the {len(accesses)} accesses of the CTA's own shared memory; "
+                                    f"{len(merged) - len(accesses)} through the cluster window (other CTAs' shared "
+                                    "memory) are not modelled")
+        return "proved", (f"no two threads of a CTA meet at a shared byte between barriers with one writing "
+                          f"({len(accesses)} shared access(es))")
+
+    def barriers_uniform(self) -> tuple[str, str]:
+        """Every barrier instance is reached by all threads of a CTA or by none of them."""
+        tile = self.tile
+        groups: dict[tuple[int, int], list[Barrier]] = {}
+        for barrier in tile.barriers:
+            groups.setdefault((barrier.instruction.line, barrier.epoch), []).append(barrier)
+        other_tid, facts = self.same_cta()
+        for (_, epoch), group in sorted(groups.items(), key=lambda item: item[0][1]):
+            reach = z3.Or(*[b.condition for b in group])
+            result, found = self.check(facts + [reach, z3.Not(_renamed(tile, reach, "'"))])
+            if result == z3.unsat:
+                continue
+            where = f"{group[0].instruction}"
+            if result == z3.unknown:
+                return "inconclusive", f"{where}: the solver gave up ({found})"
+            if _rests_on_abstractions(reach):
+                return "inconclusive", f"{where} is skipped by some threads only if values other threads supply " \
+                                       "can be anything"
+            return "refuted", (f"{where}: thread {_value(found, tile.tid)} of CTA {_value(found, tile.cta)} waits "
+                               f"there as its barrier number {epoch + 1}, thread {_value(found, other_tid)} of the "
+                               "same CTA does not (a barrier under divergent control)")
+        count = len(groups)
+        return "proved", (f"every one of {count} barrier instance(s) is reached by all threads of a CTA or by none"
+                          if count else "no CTA barrier")
+
     def written_at_least_once(self, output: str) -> tuple[str, str]:
         stores, size = self.stores_to(output), self.sizes[output]
         tile = self.tile
@@ -675,6 +826,8 @@ def verdict(obligations: list[Obligation]) -> str:
 
 
 VALUES = "output values equal the IR's"
+NO_RACE = "no shared-memory race"
+UNIFORM_BARRIERS = "no barrier under divergent control"
 
 
 def prove_kernel(ptx: str, launch: Launch, ir: Kernel) -> list[Obligation]:
@@ -703,6 +856,8 @@ def prove_memory(ptx: str, launch: Launch, sizes: list[int], names: list[str], o
     for access in sorted(tile.accesses, key=lambda a: a.instruction.line):
         results.append(prover.timed(f"in bounds: {access.instruction}", lambda a=access: prover.in_bounds(a)))
     results.append(prover.timed("inputs unchanged", prover.inputs_unchanged))
+    results.append(prover.timed(NO_RACE, prover.no_shared_race))
+    results.append(prover.timed(UNIFORM_BARRIERS, prover.barriers_uniform))
     for output in prover.outputs:
         name = prover.names[output]
         results.append(prover.timed(f"{name} written at most once", lambda o=output: prover.written_at_most_once(o)))
