@@ -87,6 +87,8 @@ def cmd_prove(args: argparse.Namespace) -> int:
             for o in proof.obligations:
                 detail = f": {o.detail}" if o.status != "proved" else ""
                 print(f"  {o.status:12s} {o.name} ({o.seconds:.2f} s){detail}")
+                if o.replay:
+                    print(f"  {'':12s} replay: {o.replay}")
     if args.json:
         print(json.dumps([p.to_dict() for p in proofs], indent=1))
     statuses = {p.status for p in proofs}

@@ -108,6 +108,14 @@ MUTANTS = {
 }
 
 
+# Each refutation is replayed on the emulator with its model's inputs; these two are not reproduced as such:
+NOT_REPRODUCED = {
+    "index_overflow_32_bit": "not replayed on the emulator: the buffers hold",  # 8.8 GB at the shape that wraps
+    # threads that skip the barrier read shared memory before the warp leaders wrote it: a race comes first
+    "barrier_under_divergent_branch": "the emulator stops at another fault (CTA 0 run): race",
+}
+
+
 @pytest.mark.parametrize("name", sorted(MUTANTS))
 def test_wrong_kernels_are_refuted_with_the_obligation_they_break(name: str) -> None:
     kernel, old, new, obligation, fragment = MUTANTS[name]
@@ -118,6 +126,8 @@ def test_wrong_kernels_are_refuted_with_the_obligation_they_break(name: str) -> 
     assert obligations[obligation].status == "refuted" and fragment in obligations[obligation].detail, \
         obligations[obligation]
     assert verdict(list(obligations.values())) == "refuted"
+    replayed = obligations[obligation].replay
+    assert NOT_REPRODUCED.get(name, "reproduced on the emulator") in replayed, replayed
 
 
 # Wrong values: (kernel, the text changed, its replacement), refuted by the value obligation.
@@ -162,6 +172,7 @@ def test_wrong_values_are_refuted_with_the_element_and_both_values(name: str) ->
     obligations = {o.name: o for o in prove_kernel(ptx.replace(old, new, 1), launch, kernel)}
     values = obligations[VALUES]
     assert values.status == "refuted" and "as element" in values.detail and "the IR gives" in values.detail, values
+    assert "reproduced on the emulator" in values.replay and "the interpreter in float64 gives" in values.replay
     assert all(o.status == "proved" for name, o in obligations.items() if name != VALUES)
 
 

@@ -15,7 +15,7 @@ evaluated in the numpy domain; memory, control flow, barriers and shuffles are h
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -683,11 +683,23 @@ def _check_launch(entry: Entry, launch: Launch) -> None:
         raise NotModelled("clusters other than (n, 1, 1) dividing the grid's x")
 
 
+def _batches(launch: Launch, only: Sequence[int] | None) -> list[tuple[int, int]]:
+    """(first CTA, CTAs) of each batch: the whole grid in batches of whole clusters, or just the
+    clusters holding the CTAs `only` names."""
+    cluster = launch.cluster_size
+    if only is not None:
+        firsts = sorted({c // cluster * cluster for c in only if 0 <= c < launch.ctas})
+        return [(first, cluster) for first in firsts]
+    per_batch = max(1, MAX_LANES // launch.threads // cluster) * cluster
+    return [(first, min(per_batch, launch.ctas - first)) for first in range(0, launch.ctas, per_batch)]
+
+
 def emulate(ptx: str | Module, launch: Launch, arguments: list[Array], outputs: set[int] = frozenset(),
-            kernel: str | None = None, max_steps: int = 5_000_000) -> Emulation:
+            kernel: str | None = None, max_steps: int = 5_000_000, ctas: Sequence[int] | None = None) -> Emulation:
     """Run the kernel on `arguments` (one array per parameter, each passed as a pointer to its
-    bytes); returns the arguments' bytes afterwards. Raises NotModelled for what the emulator
-    does not model and EmulationError for what the kernel must not do."""
+    bytes); returns the arguments' bytes afterwards. With `ctas`, only those CTAs run (each with
+    its whole cluster), as in the full launch: to replay what some threads do. Raises NotModelled
+    for what the emulator does not model and EmulationError for what the kernel must not do."""
     module = parse_ptx(ptx) if isinstance(ptx, str) else ptx
     entry = module.entries[kernel] if kernel else next(iter(module.entries.values()))
     if len(arguments) != len(entry.params):
@@ -697,13 +709,11 @@ def emulate(ptx: str | Module, launch: Launch, arguments: list[Array], outputs: 
     memory = GlobalMemory()
     params = {p.name: memory.add(p.name, a, i in outputs) for i, (p, a) in enumerate(zip(entry.params, arguments))}
     globals_ = {v.name: memory.add(v.name, np.zeros(max(v.size, 1), np.uint8)) for v in module.globals}
-    per_batch = max(1, MAX_LANES // launch.threads // launch.cluster_size) * launch.cluster_size
     total = 0
     executed = np.zeros(len(steps), bool)
-    for first in range(0, launch.ctas, per_batch):
-        ctas = min(per_batch, launch.ctas - first)
-        shared = SharedMemory(module.shared + entry.shared, ctas, launch.shared_bytes)
-        batch = Batch(entry, launch, first, ctas, memory, params, globals_, shared)
+    for first, count in _batches(launch, ctas):
+        shared = SharedMemory(module.shared + entry.shared, count, launch.shared_bytes)
+        batch = Batch(entry, launch, first, count, memory, params, globals_, shared)
         total += _run_batch(batch, steps, max_steps, executed)
     result = Emulation([b.data for b in memory.buffers[:len(arguments)]], steps=total, executed=executed)
     for index in outputs:

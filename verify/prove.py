@@ -22,7 +22,8 @@ solver query each:
 - output values: every stored element equals the IR's value for it (`verify.ir_symbolic`).
 
 Each obligation is proved (the query is unsatisfiable), refuted (a model: the thread and element
-it fails for, in the user's terms; never one that rests on abstracted values) or inconclusive (the
+it fails for, in the user's terms; never one that rests on abstracted values; replayed concretely
+on the CPU emulator with the model's inputs, `verify.replay`) or inconclusive (the
 solver gave up within its time, or the kernel uses what this executor does not model: atomics,
 a CTA-shared workspace, loops longer than MAX_TRIPS). A vacuity check comes first: the
 assumptions about the launch must be satisfiable, or every proof would be empty."""
@@ -44,6 +45,7 @@ from verify.emulate import Launch, immediate_bits
 from verify.ir_symbolic import Inexact, IrTerms, describe, is_nan
 from verify.memory import layout
 from verify.ptxparse import Addr, Entry, Imm, Instruction, Reg, Sym, Vec, parse_ptx, type_bytes
+from verify.replay import Replayable, replay
 from verify.semantics import SEMANTICS, NotModelled, Op, decode, width
 from verify.symbolic import Z3Domain
 
@@ -98,10 +100,13 @@ class Obligation:
     status: str  # proved | refuted | inconclusive
     detail: str = ""
     seconds: float = 0.0
+    witness: dict[str, Any] = field(default_factory=dict)  # a refutation's model, for replaying it
+    replay: str = ""  # what replaying the refutation on the emulator showed
 
     def to_dict(self) -> dict[str, Any]:
-        return {"obligation": self.name, "status": self.status, "detail": self.detail,
-                "seconds": round(self.seconds, 3)}
+        row = {"obligation": self.name, "status": self.status, "detail": self.detail,
+               "seconds": round(self.seconds, 3)}
+        return {**row, "replay": self.replay} if self.replay else row
 
 
 @dataclass
@@ -558,6 +563,7 @@ class Prover:
     names: dict[str, str]  # parameter -> the name the user knows it by
     outputs: list[str]  # parameters written by the kernel
     deadline: float = field(default_factory=lambda: time.perf_counter() + KERNEL_SECONDS)
+    witness: dict[str, Any] = field(default_factory=dict)  # the last refutation's model (see `remember`)
 
     def base_facts(self) -> list[z3.BoolRef]:
         facts = []
@@ -579,8 +585,24 @@ class Prover:
         started = time.perf_counter()
         if started > self.deadline:
             return Obligation(name, "inconclusive", f"not attempted: the kernel's {KERNEL_SECONDS:.0f} s are spent")
+        self.witness = {}
         status, detail = check()
-        return Obligation(name, status, detail, time.perf_counter() - started)
+        witness = self.witness if status == "refuted" else {}
+        return Obligation(name, status, detail, time.perf_counter() - started, witness)
+
+    def remember(self, found: z3.ModelRef, ctas: list[z3.ExprRef], **facts: Any) -> None:
+        """What a refutation's model says, to replay it concretely: the CTAs whose threads show it
+        and every byte of the inputs the kernel reads (a default byte and the exceptions to it)."""
+        memory = {}
+        for param, array in self.tile.memory.items():
+            term = found[array]
+            entries: dict[int, int] = {}
+            while term is not None and z3.is_store(term):
+                entries.setdefault(term.arg(1).as_long(), term.arg(2).as_long())
+                term = term.arg(0)
+            if term is not None and z3.is_K(term) and z3.is_bv_value(term.arg(0)):
+                memory[param] = {"default": term.arg(0).as_long(), "bytes": entries}
+        self.witness = {"ctas": sorted({_value(found, c) for c in ctas}), "memory": memory, **facts}
 
     def vacuity(self) -> tuple[str, str]:
         result, _ = self.check(self.tile.assumptions() + self.base_facts())
@@ -593,7 +615,9 @@ class Prover:
         for access in self.tile.accesses:
             base = _base_of(self.tile, access.address)
             if access.kind == "store" and base is not None and base not in self.outputs:
-                result, _ = self.check(self.tile.assumptions() + self.base_facts() + [access.condition])
+                result, found = self.check(self.tile.assumptions() + self.base_facts() + [access.condition])
+                if result == z3.sat:
+                    self.remember(found, [self.tile.cta], input=base)
                 if result != z3.unsat:
                     return "refuted", f"{access.instruction} stores into the input {self.names[base]}"
         return "proved", "every store goes to an output"
@@ -614,6 +638,7 @@ class Prover:
         if _rests_on_abstractions(access.condition, access.address):
             return "inconclusive", (f"{access.instruction}: in bounds unless values other threads supply (shuffles, "
                                     "shared memory) can be anything, which is all this executor knows of them")
+        self.remember(found, [self.tile.cta])
         return "refuted", (f"{access.instruction}: thread {_value(found, self.tile.tid)} of CTA "
                            f"{_value(found, self.tile.cta)} makes a {access.size}-byte {access.kind} at byte "
                            f"{_value(found, offset)} of {self.names[base]}, which holds {size} bytes "
@@ -647,6 +672,7 @@ class Prover:
         if _rests_on_abstractions(first.condition, first.address, second.condition, second.address):
             return "inconclusive", (f"{first.instruction} and {second.instruction} may overlap only if values "
                                     "other threads supply can be anything")
+        self.remember(found, [tile.cta, other_cta], output=output, byte=_value(found, a))
         return "refuted", (f"{self.names[output]} byte {_value(found, a)} is written by thread "
                            f"{_value(found, tile.tid)} of CTA {_value(found, tile.cta)} ({first.instruction}) and "
                            f"by thread {_value(found, other_tid)} of CTA {_value(found, other_cta)} "
@@ -680,6 +706,7 @@ class Prover:
                     return "inconclusive", f"{pair}: the solver gave up ({found})"
                 if _rests_on_abstractions(first.condition, first.address, second.condition, second.address):
                     return "inconclusive", f"{pair} may meet only if values other threads supply can be anything"
+                self.remember(found, [tile.cta])
                 return "refuted", (f"shared byte {_value(found, a)}: thread {_value(found, tile.tid)} "
                                    f"({first.kind}, {first.instruction}) and thread {_value(found, other_tid)} "
                                    f"({second.kind}, {second.instruction}) of CTA {_value(found, tile.cta)}, with "
@@ -709,6 +736,7 @@ class Prover:
             if _rests_on_abstractions(reach):
                 return "inconclusive", f"{where} is skipped by some threads only if values other threads supply " \
                                        "can be anything"
+            self.remember(found, [tile.cta])
             return "refuted", (f"{where}: thread {_value(found, tile.tid)} of CTA {_value(found, tile.cta)} waits "
                                f"there as its barrier number {epoch + 1}, thread {_value(found, other_tid)} of the "
                                "same CTA does not (a barrier under divergent control)")
@@ -800,6 +828,8 @@ class Prover:
                 continue
             if result == z3.unknown:
                 return "inconclusive", f"{store.instruction}: the solver gave up on its values ({found})"
+            self.remember(found, [tile.cta], output=param, element=_value(found, flat),
+                          got=_value(found, got), want=_value(found, want))
             return "refuted", (f"{store.instruction}: thread {_value(found, tile.tid)} of CTA "
                                f"{_value(found, tile.cta)} stores {describe(_value(found, got), dtype)} as element "
                                f"{_value(found, flat)} of {self.names[param]}; the IR gives "
@@ -814,6 +844,7 @@ class Prover:
         anyone = z3.Or(*covered) if covered else z3.BoolVal(False)
         result, _ = self.check(tile.assumptions() + self.base_facts() + [anyone])
         if result == z3.unsat:
+            self.witness = {"output": output, "byte": missing, "memory": {}}  # no CTA writes it: all must run
             return "refuted", f"byte {missing} of {self.names[output]} ({self.sizes[output]} bytes) is never written"
         return "inconclusive", f"{self.names[output]}: byte {missing} is written, but not by the thread the " \
                                "store's affine index points to: coverage needs another argument"
@@ -864,6 +895,10 @@ def prove_memory(ptx: str, launch: Launch, sizes: list[int], names: list[str], o
         results.append(prover.timed(f"{name} written at least once", lambda o=output: prover.written_at_least_once(o)))
     if ir is not None:
         results.append(prover.timed(VALUES, lambda: prover.values_equal_the_ir(ir)))
+    replayable = Replayable(ptx, launch, params, sizes, names, outputs, ir, kernel)
+    for obligation in results:
+        if obligation.status == "refuted":
+            obligation.replay = replay(obligation.name, obligation.witness, replayable)
     return results
 
 

@@ -1,0 +1,141 @@
+"""Refutations replayed concretely: the inputs a refutation's model chose (every byte of every
+input the kernel reads) are given to the CPU emulator at the kernel's real shapes, and only the
+CTAs whose threads the model names are run (all of them where a byte is claimed never written).
+What the emulator then does is compared with what the refutation claims: a fault out of bounds, a
+byte written twice, an input changed, a shared-memory race, a barrier some threads skip, a byte
+never written, an element stored with the value the proof said.
+
+A replay that shows the claim says so; one that does not is reported as such, beside the
+refutation (a refuted kernel stays refuted until shown otherwise, and a refutation the emulator
+does not reproduce points at the prover or the emulator)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ir.interp import Precision, run
+from ir.kernel import Kernel
+from verify.against_ir import from_device
+from verify.emulate import Emulation, EmulationError, Launch, emulate
+from verify.ir_symbolic import describe
+from verify.semantics import NotModelled
+
+REPLAY_BYTES = 256 * 2**20  # kernels whose buffers hold more than this in all are not replayed on the CPU
+REPLAY_LANES = 2**20  # a replay that must run every CTA runs only launches of at most this many threads
+FAULTS = {"in bounds": ("out_of_bounds", "misaligned"), "no shared-memory race": ("race",),
+          "no barrier under divergent control": ("barrier_divergence",)}
+
+
+@dataclass(frozen=True)
+class Replayable:
+    """What a replay needs of the kernel: its PTX and launch, its parameters' PTX names, sizes and
+    user names, which of them are outputs, and the IR (for values)."""
+
+    ptx: str
+    launch: Launch
+    params: list[str]
+    sizes: list[int]
+    names: list[str]
+    outputs: set[int]
+    ir: Kernel | None = None
+    entry: str | None = None
+
+
+def arguments(kernel: Replayable, witness: dict) -> list[np.ndarray]:
+    """Each parameter's bytes: an input's as the model chose them, an output's zero."""
+    out = []
+    for param, size in zip(kernel.params, kernel.sizes):
+        chosen = witness.get("memory", {}).get(param)
+        data = np.zeros(size, np.uint8)
+        if chosen is not None:
+            data[:] = chosen["default"]
+            for offset, byte in chosen["bytes"].items():
+                if 0 <= offset < size:
+                    data[offset] = byte
+        out.append(data)
+    return out
+
+
+def replay(name: str, witness: dict, kernel: Replayable) -> str:
+    """What the emulator shows of the refuted obligation `name` (its model: `witness`)."""
+    if not witness:
+        return ""
+    total = sum(kernel.sizes)
+    if total > REPLAY_BYTES:
+        return f"not replayed on the emulator: the buffers hold {total} bytes"
+    every_cta = "ctas" not in witness
+    if every_cta and kernel.launch.ctas * kernel.launch.threads > REPLAY_LANES:
+        return f"not replayed on the emulator: all {kernel.launch.ctas} CTAs would have to run"
+    args = arguments(kernel, witness)
+    before = [a.copy() for a in args]
+    counted = kernel.outputs | ({kernel.params.index(witness["input"])} if "input" in witness else set())
+    try:
+        emulation = emulate(kernel.ptx, kernel.launch, args, counted, kernel.entry,
+                            ctas=None if every_cta else witness["ctas"])
+    except NotModelled as err:
+        return f"not replayed: the emulator does not model {err}"
+    except EmulationError as err:
+        expected = next((kinds for prefix, kinds in FAULTS.items() if name.startswith(prefix)), ())
+        verb = "reproduced on the emulator" if err.kind in expected else "the emulator stops at another fault"
+        return f"{verb} ({where(witness)}): {err.kind}: {err}"
+    check = next((fn for test, fn in CHECKS if test(name)), None)
+    if check is None:
+        return f"not reproduced on the emulator ({where(witness)}): it runs without the fault claimed"
+    return check(witness, kernel, emulation, before)
+
+
+def where(witness: dict) -> str:
+    ctas = witness.get("ctas")
+    return f"CTA {', '.join(map(str, ctas))} run" if ctas else "every CTA run"
+
+
+def inputs_written(witness: dict, kernel: Replayable, emulation: Emulation, before: list[np.ndarray]) -> str:
+    """Bytes of the input stored to (whether or not the value stored differs from what was there)."""
+    index = kernel.params.index(witness["input"])
+    written = kernel.sizes[index] - emulation.unwritten.get(index, kernel.sizes[index])
+    verdict = "reproduced on the emulator" if written else "not reproduced on the emulator"
+    return f"{verdict} ({where(witness)}): {written} byte(s) of the input {kernel.names[index]} stored to"
+
+
+def written_twice(witness: dict, kernel: Replayable, emulation: Emulation, before: list[np.ndarray]) -> str:
+    index = kernel.params.index(witness["output"])
+    count = emulation.rewritten.get(index, 0)
+    verdict = "reproduced on the emulator" if count else "not reproduced on the emulator"
+    return f"{verdict} ({where(witness)}): {count} byte(s) of {kernel.names[index]} written more than once"
+
+
+def never_written(witness: dict, kernel: Replayable, emulation: Emulation, before: list[np.ndarray]) -> str:
+    index = kernel.params.index(witness["output"])
+    count = emulation.unwritten.get(index, 0)
+    verdict = "reproduced on the emulator" if count else "not reproduced on the emulator"
+    return f"{verdict} ({where(witness)}): {count} byte(s) of {kernel.names[index]} never written"
+
+
+def stored_value(witness: dict, kernel: Replayable, emulation: Emulation, before: list[np.ndarray]) -> str:
+    """The element the proof named, as the emulator stores it, beside the interpreter's value."""
+    ir = kernel.ir
+    if ir is None:
+        return ""
+    index = kernel.params.index(witness["output"])
+    output = ir.outputs[index - len(ir.inputs)]
+    dtype, element = output.type.dtype, witness["element"]
+    raw = emulation.arguments[index].view(np.uint8)[element * dtype.itemsize:(element + 1) * dtype.itemsize]
+    stored = int.from_bytes(raw.tobytes(), "little")
+    inputs = [from_device(a, p.type.dtype, p.type.shape) for a, p in zip(before, ir.inputs)]
+    want = run(ir, [v.astype(np.float64) if p.type.dtype.is_float else v for v, p in zip(inputs, ir.inputs)],
+               Precision.FLOAT64)[index - len(ir.inputs)].reshape(-1)[element]
+    verdict = "reproduced on the emulator" if stored == witness["got"] else "not reproduced on the emulator"
+    return (f"{verdict} ({where(witness)}): element {element} of {kernel.names[index]} is stored as "
+            f"{describe(stored, dtype)}; the interpreter in float64 gives {float(want):.9g}")
+
+
+Check = Callable[[dict, Replayable, Emulation, list[np.ndarray]], str]
+CHECKS: list[tuple[Callable[[str], bool], Check]] = [
+    (lambda name: name == "inputs unchanged", inputs_written),
+    (lambda name: name.endswith("written at most once"), written_twice),
+    (lambda name: name.endswith("written at least once"), never_written),
+    (lambda name: name == "output values equal the IR's", stored_value),
+]
