@@ -7,6 +7,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ir.errors import IRError
 from ir.frontend.problem import ProblemError
@@ -113,6 +114,38 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_CODES[report["verdict"]]
 
 
+def _kernel_of(spec: str) -> Any:
+    """FILE or FILE:KERNEL: the named kernel of an IR file, or its only one."""
+    from ir import parse_module
+
+    path, _, name = spec.partition(":") if not Path(spec).exists() else (spec, "", "")
+    try:
+        kernels = parse_module(Path(path).read_text())
+    except IRError as err:
+        raise IRError(f"{path}:{err}") from None
+    chosen = [k for k in kernels if k.name == name] if name else list(kernels)
+    if len(chosen) != 1:
+        names = ", ".join(k.name for k in kernels)
+        raise IRError(f"{path}: {'no kernel ' + repr(name) if name else 'several kernels'} (it holds {names}); "
+                      "name one as FILE:KERNEL")
+    return chosen[0]
+
+
+def cmd_equiv(args: argparse.Namespace) -> int:
+    """Exit 0: proved equal; 1: refuted (a counterexample); 2: inconclusive."""
+    import json
+
+    from verify.equiv import prove_equal
+
+    first, second = _kernel_of(args.first), _kernel_of(args.second)
+    obligation = prove_equal(first, second)
+    if args.json:
+        print(json.dumps({"first": first.name, "second": second.name, **obligation.to_dict()}, indent=1))
+    else:
+        print(f"{first.name} and {second.name}: {obligation.status} ({obligation.seconds:.2f} s): {obligation.detail}")
+    return {"proved": 0, "refuted": 1}.get(obligation.status, 2)
+
+
 def cmd_ir(args: argparse.Namespace) -> int:
     from ir import format_kernel, parse_module
 
@@ -177,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a size constant of the problem (repeatable)")
     check.add_argument("--timeout", type=float, default=900.0, metavar="S", help="time limit of the whole check")
     check.set_defaults(run=cmd_check)
+
+    equiv = commands.add_parser("equiv", help="prove two IR kernels equal element for element (inputs matched "
+                                "by position), or show an input that tells them apart")
+    equiv.add_argument("first", metavar="A.ir[:KERNEL]")
+    equiv.add_argument("second", metavar="B.ir[:KERNEL]")
+    equiv.add_argument("--json", action="store_true")
+    equiv.set_defaults(run=cmd_equiv)
 
     ir = commands.add_parser("ir", help="parse and typecheck an IR file; print it normalized")
     ir.add_argument("file")

@@ -152,10 +152,14 @@ class At:
 class IrTerms:
     """Terms of a kernel's values at given coordinates, memoised per (value, coordinates)."""
 
-    def __init__(self, kernel: Kernel, inputs: dict[str, z3.ArrayRef]) -> None:
+    def __init__(self, kernel: Kernel, inputs: dict[str, z3.ArrayRef], opaque: bool = False) -> None:
+        """`opaque`: ops without an exact IEEE meaning become uninterpreted functions (one per op
+        and dtype) instead of raising Inexact: equal arguments give equal results, nothing more is
+        known of them (`opaque_ops` lists those used)."""
         if any(i.op in REDUCTIONS or i.op == Op.MATMUL for i in kernel.body):
             raise Inexact("a reduction: the values of reductions are not modelled yet")
-        self.kernel, self.inputs = kernel, inputs
+        self.kernel, self.inputs, self.opaque = kernel, inputs, opaque
+        self.opaque_ops: set[str] = set()
         self.defs = {i.result: i for i in kernel.body}
         self.types: dict[str, TensorType] = {p.name: p.type for p in kernel.inputs}
         self.types.update({i.result: i.type for i in kernel.body})  # type: ignore[misc]
@@ -195,6 +199,10 @@ class IrTerms:
             return LOGIC[instr.op](*args)
         if instr.op in FLOAT_OPS and dtype.is_float:
             return _round(FLOAT_OPS[instr.op](*args), dtype)
+        if self.opaque and dtype.is_float and all(z3.is_fp(a) for a in args):
+            name = f"{instr.op.value} {dtype.value}"
+            self.opaque_ops.add(name)
+            return _round(z3.Function(name, *[F32] * len(args), F32)(*args), dtype)
         raise Inexact(f"{instr.op} on {dtype}: no exact IEEE meaning; its lowering is tested numerically, not proved")
 
     def _load(self, name: str, type_: TensorType, at: At) -> Value:
