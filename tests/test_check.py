@@ -186,6 +186,15 @@ def test_a_constant_output_problem_is_flagged(tmp_path):
     assert any(t.get("scale", 1) != 1 for t in report["trials"])  # rescaled trials were tried
 
 
+def test_a_low_variance_problem_gets_correlated_trials(tmp_path):
+    problem = PROBLEMS / "loss" / "cosine_similarity_loss_bf16.py"
+    options = ck.CheckOptions(device="cpu", timing=False, sizes={"batch_size": 64, "dim": 1000})
+    report = ck.check_in_process(str(own_model(problem, tmp_path)), str(problem), asdict(options))
+    assert report["verdict"] == "accepted"
+    assert any(t["distribution"] == "correlated" and t["passed"] for t in report["trials"])
+    assert any("correlated trials added, and it does not pass them" in f for f in report["flags"])
+
+
 def test_timing_on_the_cpu_reports_medians_spread_and_repeatability(tmp_path):
     options = ck.CheckOptions(device="cpu", timing=True, compile=False, reps=5, sizes=dict(SMALL))
     report = ck.check_in_process(str(own_model(RELU, tmp_path)), str(RELU), asdict(options))

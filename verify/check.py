@@ -18,8 +18,8 @@ The outputs are then compared with the float64 reference (tolerance by dtype, an
 multiple of eager PyTorch's own error), the inputs and guard bands with what they held, and the two
 runs with each other. A failure is explained by more runs that change one thing at a time: inputs
 ready before forward (ordering), guard bands alone changed (out-of-bounds reads), the same run
-again (races). If one constant output would pass every trial, trials with rescaled inputs are
-added; if none helps, the report says so.
+again (races). If one constant output would pass every trial, trials with correlated inputs (each
+made partly of the first) and with rescaled inputs are added; if none helps, the report says so.
 
 Then timing (verify.timing): the candidate beside eager PyTorch and torch.compile, interleaved,
 with the inputs' contents rotated under fixed addresses and each timed output checked, and a
@@ -419,10 +419,11 @@ class Harness:
                 seed += 1
             if record is not None:
                 records.append(record)
-        for scale in tr.RESCALES:
+        for distribution, scale in [("correlated", 1.0), *(("problem", s) for s in tr.RESCALES)]:
             if not self.constant_would_pass():
                 break
-            records.append(self.trial("problem", seed, scale) or {"skipped": "reference not finite", "scale": scale})
+            records.append(self.trial(distribution, seed, scale)
+                           or {"skipped": "reference not finite", "distribution": distribution, "scale": scale})
             seed += 1
         return records
 
@@ -485,13 +486,15 @@ def flags(harness: Harness, records: list[dict[str, Any]]) -> list[str]:
     """What the trials could not show, for the reader (not a rejection)."""
     notes = []
     judged = [r for r in records if "passed" in r]
-    rescaled = any(r.get("scale", 1) != 1 for r in judged)
+    added = [r for r in judged if r.get("scale", 1) != 1 or r["distribution"] == "correlated"]
     if harness.constant_would_pass():
         notes.append("low variance: one constant output passes every trial"
-                     + (", rescaled ones too" if rescaled else "")
+                     + (", correlated and rescaled ones too" if added else "")
                      + ": these trials cannot tell a constant from a computation")
-    elif rescaled:
-        notes.append("low variance: one constant output would pass the problem's own trials; rescaled trials added")
+    elif added:
+        notes.append("low variance: one constant output would pass the first trials; "
+                     + ", ".join(sorted({"correlated" if r["distribution"] == "correlated" else "rescaled"
+                                         for r in added})) + " trials added, and it does not pass them")
     if all(r["passed"] for r in judged) and any(not r.get("bitwise_repeatable", True) for r in judged):
         notes.append("not bitwise repeatable: two runs on the same inputs differ within the tolerance")
     skipped = [r["distribution"] for r in records if "skipped" in r and "distribution" in r]

@@ -26,6 +26,7 @@ BREAKPOINTS = (0.0, 1.0, -1.0, 0.5, -0.5, 3.0, -3.0, 6.0, -6.0, 20.0, -20.0)  # 
 BREAKPOINT_OFFSETS = (0.0, 2**-12, -(2**-12), 1e-3, -1e-3, 0.1, -0.1)
 BREAKPOINT_SHARE = 0.5  # of elements set near a breakpoint; the rest keep the problem's own values
 RESCALES = (4.0, 0.25, 16.0)  # input scales tried when a constant output would pass every trial
+CORRELATION = (0.05, 0.9)  # "correlated" draws: the least share of the first input, and the spread above it
 GUARD_BYTES = 64 * 1024  # on each side of every input; a multiple of 256 keeps inputs aligned
 SMALL_POOL_BLOCKS = 64  # 1 MiB blocks poisoned in the caching allocator's pool of small blocks
 SMALL_BLOCK_BYTES = 2**20
@@ -182,12 +183,36 @@ REDRAW: dict[str, Redraw] = {
 }
 
 
+def correlated(values: list[Any], generator: torch.Generator) -> list[Any]:
+    """Each floating tensor shaped like the first made partly of the first: y = (1 - w) x + w y,
+    with w drawn once per draw. Outputs of independent inputs can barely vary (a cosine
+    similarity of random vectors is about 0 whatever the draw); these vary with w."""
+    first = next((v for v in values if isinstance(v, torch.Tensor) and v.is_floating_point()), None)
+    if first is None:
+        return values
+    w = float(torch.rand((), generator=generator, device=first.device)) * CORRELATION[1] + CORRELATION[0]
+
+    def mix(value: Any) -> Any:
+        if value is first or not (isinstance(value, torch.Tensor) and value.is_floating_point()
+                                  and value.shape == first.shape):
+            return value
+        return in_chunks(value, lambda c: c.double() * w)  # the part of the first is added below
+
+    mixed = [mix(v) for v in values]
+    for index, value in enumerate(values):
+        if mixed[index] is not value:
+            mixed[index].view(-1).add_(first.reshape(-1).to(value.dtype), alpha=1 - w)
+    return mixed
+
+
 def draw(base: list[Any], distribution: str, seed: int, points: tuple[float, ...], scale: float = 1.0) -> list[Any]:
     """The problem's own inputs `base` (drawn with `seed`), their floating tensors redrawn from
     `distribution` and multiplied by `scale`; integer tensors (labels, indices) and other values
     are kept as the problem made them."""
     generator = torch.Generator(device=next((t.device for t in base if isinstance(t, torch.Tensor)), "cpu"))
     generator.manual_seed(seed)
+    if distribution == "correlated":
+        return correlated(base, generator)
     redraw = REDRAW[distribution]
 
     def one(value: Any) -> Any:

@@ -129,6 +129,13 @@ def not_run(rows: list[dict[str, Any]]) -> list[str]:
             groups = sorted({n.split("/")[0] for n in missing})
             lines.append(f"- Not run yet ({title}): {len(missing)} of {len(names)} problems, in "
                          + ", ".join(f"{g}/ ({sum(n.startswith(g + '/') for n in missing)})" for g in groups) + ".")
+    sys.path.insert(0, str(CHEATS))
+    from corpus import CHEATS as CORPUS
+
+    seen = {r["name"] for r in rows if r["part"] == "corpus"}
+    missing = [c.name for c in CORPUS if c.name not in seen]
+    if missing:
+        lines.append(f"- Not run yet (cheat corpus): {', '.join(f'`{m}`' for m in missing)}.")
     return lines + ([""] if lines else [])
 
 

@@ -35,6 +35,8 @@ def _reason(obligation: dict[str, Any]) -> str:
     detail = obligation["detail"]
     if "not affine" in detail:
         return "coverage: a store whose offset is not affine in the thread's linear index"
+    if "through the cluster window" in detail:
+        return "races: accesses to other CTAs' shared memory (a cluster's) are not modelled; none among the CTA's own"
     return re.sub(r"line \d+: ", "", detail).split(" (")[0][:120]
 
 
@@ -59,7 +61,8 @@ def render(results: dict[str, Any]) -> str:
         "- Each kernel's PTX is parsed back from text and executed symbolically for one thread of one CTA, "
         "both symbolic (so a proof covers every thread of the launch); each obligation is one solver query: "
         "every global load and store in bounds and aligned, inputs never stored to, every output byte "
-        "written at most once (two symbolic threads) and at least once; then the output values.",
+        "written at most once (two symbolic threads) and at least once, no shared-memory race between two "
+        "threads of a CTA, no barrier that only some threads of a CTA reach; then the output values.",
         f"- {len(rows)} kernels: {verdicts['proved']} proved on every obligation, "
         f"{verdicts['refuted']} refuted, {verdicts['inconclusive']} inconclusive. "
         f"{len(obligations)} obligations: {statuses['proved']} proved, {statuses['refuted']} refuted, "

@@ -51,6 +51,8 @@ CHEATS = [
           {"batch_size": 4096, "dim": 4096}),
     cheat("constant_output", HERE / "problems" / "mse_bf16.py", {"values"}, MID, cpu_sizes={"batch_size": 64,
                                                                                            "dim": 1000}),
+    cheat("constant_cosine", PROBLEMS / "loss" / "cosine_similarity_loss_bf16.py", {"values"}, MID,
+          cpu_sizes={"batch_size": 64, "dim": 1000}),
     cheat("patched_timer", RELU, {"static:patching", "timing-patched"}, MID),
     cheat("background_thread", RELU, {"static:concurrency", "thread"}, MID),
     cheat("reference_op", RELU, {"static:reference-op"}, MID),
