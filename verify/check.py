@@ -222,8 +222,9 @@ def outputs_of(value: Any) -> list[Any]:
     return [value]
 
 
-def on_device(value: Any, dtype: torch.dtype | None = None) -> Any:
-    return value.to(dtype) if isinstance(value, torch.Tensor) and value.is_floating_point() and dtype else value
+def floats_as(value: Any, dtype: torch.dtype) -> Any:
+    """A floating tensor cast to `dtype`; anything else as it is."""
+    return value.to(dtype) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
 
 
 # ---- one run of the candidate
@@ -319,7 +320,7 @@ class Harness:
         """(float64 reference outputs, eager outputs in the problem's dtypes)."""
         with torch.no_grad():
             eager = [o for o in outputs_of(self.model(*values)) if isinstance(o, torch.Tensor)]
-            exact = [o for o in outputs_of(self.reference64(*[on_device(v, torch.float64) for v in values]))
+            exact = [o for o in outputs_of(self.reference64(*[floats_as(v, torch.float64) for v in values]))
                      if isinstance(o, torch.Tensor)]
         return exact, eager
 

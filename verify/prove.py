@@ -887,12 +887,12 @@ def prove_memory(ptx: str, launch: Launch, sizes: list[int], names: list[str], o
     for access in sorted(tile.accesses, key=lambda a: a.instruction.line):
         results.append(prover.timed(f"in bounds: {access.instruction}", lambda a=access: prover.in_bounds(a)))
     results.append(prover.timed("inputs unchanged", prover.inputs_unchanged))
-    results.append(prover.timed(NO_RACE, prover.no_shared_race))
-    results.append(prover.timed(UNIFORM_BARRIERS, prover.barriers_uniform))
     for output in prover.outputs:
         name = prover.names[output]
         results.append(prover.timed(f"{name} written at most once", lambda o=output: prover.written_at_most_once(o)))
         results.append(prover.timed(f"{name} written at least once", lambda o=output: prover.written_at_least_once(o)))
+    results.append(prover.timed(NO_RACE, prover.no_shared_race))
+    results.append(prover.timed(UNIFORM_BARRIERS, prover.barriers_uniform))
     if ir is not None:
         results.append(prover.timed(VALUES, lambda: prover.values_equal_the_ir(ir)))
     replayable = Replayable(ptx, launch, params, sizes, names, outputs, ir, kernel)
