@@ -200,3 +200,17 @@ def test_ptxgen_prove_exit_codes_and_json(tmp_path: Path, capsys: pytest.Capture
     ptx.write_text(ptx.read_text().replace("mad.wide.u32 %rd5, %r7, 4, %rd3", "mad.wide.u32 %rd5, %r7, 8, %rd3"))
     assert main(["prove", str(tmp_path / "manifest.json")]) == 1
     assert "refuted" in capsys.readouterr().out
+
+
+def test_a_difference_resting_on_an_approximate_instruction_is_not_a_refutation() -> None:
+    # hardswish on bf16 divides with div.full.f32 (approximate: an uninterpreted function here), so the
+    # solver can make the kernel's value anything; the emulator stores the IR's value on its inputs
+    from ir.frontend import capture, load_problem
+
+    problem = load_problem(Path(__file__).parents[1] / "datasets" / "problems" / "elementwise" / "hardswish_bf16.py",
+                           shrink_to=64)
+    kernel = capture(problem).regions[0].kernel
+    ptx, launch = lowered(kernel)
+    assert "div.full.f32" in ptx
+    values = {o.name: o for o in prove_kernel(ptx, launch, kernel)}[VALUES]
+    assert values.status == "inconclusive" and "div.full.f32" in values.detail, values

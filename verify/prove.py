@@ -534,8 +534,27 @@ def _renamed(tile: Tile, term: z3.ExprRef, suffix: str) -> z3.ExprRef:
     return z3.substitute(term, *pairs) if pairs else term
 
 
+def _uninterpreted_calls(*terms: z3.ExprRef) -> set[str]:
+    """Names of the uninterpreted functions applied in `terms` (approximate instructions)."""
+    found: set[str] = set()
+    seen: set[int] = set()
+    pending = list(terms)
+    while pending:
+        node = pending.pop()
+        if node.get_id() in seen:
+            continue
+        seen.add(node.get_id())
+        if z3.is_app(node) and node.num_args() and node.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+            found.add(node.decl().name())
+        pending.extend(node.children())
+    return found
+
+
 def _rests_on_abstractions(*terms: z3.ExprRef) -> bool:
-    return any(str(s).startswith("abstract") for term in terms for s in _free_symbols(term))
+    """Whether a model over `terms` may owe its difference to what is abstracted: values other
+    threads supply, or approximate instructions (uninterpreted functions, free to return anything)."""
+    return (any(str(s).startswith("abstract") for term in terms for s in _free_symbols(term))
+            or bool(_uninterpreted_calls(*terms)))
 
 
 def _base_of(tile: Tile, address: z3.BitVecRef) -> str | None:
@@ -832,6 +851,11 @@ class Prover:
                 continue
             if result == z3.unknown:
                 return "inconclusive", f"{store.instruction}: the solver gave up on its values ({found})"
+            approximate = _uninterpreted_calls(got, store.condition)
+            if approximate or _rests_on_abstractions(got, store.condition):
+                what = ", ".join(sorted(approximate)) or "values other threads supply"
+                return "inconclusive", (f"{store.instruction}: its values differ from the IR's only where {what} "
+                                        "(abstracted: free to be anything here) would; tested numerically instead")
             self.remember(found, [tile.cta], output=param, element=_value(found, flat),
                           got=_value(found, got), want=_value(found, want))
             return "refuted", (f"{store.instruction}: thread {_value(found, tile.tid)} of CTA "
