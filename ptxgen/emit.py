@@ -33,7 +33,7 @@ _LOADED: dict = {}
 
 def _kernel(name):
     if name not in _LOADED:
-        init(torch.cuda.current_device())
+        init(torch.cuda.current_device() if torch.cuda.is_available() else 0)  # init says why there is no GPU
         ptx = _KERNELS[name]["ptx"]
         _LOADED[name] = load_function(ptx.encode() + b"\\0", ptx, name)
     return _LOADED[name]

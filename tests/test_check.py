@@ -286,6 +286,14 @@ def test_running_out_of_memory_in_forward_is_no_verdict_on_the_candidate():
     assert isinstance(ck.forward_failure(ValueError("bad shape")), ck.CandidateFailure)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks what happens where there is no GPU")
+def test_a_ptx_drop_in_checked_on_the_cpu_cannot_be_checked_rather_than_rejected(tmp_path):
+    assert cli.main(["lower", str(RELU), "--out", str(tmp_path), "--shrink", "64", "--target", "sm_90a"]) == 0
+    report = ck.check(tmp_path / "model_new.py", RELU, ck.CheckOptions(device="cpu", timing=False,
+                                                                       sizes={"batch_size": 64, "dim": 64}))
+    assert report["verdict"] == "error" and "needs a GPU" in report["error"], report
+
+
 def test_draws_of_large_inputs_are_made_in_chunks(monkeypatch):
     monkeypatch.setattr(tr, "CHUNK", 1000)
     base = [torch.randn(37, 101, dtype=torch.bfloat16)]

@@ -55,6 +55,7 @@ TRIAL_PLAN = tr.DISTRIBUTIONS
 POISON_A, POISON_B, OTHER_GUARD = 0xFF, 0x7F, 0x00
 POISON_RESERVE = (2, 256 * 2**20)  # poison this multiple of the problem's bytes, plus this many bytes
 CHILD_TARGET = "verify.check:check_in_process"
+NO_DEVICE_ERRORS = ("GpuUnavailable",)  # raised by ptxgen's launcher where no driver or device is found
 MAX_REDRAWS = 6  # draws from other distributions that leave the op's domain before giving up on them
 
 REASONS: dict[str, str] = {
@@ -212,6 +213,8 @@ def forward_failure(err: Exception) -> Exception:
         held = torch.cuda.memory_reserved() / 2**30 if torch.cuda.is_available() else 0.0
         return CheckUnavailable(f"out of memory in forward, with {held:.1f} GiB held by the checking process: "
                                 f"{str(err).splitlines()[0]}")
+    if type(err).__name__ in NO_DEVICE_ERRORS:  # the launcher's (emitted drop-ins carry their own copy of it)
+        return CheckUnavailable(f"the candidate needs a GPU: {err}")
     return CandidateFailure(f"forward raised: {described(err)}")
 
 
