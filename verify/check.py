@@ -38,7 +38,7 @@ import threading
 import time
 import traceback
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -595,5 +595,4 @@ def lines(report: dict[str, Any]) -> Iterator[str]:
                f"{sol['fraction']:.0%} of it")
 
 
-Exit = Callable[[dict[str, Any]], int]
 EXIT_CODES = {"accepted": 0, "rejected": 1, "error": 2}

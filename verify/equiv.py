@@ -22,6 +22,7 @@ from ir.kernel import Kernel
 from verify.against_ir import from_device
 from verify.ir_symbolic import Inexact, IrTerms, describe, is_nan
 from verify.prove import Obligation
+from verify.replay import chosen_bytes, filled
 
 TIMEOUT_MS = 20_000
 EQUAL = "kernels equal"
@@ -108,17 +109,7 @@ def chosen_inputs(kernel: Kernel, model: z3.ModelRef, memory: list[z3.ArrayRef])
         size = math.prod(param.type.shape) * param.type.dtype.itemsize
         if size > REPLAY_ELEMENTS:
             return None
-        data = np.zeros(size, np.uint8)
-        term = model[array]
-        entries = {}
-        while term is not None and z3.is_store(term):
-            entries.setdefault(term.arg(1).as_long(), term.arg(2).as_long())
-            term = term.arg(0)
-        if term is not None and z3.is_K(term) and z3.is_bv_value(term.arg(0)):
-            data[:] = term.arg(0).as_long()
-        for offset, byte in entries.items():
-            if offset < size:
-                data[offset] = byte
+        data = filled(size, chosen_bytes(model, array))
         arrays.append(np.array(from_device(data, param.type.dtype, param.type.shape)))
     return arrays
 

@@ -45,7 +45,7 @@ from verify.emulate import Launch, immediate_bits
 from verify.ir_symbolic import Inexact, IrTerms, describe, is_nan
 from verify.memory import layout
 from verify.ptxparse import Addr, Entry, Imm, Instruction, Reg, Sym, Vec, parse_ptx, type_bytes
-from verify.replay import Replayable, replay
+from verify.replay import Replayable, chosen_bytes, replay
 from verify.semantics import SEMANTICS, NotModelled, Op, decode, width
 from verify.symbolic import Z3Domain
 
@@ -616,15 +616,8 @@ class Prover:
     def remember(self, found: z3.ModelRef, ctas: list[z3.ExprRef], **facts: Any) -> None:
         """What a refutation's model says, to replay it concretely: the CTAs whose threads show it
         and every byte of the inputs the kernel reads (a default byte and the exceptions to it)."""
-        memory = {}
-        for param, array in self.tile.memory.items():
-            term = found[array]
-            entries: dict[int, int] = {}
-            while term is not None and z3.is_store(term):
-                entries.setdefault(term.arg(1).as_long(), term.arg(2).as_long())
-                term = term.arg(0)
-            if term is not None and z3.is_K(term) and z3.is_bv_value(term.arg(0)):
-                memory[param] = {"default": term.arg(0).as_long(), "bytes": entries}
+        chosen = {param: chosen_bytes(found, array) for param, array in self.tile.memory.items()}
+        memory = {param: c for param, c in chosen.items() if c is not None}
         self.witness = {"ctas": sorted({_value(found, c) for c in ctas}), "memory": memory, **facts}
 
     def vacuity(self) -> tuple[str, str]:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import z3
 
 from ir.interp import Precision, run
 from ir.kernel import Kernel
@@ -44,19 +45,34 @@ class Replayable:
     entry: str | None = None
 
 
+def chosen_bytes(model: z3.ModelRef, array: z3.ArrayRef) -> dict | None:
+    """A byte array as a model gives it: {"default": byte, "bytes": {offset: byte}} (None where the
+    model's value is not a constant array with stores on it)."""
+    term = model[array]
+    entries: dict[int, int] = {}
+    while term is not None and z3.is_store(term):
+        entries.setdefault(term.arg(1).as_long(), term.arg(2).as_long())  # the outermost store holds
+        term = term.arg(0)
+    if term is None or not (z3.is_K(term) and z3.is_bv_value(term.arg(0))):
+        return None
+    return {"default": term.arg(0).as_long(), "bytes": entries}
+
+
+def filled(size: int, chosen: dict | None) -> np.ndarray:
+    """`size` bytes as `chosen_bytes` describes them (zeros where nothing was chosen)."""
+    data = np.zeros(size, np.uint8)
+    if chosen is not None:
+        data[:] = chosen["default"]
+        for offset, byte in chosen["bytes"].items():
+            if 0 <= offset < size:
+                data[offset] = byte
+    return data
+
+
 def arguments(kernel: Replayable, witness: dict) -> list[np.ndarray]:
     """Each parameter's bytes: an input's as the model chose them, an output's zero."""
-    out = []
-    for param, size in zip(kernel.params, kernel.sizes):
-        chosen = witness.get("memory", {}).get(param)
-        data = np.zeros(size, np.uint8)
-        if chosen is not None:
-            data[:] = chosen["default"]
-            for offset, byte in chosen["bytes"].items():
-                if 0 <= offset < size:
-                    data[offset] = byte
-        out.append(data)
-    return out
+    memory = witness.get("memory", {})
+    return [filled(size, memory.get(param)) for param, size in zip(kernel.params, kernel.sizes)]
 
 
 def replay(name: str, witness: dict, kernel: Replayable) -> str:

@@ -172,10 +172,6 @@ def speed_of_light(model: torch.nn.Module, inputs: list[Any], outputs: list[Any]
             "floor_ms": floor_s * 1e3}
 
 
-def compiled(model: torch.nn.Module, mode: str | None) -> Callable[..., Any]:
-    return torch.compile(model, mode=mode)
-
-
 def time_check(harness: Any, opts: Any) -> dict[str, Any]:
     """The checker's timing of `harness.candidate` beside eager PyTorch and torch.compile: reasons
     ("stale-in-timing", "unordered", "faster-than-light") and figures."""
@@ -210,7 +206,7 @@ def time_check(harness: Any, opts: Any) -> dict[str, Any]:
 
     fns = {"candidate": guarded(harness.candidate), "eager": harness.model}
     if opts.compile:
-        fns["torch.compile"] = compiled(harness.model, "max-autotune" if opts.max_autotune else None)
+        fns["torch.compile"] = torch.compile(harness.model, mode="max-autotune" if opts.max_autotune else None)
     with torch.no_grad():
         warm = {}
         for name, fn in list(fns.items()):
