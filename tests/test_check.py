@@ -204,6 +204,33 @@ def test_timing_on_the_cpu_reports_medians_spread_and_repeatability(tmp_path):
     assert set(report["speedup"]) == {"eager"}
 
 
+def test_timing_rounds_interleave_call_by_call_and_read_the_clock_around_each_round():
+    from verify import timing
+
+    calls: list[str] = []
+    fns = {name: (lambda *_, n=name: calls.append(n)) for name in ("candidate", "eager")}
+    ticks = iter(range(100))
+    rotation = timing.Rotation([[torch.zeros(1)] for _ in range(timing.SLOTS)],
+                               [[torch.full((1,), float(k))] for k in range(timing.CONTENTS)])
+    times, clocks = timing.rounds(fns, rotation, "cpu", torch.zeros(1), 3, lambda *_: None, lambda: next(ticks))
+    assert calls == ["candidate", "eager"] * 3 * timing.ROUNDS
+    assert clocks == [[2 * r, 2 * r + 1] for r in range(timing.ROUNDS)]
+    assert all(len(per_round) == timing.ROUNDS and all(len(row) == 3 for row in per_round)
+               for per_round in times.values())
+
+
+def test_without_nvml_the_clock_reader_reads_none(monkeypatch):
+    import ctypes
+
+    from verify import timing
+
+    def missing(name: str) -> None:
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(ctypes, "CDLL", missing)
+    assert timing.sm_clock_reader(0)() is None
+
+
 # ---- the corpus, on the CPU
 
 

@@ -111,20 +111,26 @@ def timed_call(fn: Callable[..., Any], args: list[Any], device: str, flush: torc
 
 
 def rounds(fns: dict[str, Callable[..., Any]], rotation: Rotation, device: str, flush: torch.Tensor, reps: int,
-           verify: Callable[[str, int, Any], None]) -> dict[str, list[list[tuple[float, float]]]]:
-    """Each function `reps` times per round, in turn, for ROUNDS rounds; `verify(name, contents, out)`
-    sees every output."""
+           verify: Callable[[str, int, Any], None], clock: Callable[[], int | None] = lambda: None
+           ) -> tuple[dict[str, list[list[tuple[float, float]]]], list[list[int | None]]]:
+    """Each function `reps` times per round for ROUNDS rounds, call by call in turn (a drift of the
+    clocks falls on all alike); `verify(name, contents, out)` sees every output. Also the SM clock
+    (MHz, from `clock`) at the start and the end of each round."""
     times: dict[str, list[list[tuple[float, float]]]] = {name: [] for name in fns}
+    clocks: list[list[int | None]] = []
     for _ in range(ROUNDS):
-        for name, fn in fns.items():
-            row = []
-            for _ in range(reps):
+        rows: dict[str, list[tuple[float, float]]] = {name: [] for name in fns}
+        started = clock()
+        for _ in range(reps):
+            for name, fn in fns.items():
                 args, index = rotation.next()
                 event, idle, out = timed_call(fn, args, device, flush)
                 verify(name, index, out)
-                row.append((event, idle))
+                rows[name].append((event, idle))
+        clocks.append([started, clock()])
+        for name, row in rows.items():
             times[name].append(row)
-    return times
+    return times, clocks
 
 
 def timing_rows(times: dict[str, list[list[tuple[float, float]]]]) -> dict[str, dict[str, Any]]:
@@ -218,9 +224,11 @@ def time_check(harness: Any, opts: Any) -> dict[str, Any]:
                 errors[name] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
                 del fns[name]
         reps = opts.reps or max(REPS[0], min(REPS[1], int(ROUND_MS / max(min(warm["candidate"]), 1e-3))))
-        rows = timing_rows(rounds(fns, rotation, device, flush, reps, verify))
+        times, clocks = rounds(fns, rotation, device, flush, reps, verify,
+                               sm_clock_reader() if device == "cuda" else lambda: None)
+        rows = timing_rows(times)
     rows.update({name: {"error": message} for name, message in errors.items()})
-    result: dict[str, Any] = {"timing": rows, "reasons": reasons,
+    result: dict[str, Any] = {"timing": rows, "reasons": reasons, "round_sm_clock_mhz": clocks,
                               "speedup": {n: r["median_ms"] / rows["candidate"]["median_ms"]
                                           for n, r in rows.items() if n != "candidate" and "median_ms" in r}}
     if device == "cuda":
@@ -253,3 +261,38 @@ def guarded(candidate: Callable[..., Any]) -> Callable[..., Any]:
             raise forward_failure(err) from err
 
     return call
+
+
+NVML_CLOCK_SM = 1
+
+
+def sm_clock_reader(index: int | None = None) -> Callable[[], int | None]:
+    """A reader of the current SM clock in MHz through NVML (the driver's libnvidia-ml, by ctypes),
+    or of None where NVML is missing: a timing round whose clock fell (power or heat) shows it."""
+    import ctypes
+
+    try:
+        nvml = ctypes.CDLL("libnvidia-ml.so.1")
+        if nvml.nvmlInit_v2() != 0:
+            return lambda: None
+        handle = ctypes.c_void_p()
+        device = torch.cuda.current_device() if index is None else index
+        if nvml.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(nvml_index(device)), ctypes.byref(handle)) != 0:
+            return lambda: None
+    except (OSError, AttributeError):
+        return lambda: None
+
+    def read() -> int | None:
+        mhz = ctypes.c_uint()
+        return mhz.value if nvml.nvmlDeviceGetClockInfo(handle, NVML_CLOCK_SM, ctypes.byref(mhz)) == 0 else None
+
+    return read
+
+
+def nvml_index(cuda_index: int) -> int:
+    """NVML numbers devices by PCI order; CUDA_VISIBLE_DEVICES may renumber them for CUDA."""
+    import os
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    order = [v for v in visible.split(",") if v.strip().isdigit()]
+    return int(order[cuda_index]) if cuda_index < len(order) else cuda_index

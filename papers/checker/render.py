@@ -73,24 +73,42 @@ def suite_table(rows: list[dict[str, Any]]) -> list[str]:
         lines += [f"Repeatability: the candidate's median in the first and the second timing round agree within "
                   f"{REPEAT_LIMIT:.0%} for {within} of {len(deltas)} problems (largest difference "
                   f"{max(deltas):.2%}).", ""]
+    call_by_call = sum("round_sm_clock_mhz" in r["report"] for r in timed)
+    if timed:
+        lines += [f"{call_by_call} of {len(timed)} were timed with candidate and baselines interleaved call by call "
+                  "within each round and the SM clock read at the start and the end of each round (the SM clock "
+                  "column, MHz, blank where NVML could not be read); the others, from an earlier run, ran each "
+                  "function's calls of a round as a block.", ""]
     other = [r for r in rows if r not in checked]
     if other:
         lines += ["Not checked: " + "; ".join(f"`{r['name']}` ({r['verdict']}: {cell(row_error(r))[:200]})"
                                              for r in other), ""]
-    lines += ["| Problem | Verdict | Ours (us) | Eager (us) | Speedup | Speed of light | Rounds differ | Notes |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["| Problem | Verdict | Ours (us) | Eager (us) | Speedup | torch.compile (us) | Speedup | Speed of "
+              "light | Rounds differ | SM clock | Notes |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in checked:
         report = r["report"]
         timing = report.get("timing", {})
-        ours, eager = timing.get("candidate", {}), timing.get("eager", {})
+        ours, eager, compiled = (timing.get(n, {}) for n in ("candidate", "eager", "torch.compile"))
+        speedup = report.get("speedup", {})
         sol = report.get("speed_of_light", {})
         notes = [f"{x['code']}: {x['message']}" for x in report["reasons"]] + report.get("flags", [])
         lines.append(
             f"| `{r['name']}` | {r['verdict']} | {fmt(ours.get('median_ms'), 1e3, '.1f')} | "
-            f"{fmt(eager.get('median_ms'), 1e3, '.1f')} | {fmt(report.get('speedup', {}).get('eager'), 1, '.2f')} | "
+            f"{fmt(eager.get('median_ms'), 1e3, '.1f')} | {fmt(speedup.get('eager'), 1, '.2f')} | "
+            f"{fmt(compiled.get('median_ms'), 1e3, '.1f') or cell(compiled.get('error', ''))[:80]} | "
+            f"{fmt(speedup.get('torch.compile'), 1, '.2f')} | "
             f"{fmt(sol.get('fraction'), 100, '.0f')}{'%' if sol else ''} | "
-            f"{fmt(ours.get('repeat_delta'), 100, '.2f')}{'%' if ours else ''} | {cell('; '.join(notes))[:300]} |")
+            f"{fmt(ours.get('repeat_delta'), 100, '.2f')}{'%' if ours else ''} | {clocks(report)} | "
+            f"{cell('; '.join(notes))[:300]} |")
     return lines + [""]
+
+
+def clocks(report: dict[str, Any]) -> str:
+    """The SM clock at the start and the end of each timing round, e.g. "1980-1980, 1980-1755"."""
+    rounds = report.get("round_sm_clock_mhz", [])
+    if not rounds or any(v is None for pair in rounds for v in pair):
+        return ""
+    return ", ".join(f"{a}-{b}" for a, b in rounds)
 
 
 def row_error(row: dict[str, Any]) -> str:
@@ -150,8 +168,8 @@ def render(results: dict[str, Any]) -> str:
               "with fresh inputs (the problem's own distribution, a wide one with negatives and outliers, one "
               "crowded at the op's breakpoints), the allocator poisoned before each run, inputs in guard bands at "
               "fixed addresses and written behind a sleep on the current stream, two runs per trial with different "
-              "poison, float64 references; then timing interleaved with eager PyTorch (torch.compile is not timed "
-              "in these runs), input contents rotated under fixed addresses, every timed output checked, the L2 "
+              "poison, float64 references; then timing interleaved with eager PyTorch (and torch.compile where its "
+              "column has a figure), input contents rotated under fixed addresses, every timed output checked, the L2 "
               "flushed before each run, and a speed-of-light floor from the measured copy bandwidth.", ""]
     lines += not_run(rows)
     if parts["corpus"]:
