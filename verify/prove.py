@@ -70,6 +70,7 @@ class Access:
     size: int
     condition: z3.BoolRef
     data: z3.BitVecRef | None = None  # a store's bytes, the first lowest
+    occurrence: int = 0  # the instruction's how-manieth execution on its path (a loop's trip), from 0
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class SharedAccess:
     condition: z3.BoolRef
     epoch: int
     cluster: bool  # through the cluster window (.shared::cluster): another CTA's shared memory may be meant
+    occurrence: int = 0  # the instruction's how-manieth execution on its path (a loop's trip), from 0
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,13 @@ class _State:
     path: list[z3.BoolRef]
     trips: dict[int, int] = field(default_factory=dict)  # branch instruction -> times taken on this path
     epoch: int = 0  # CTA barriers passed on this path
+    visits: dict[int, int] = field(default_factory=dict)  # memory instruction's line -> executions on this path
+
+    def visit(self, line: int) -> int:
+        """How many times this path executed the instruction at `line` before (and count this one)."""
+        seen = self.visits.get(line, 0)
+        self.visits[line] = seen + 1
+        return seen
 
 
 SPECIAL_REGISTERS = frozenset({"%tid", "%ctaid", "%ntid", "%nctaid", "%laneid", "%warpid", "%cluster_ctarank",
@@ -318,7 +327,7 @@ def _branch(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
     if not _feasible(ex.tile, fallen):
         state.path, state.pc = taken, destination
         return None
-    other = _State(destination, dict(state.regs), taken, dict(state.trips), state.epoch)
+    other = _State(destination, dict(state.regs), taken, dict(state.trips), state.epoch, dict(state.visits))
     state.path, state.pc = fallen, state.pc + 1
     return other
 
@@ -363,7 +372,8 @@ def _barrier(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Bo
             if not _feasible(ex.tile, taken):
                 state.path, state.pc = skipped, state.pc + 1
                 return None
-            other = _State(state.pc + 1, dict(state.regs), skipped, dict(state.trips), state.epoch)
+            other = _State(state.pc + 1, dict(state.regs), skipped, dict(state.trips), state.epoch,
+                           dict(state.visits))
         state.path = taken
     ex.tile.barriers.append(Barrier(ins, _condition(state, None), state.epoch))
     state.epoch += 1
@@ -374,7 +384,8 @@ def _barrier(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Bo
 INTRA_CTA_SPACES = ("shared", "shared::cta", "shared::cluster")
 
 
-def _shared(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
+def _shared(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None,
+            occurrence: int = 0) -> _State | None:
     """A shared-memory access: recorded for the race obligation; a load's value is abstracted."""
     address_operand = ins.operands[1] if op.base == "ld" else ins.operands[0]
     values = ins.operands[0] if op.base == "ld" else ins.operands[1]
@@ -385,13 +396,14 @@ def _shared(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
     count = len(values.regs) if isinstance(values, Vec) else 1
     ex.tile.shared.append(SharedAccess(
         "load" if op.base == "ld" else "store", ins, start + z3.BitVecVal(address_operand.offset, 32),
-        type_bytes(op.type) * count, _condition(state, guard), state.epoch, op.has("shared::cluster")))
+        type_bytes(op.type) * count, _condition(state, guard), state.epoch, op.has("shared::cluster"), occurrence))
     return (_abstract if op.base == "ld" else _no_effect)(ex, state, ins, op, guard)
 
 
 def _memory(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
+    occurrence = state.visit(ins.line)
     if any(m in op.mods for m in INTRA_CTA_SPACES):
-        return _shared(ex, state, ins, op, guard)
+        return _shared(ex, state, ins, op, guard, occurrence)
     spaces = [m for m in op.mods if m in ("local", "const")]
     if spaces:
         raise Unsupported(f"line {ins.line}: {ins.opcode} (.{spaces[0]} memory)")
@@ -416,10 +428,10 @@ def _memory(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
         parts = values.regs if isinstance(values, Vec) else (values,)
         data = [ex.read(state, Reg(p) if isinstance(p, str) else p, op.type) for p in parts]
         stored = z3.Concat(*reversed(data)) if len(data) > 1 else data[0]
-        ex.tile.accesses.append(Access("store", ins, address, size, _condition(state, guard), stored))
+        ex.tile.accesses.append(Access("store", ins, address, size, _condition(state, guard), stored, occurrence))
         state.pc += 1
         return None
-    ex.tile.accesses.append(Access("load", ins, address, size, _condition(state, guard)))
+    ex.tile.accesses.append(Access("load", ins, address, size, _condition(state, guard), None, occurrence))
     param = _base_of(ex.tile, address)
     names = values.regs if isinstance(values, Vec) else (values.name,) if isinstance(values, Reg) else ()
     for k, name in enumerate(names):
@@ -481,11 +493,12 @@ def symbolic_tile(ptx: str, launch: Launch, kernel: str | None = None) -> Tile:
 
 
 def _merged(accesses: list[Access]) -> list[Access]:
-    """One access per instruction: a thread follows one path, so the instruction's address is the
-    one of the path whose condition holds."""
-    by_instruction: dict[tuple[int, str], list[Access]] = {}
+    """One access per instruction and execution of it on a path (a loop's trips are executions):
+    a thread follows one path, so the address of its n-th execution of an instruction is the one
+    of the path whose condition holds."""
+    by_instruction: dict[tuple[int, str, int], list[Access]] = {}
     for access in accesses:
-        by_instruction.setdefault((access.instruction.line, access.kind), []).append(access)
+        by_instruction.setdefault((access.instruction.line, access.kind, access.occurrence), []).append(access)
     merged = []
     for group in by_instruction.values():
         address, data = group[-1].address, group[-1].data
@@ -494,15 +507,17 @@ def _merged(accesses: list[Access]) -> list[Access]:
             if data is not None and access.data is not None:
                 data = z3.If(access.condition, access.data, data)
         condition = z3.Or(*[a.condition for a in group]) if len(group) > 1 else group[0].condition
-        merged.append(Access(group[0].kind, group[0].instruction, address, group[0].size, condition, data))
+        merged.append(Access(group[0].kind, group[0].instruction, address, group[0].size, condition, data,
+                             group[0].occurrence))
     return merged
 
 
 def _merged_shared(accesses: list[SharedAccess]) -> list[SharedAccess]:
-    """One shared access per instruction and epoch, its address the one of the path taken."""
-    groups: dict[tuple[int, str, int], list[SharedAccess]] = {}
+    """One shared access per instruction, epoch and execution of it on a path, its address the one
+    of the path taken."""
+    groups: dict[tuple[int, str, int, int], list[SharedAccess]] = {}
     for access in accesses:
-        groups.setdefault((access.instruction.line, access.kind, access.epoch), []).append(access)
+        groups.setdefault((access.instruction.line, access.kind, access.epoch, access.occurrence), []).append(access)
     merged = []
     for group in groups.values():
         address = group[-1].address
@@ -511,7 +526,7 @@ def _merged_shared(accesses: list[SharedAccess]) -> list[SharedAccess]:
         condition = z3.Or(*[a.condition for a in group]) if len(group) > 1 else group[0].condition
         first = group[0]
         merged.append(SharedAccess(first.kind, first.instruction, address, first.size, condition, first.epoch,
-                                   first.cluster))
+                                   first.cluster, first.occurrence))
     return sorted(merged, key=lambda a: (a.epoch, a.instruction.line))
 
 
@@ -772,9 +787,14 @@ class Prover:
         witnesses = []
         for store in stores:
             affine = self.affine(store, output)
-            if affine is None:
-                return "inconclusive", f"{store.instruction}: its offset is not affine in the thread's linear index"
-            witnesses.append(self._covers_by_inverse(store, output, byte, *affine))
+            if affine is not None:
+                witnesses.append(self._covers_by_inverse(store, output, byte, *affine))
+                continue
+            weights = self.bit_weights(store, output)
+            if weights is None:
+                return "inconclusive", (f"{store.instruction}: its offset is neither affine in the thread's linear "
+                                        "index nor a sum of weighted bits of the CTA and thread indices")
+            witnesses.append(self._covers_by_bits(store, output, byte, *weights))
         result, found = self.check(self.base_facts() + [z3.ULT(byte, size), z3.Not(z3.Or(*witnesses))]
                                if witnesses else [z3.BoolVal(True)])
         if result == z3.unsat:
@@ -809,6 +829,52 @@ class Prover:
         offset = z3.substitute(self.offset(store, output), (tile.cta, cta), (tile.tid, tid))
         condition = z3.substitute(store.condition, (tile.cta, cta), (tile.tid, tid))
         return z3.And(z3.UGE(byte, b), z3.ULT(linear, tile.launch.ctas * threads), condition,
+                      z3.ULE(offset, byte), z3.ULT(byte, offset + store.size))
+
+    def bit_weights(self, store: Access, output: str) -> tuple[int, list[tuple[int, str, int]]] | None:
+        """(b, [(weight, "cta" or "tid", bit)]) with offset = b + the sum of the weights of the index bits
+        that are set, for every thread, proved; None if the offset has no such form. Row layouts take it:
+        row * length + lane * vector, with rows and lanes bit fields of the CTA and thread indices."""
+        tile, offset = self.tile, self.offset(store, output)
+
+        def at(cta: int, tid: int) -> int | None:
+            value = z3.simplify(z3.substitute(offset, (tile.cta, z3.BitVecVal(cta, 32)),
+                                              (tile.tid, z3.BitVecVal(tid, 32))))
+            return value.as_long() if z3.is_bv_value(value) else None
+
+        b = at(0, 0)
+        if b is None:
+            return None
+        weights = []
+        for name, count in (("cta", tile.launch.ctas), ("tid", tile.launch.threads)):
+            for bit in range(max(count - 1, 0).bit_length()):
+                value = at(1 << bit, 0) if name == "cta" else at(0, 1 << bit)
+                if value is None:
+                    return None
+                weights.append(((value - b) % 2**64, name, bit))
+        index = {"cta": tile.cta, "tid": tile.tid}
+        total = z3.BitVecVal(b, 64) + sum((z3.If(z3.Extract(bit, bit, index[name]) == 1, z3.BitVecVal(w, 64),
+                                                 z3.BitVecVal(0, 64)) for w, name, bit in weights), z3.BitVecVal(0, 64))
+        result, _ = self.check(tile.assumptions() + [offset != total])
+        return (b, weights) if result == z3.unsat else None
+
+    def _covers_by_bits(self, store: Access, output: str, byte: z3.BitVecRef, b: int,
+                        weights: list[tuple[int, str, int]]) -> z3.BoolRef:
+        """`byte` is covered by `store` of the thread that a mixed-radix division of byte - b picks:
+        runs of bits of one index whose weights double make a field (a row, a lane), each field's
+        value the quotient by its weight, largest weight first (bits of weight 0 left clear). The pick
+        is only a candidate: the query checks that this thread exists, stores and covers the byte."""
+        tile = self.tile
+        rest: z3.BitVecRef = byte - b
+        index = {"cta": z3.BitVecVal(0, 32), "tid": z3.BitVecVal(0, 32)}
+        for weight, name, low, bits in sorted(_fields(weights), key=lambda f: -f[0]):
+            value = z3.Extract(31, 0, z3.UDiv(rest, weight)) & ((1 << bits) - 1)
+            rest = z3.URem(rest, weight)
+            index[name] = index[name] | (value << low)
+        cta, tid = index["cta"], index["tid"]
+        offset = z3.substitute(self.offset(store, output), (tile.cta, cta), (tile.tid, tid))
+        condition = z3.substitute(store.condition, (tile.cta, cta), (tile.tid, tid))
+        return z3.And(z3.UGE(byte, b), z3.ULT(cta, tile.launch.ctas), z3.ULT(tid, tile.launch.threads), condition,
                       z3.ULE(offset, byte), z3.ULT(byte, offset + store.size))
 
     def values_equal_the_ir(self, ir: Kernel) -> tuple[str, str]:
@@ -868,7 +934,23 @@ class Prover:
             self.witness = {"output": output, "byte": missing, "memory": {}}  # no CTA writes it: all must run
             return "refuted", f"byte {missing} of {self.names[output]} ({self.sizes[output]} bytes) is never written"
         return "inconclusive", f"{self.names[output]}: byte {missing} is written, but not by the thread the " \
-                               "store's affine index points to: coverage needs another argument"
+                               "inverse of the store's index points to: coverage needs another argument"
+
+
+def _fields(weights: list[tuple[int, str, int]]) -> list[tuple[int, str, int, int]]:
+    """(weight of the lowest bit, index, lowest bit, bits) for each run of consecutive bits of one
+    index whose weights double from bit to bit; bits of weight 0 are left out."""
+    fields: list[tuple[int, str, int, int]] = []
+    for weight, name, bit in weights:
+        if not weight:
+            continue
+        if fields:
+            first, last_name, low, bits = fields[-1]
+            if last_name == name and low + bits == bit and first << bits == weight:
+                fields[-1] = (first, name, low, bits + 1)
+                continue
+        fields.append((weight, name, bit, 1))
+    return fields
 
 
 def verdict(obligations: list[Obligation]) -> str:
@@ -905,8 +987,9 @@ def prove_memory(ptx: str, launch: Launch, sizes: list[int], names: list[str], o
     prover = Prover(tile, dict(zip(params, sizes)), dict(zip(params, names)), [params[i] for i in sorted(outputs)],
                     deadline=started + KERNEL_SECONDS)
     results = [prover.timed("assumptions are satisfiable", prover.vacuity)]
-    for access in sorted(tile.accesses, key=lambda a: a.instruction.line):
-        results.append(prover.timed(f"in bounds: {access.instruction}", lambda a=access: prover.in_bounds(a)))
+    for access in sorted(tile.accesses, key=lambda a: (a.instruction.line, a.occurrence)):
+        trip = f" (execution {access.occurrence + 1} on its path)" if access.occurrence else ""
+        results.append(prover.timed(f"in bounds: {access.instruction}{trip}", lambda a=access: prover.in_bounds(a)))
     results.append(prover.timed("inputs unchanged", prover.inputs_unchanged))
     for output in prover.outputs:
         name = prover.names[output]
