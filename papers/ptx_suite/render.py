@@ -40,7 +40,8 @@ def _row(row: dict[str, Any], copy_gbs: float) -> str:
             f"{eager / ours:.2f} | {compiled / ours:.2f} | {t['ours']['gb_per_s'] / copy_gbs:.0%} |")
 
 
-SCHEDULE_LABELS = {"row": ("threads_per_row", "cache_row", "shared_row", "cluster", "unroll", "block_size"),
+SCHEDULE_LABELS = {"row": ("threads_per_row", "cache_row", "shared_row", "online", "cluster", "unroll",
+                           "block_size"),
                    "column": ("threads_along_reduction", "unroll", "block_size"),
                    "elementwise": ("ctas_per_sm", "unroll", "block_size")}
 

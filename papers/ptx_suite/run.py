@@ -142,7 +142,12 @@ SWEEPS = {**{f"elementwise/{name}": ELEMENTWISE_KNOBS for name in ("relu_f32", "
 # Rows kept in shared memory between walks, for the long rows of every kind.
 SHARED_ROW_SWEEPS = {f"rowsweep/{kind}_{dtype}_{n}": SHARED_ROW_KNOBS for kind in ("softmax", "layernorm", "rmsnorm")
                      for dtype in ("bf16", "f32") for n in (65536, 262144)}
-SWEEP_SETS = {"default": SWEEPS, "shared_row": SHARED_ROW_SWEEPS}
+# Long rows read once (logsumexp): one online pass or two passes over cached rows, a row split over a cluster.
+ONCE_KNOBS = [dict(threads_per_row=t, block_size=t, cluster=k, cache_row=c, online=o, unroll=1 if c else 4)
+              for o in (True, False) for t in (64, 128, 256, 512, 1024) for k in (1, 2, 4, 8, 16) for c in (True, False)
+              if t >= 256 and k <= 8 or t <= 256 and k >= 2]
+ONCE_SWEEPS = {f"rowsweep/logsumexp_{dtype}_{n}": ONCE_KNOBS for dtype in ("bf16", "f32") for n in (65536, 262144)}
+SWEEP_SETS = {"default": SWEEPS, "shared_row": SHARED_ROW_SWEEPS, "read_once": ONCE_SWEEPS}
 
 
 def sweep(path: Path, knob_sets: list[dict[str, Any]], flush: torch.Tensor, reps: int) -> list[dict[str, Any]]:
