@@ -602,6 +602,7 @@ class Prover:
     outputs: list[str]  # parameters written by the kernel
     deadline: float = field(default_factory=lambda: time.perf_counter() + KERNEL_SECONDS)
     witness: dict[str, Any] = field(default_factory=dict)  # the last refutation's model (see `remember`)
+    weights: dict[tuple[int, str], Any] = field(default_factory=dict)  # (store, output) -> its bit weights
 
     def base_facts(self) -> list[z3.BoolRef]:
         facts = []
@@ -680,6 +681,8 @@ class Prover:
 
     def written_at_most_once(self, output: str) -> tuple[str, str]:
         stores = self.stores_to(output)
+        if len(stores) > 2 and self._no_overlap_among(output, stores):
+            return "proved", f"no two stores to {self.names[output]} overlap ({len(stores)} store instruction(s))"
         for i, first in enumerate(stores):
             for second in stores[i:]:
                 verdict = self._overlap(output, first, second)
@@ -687,9 +690,34 @@ class Prover:
                     return verdict
         return "proved", f"no two stores to {self.names[output]} overlap ({len(stores)} store instruction(s))"
 
+    def _no_overlap_among(self, output: str, stores: list[Access]) -> bool:
+        """One query for every pair of stores at once (each side a store chosen by a symbolic index):
+        True if no two overlap; False if some may or the solver gave up (the pairs are then asked
+        one by one, for the message and the witness)."""
+        tile = self.tile
+        pick, other_pick = z3.BitVec("store", 16), z3.BitVec("store'", 16)
+
+        def chosen(index: z3.BitVecRef, suffix: str) -> tuple[z3.BitVecRef, z3.BitVecRef, z3.BoolRef]:
+            offset: z3.BitVecRef = z3.BitVecVal(0, 64)
+            size: z3.BitVecRef = z3.BitVecVal(0, 64)
+            for k, store in enumerate(stores):
+                offset = z3.If(index == k, _renamed(tile, self.bit_sum(store, output), suffix), offset)
+                size = z3.If(index == k, z3.BitVecVal(store.size, 64), size)
+            condition = z3.Or(*[z3.And(index == k, _renamed(tile, store.condition, suffix))
+                                for k, store in enumerate(stores)])
+            return offset, size, condition
+
+        (a, a_size, a_cond), (b, b_size, b_cond) = chosen(pick, ""), chosen(other_pick, "'")
+        other_cta, other_tid = _renamed(tile, tile.cta, "'"), _renamed(tile, tile.tid, "'")
+        distinct = z3.Or(pick != other_pick, tile.cta != other_cta, tile.tid != other_tid)
+        overlap = z3.And(z3.ULT(a, b + b_size), z3.ULT(b, a + a_size))
+        result, _ = self.check(tile.assumptions() + tile.assumptions("'") + self.base_facts()
+                               + [a_cond, b_cond, distinct, overlap])
+        return result == z3.unsat
+
     def _overlap(self, output: str, first: Access, second: Access) -> tuple[str, str] | None:
         tile = self.tile
-        a, b = self.offset(first, output), _renamed(tile, self.offset(second, output), "'")
+        a, b = self.bit_sum(first, output), _renamed(tile, self.bit_sum(second, output), "'")
         other_cta, other_tid = _renamed(tile, tile.cta, "'"), _renamed(tile, tile.tid, "'")
         distinct = z3.Or(tile.cta != other_cta, tile.tid != other_tid) if first is second else z3.BoolVal(True)
         overlap = z3.And(z3.ULT(a, b + second.size), z3.ULT(b, a + first.size))
@@ -835,6 +863,20 @@ class Prover:
         """(b, [(weight, "cta" or "tid", bit)]) with offset = b + the sum of the weights of the index bits
         that are set, for every thread, proved; None if the offset has no such form. Row layouts take it:
         row * length + lane * vector, with rows and lanes bit fields of the CTA and thread indices."""
+        key = (id(store), output)
+        if key not in self.weights:
+            self.weights[key] = self._bit_weights(store, output)
+        return self.weights[key]
+
+    def bit_sum(self, store: Access, output: str) -> z3.BitVecRef:
+        """The store's offset, as the sum of its bits' weights where that form is proved (additions
+        of constants are far cheaper for the solver than products by a row length), else as is."""
+        weights = self.bit_weights(store, output)
+        if weights is None:
+            return self.offset(store, output)
+        return _bit_sum(self.tile, *weights)
+
+    def _bit_weights(self, store: Access, output: str) -> tuple[int, list[tuple[int, str, int]]] | None:
         tile, offset = self.tile, self.offset(store, output)
 
         def at(cta: int, tid: int) -> int | None:
@@ -852,10 +894,7 @@ class Prover:
                 if value is None:
                     return None
                 weights.append(((value - b) % 2**64, name, bit))
-        index = {"cta": tile.cta, "tid": tile.tid}
-        total = z3.BitVecVal(b, 64) + sum((z3.If(z3.Extract(bit, bit, index[name]) == 1, z3.BitVecVal(w, 64),
-                                                 z3.BitVecVal(0, 64)) for w, name, bit in weights), z3.BitVecVal(0, 64))
-        result, _ = self.check(tile.assumptions() + [offset != total])
+        result, _ = self.check(tile.assumptions() + [offset != _bit_sum(tile, b, weights)])
         return (b, weights) if result == z3.unsat else None
 
     def _covers_by_bits(self, store: Access, output: str, byte: z3.BitVecRef, b: int,
@@ -935,6 +974,13 @@ class Prover:
             return "refuted", f"byte {missing} of {self.names[output]} ({self.sizes[output]} bytes) is never written"
         return "inconclusive", f"{self.names[output]}: byte {missing} is written, but not by the thread the " \
                                "inverse of the store's index points to: coverage needs another argument"
+
+
+def _bit_sum(tile: Tile, b: int, weights: list[tuple[int, str, int]]) -> z3.BitVecRef:
+    """b plus the weight of every set bit of the CTA and thread indices."""
+    index = {"cta": tile.cta, "tid": tile.tid}
+    return z3.BitVecVal(b, 64) + sum((z3.If(z3.Extract(bit, bit, index[name]) == 1, z3.BitVecVal(w, 64),
+                                            z3.BitVecVal(0, 64)) for w, name, bit in weights if w), z3.BitVecVal(0, 64))
 
 
 def _fields(weights: list[tuple[int, str, int]]) -> list[tuple[int, str, int, int]]:
