@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 from ir.dtypes import DType
 from ir.kernel import Instr, Kernel, Param
@@ -32,6 +33,8 @@ MAX_CACHED_ELEMENTS = 32  # per thread, in default schedules of rows read more t
 # approx_math: with the accurate exp, the update's second exp per element costs more).
 ONLINE_FROM = {True: 16384, False: 65536}
 MAX_REGISTER_ELEMENTS = 128  # per thread: more cached elements than this are refused
+LONG_ROW, LONG_ROW_THREADS = 16384, 256  # rows longer than this with per-row outputs: CTAs of this many threads
+LONG_ROW_THREAD_BYTES = 256  # of such a row, held in registers by each thread
 SHARED_ROW_BYTES = 64 * 1024  # a CTA's share of a row kept in shared memory, in default schedules
 
 
@@ -294,6 +297,9 @@ def default_row_schedule(kernel: Kernel, target: Target, approx: bool) -> RowSch
     """The widest vector the row allows, and threads per row from measurements on H100
     (papers/ptx_suite, schedule sweep over rows of 1024 to 262144 elements):
 
+    - a row longer than 16384 with per-row outputs only (logsumexp) takes CTAs of 256 threads, 256
+      bytes of it a thread held in registers, over a cluster of up to 8 (a sweep of these rows:
+      papers/ptx_suite, `--sweep-set read_once`); longer rows, a cluster of 2 walking it uncached;
     - a row read once is held in static slots, up to 16 vectors (128 elements) a thread; a max
       and a sum of exp(x - max) whose outputs are per row (logsumexp) make one online pass where
       the row is longer than 16384 (65536 with accurate math; shorter rows are faster kept in
@@ -314,6 +320,9 @@ def default_row_schedule(kernel: Kernel, target: Target, approx: bool) -> RowSch
         online_from = ONLINE_FROM[approx]
         if passes > 1 and length > online_from and probe.passes() - len(probe.online_pairs()) == 1:
             passes, knobs["online"] = 1, True  # a long row read once by an online pass (logsumexp)
+        reduced = _long_row_reduced(probe, knobs, target)
+        if reduced is not None:
+            return reduced
         if passes == 1:
             per_thread = min(MAX_REGISTER_ELEMENTS, 16 * vector)
             threads = _clamp_threads(-(-length // per_thread), 1024)
@@ -335,6 +344,22 @@ def default_row_schedule(kernel: Kernel, target: Target, approx: bool) -> RowSch
                                cluster=min(8, target.max_cluster_size), unroll=4)
         return RowSchedule(**knobs, block_size=1024, threads_per_row=1024, cache_row=False, unroll=4)  # type: ignore[arg-type]
     raise LoweringError(f"kernel {kernel.name}: no vector width fits its rows")
+
+
+def _long_row_reduced(probe: RowReductionLowering, knobs: dict[str, Any], target: Target) -> RowSchedule | None:
+    """A row longer than LONG_ROW with per-row outputs only (logsumexp): CTAs of 256 threads, each
+    thread holding LONG_ROW_THREAD_BYTES of the row in registers (at most MAX_REGISTER_ELEMENTS),
+    over a cluster of as many as hold the row (at most 8); a row longer than that is walked by a
+    cluster of 2 such CTAs, uncached."""
+    if probe.row_length <= LONG_ROW or probe.outputs_along_row() or not target.has(Feature.CLUSTERS):
+        return None
+    per_thread = min(MAX_REGISTER_ELEMENTS, LONG_ROW_THREAD_BYTES // max(1, probe.stage_itemsize()))
+    cluster = _next_power_of_two(-(-probe.row_length // (LONG_ROW_THREADS * per_thread)))
+    if cluster <= min(8, target.max_cluster_size):
+        return RowSchedule(**knobs, block_size=LONG_ROW_THREADS, threads_per_row=LONG_ROW_THREADS, cache_row=True,
+                           cluster=cluster, unroll=1)
+    return RowSchedule(**knobs, block_size=LONG_ROW_THREADS, threads_per_row=LONG_ROW_THREADS, cache_row=False,
+                       cluster=2, unroll=4)
 
 
 def _shared_row_cluster(probe: RowReductionLowering, target: Target) -> int | None:

@@ -5,7 +5,8 @@ symbolic addresses, the launch and the shapes as in production.
 The kernel is executed symbolically with `verify.semantics` evaluated in the z3 domain; each
 conditional branch forks the path where some thread can take either side, so loops unroll as far
 as any thread goes. Global loads read the inputs' bytes (z3 arrays); every global load and store
-is recorded with its address, the condition under which it happens and a store's bytes. What
+is recorded with its address, the condition under which it happens and a store's bytes (each
+execution of an instruction on a path, such as each trip of a loop, as an access of its own). What
 other threads supply (shuffles, shared and cluster-shared loads) is abstracted as any value at
 all; shared accesses and CTA barriers are recorded for the race and barrier obligations. The obligations are then one
 solver query each:
@@ -13,7 +14,9 @@ solver query each:
 - in bounds: every access lies inside the buffer its address is derived from, aligned to its size;
 - inputs unchanged: no store lands in a buffer the kernel only reads;
 - written at most once: no two stores (of two threads, or two stores of one thread) overlap;
-- written at least once: every byte of every output is covered by some store;
+- written at least once: every byte of every output is covered by some store (found by inverting
+  the store's offset: affine in the thread's linear index, or a sum of weighted bits of the CTA
+  and thread indices, by mixed-radix division; the inverse is a candidate the query checks);
 - no shared-memory race: two threads of one CTA (both symbolic) never touch the same shared byte
   between the same two barriers with one of them writing (each shared access is recorded with the
   number of CTA barriers its path passed before it);
