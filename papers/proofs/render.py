@@ -33,8 +33,8 @@ def _first_open(row: dict[str, Any]) -> str:
 def _reason(obligation: dict[str, Any]) -> str:
     """An inconclusive obligation's reason, without the line numbers that make each one unique."""
     detail = obligation["detail"]
-    if "not affine" in detail:
-        return "coverage: a store whose offset is not affine in the thread's linear index"
+    if "not affine" in detail or "neither affine" in detail:
+        return "coverage: a store whose offset is neither affine nor a sum of weighted index bits"
     if "through the cluster window" in detail:
         return "races: accesses to other CTAs' shared memory (a cluster's) are not modelled; none among the CTA's own"
     return re.sub(r"line \d+: ", "", detail).split(" (")[0][:120]
@@ -60,7 +60,8 @@ def render(results: dict[str, Any]) -> str:
         f"run {env['date']}.",
         "- Each kernel's PTX is parsed back from text and executed symbolically for one thread of one CTA, "
         "both symbolic (so a proof covers every thread of the launch); each obligation is one solver query: "
-        "every global load and store in bounds and aligned, inputs never stored to, every output byte "
+        "every global load and store in bounds and aligned (each execution of it on a path, such as each trip of "
+        "a loop, on its own), inputs never stored to, every output byte "
         "written at most once (two symbolic threads) and at least once, no shared-memory race between two "
         "threads of a CTA, no barrier that only some threads of a CTA reach; then the output values.",
         f"- {len(rows)} kernels: {verdicts['proved']} proved on every obligation, "
