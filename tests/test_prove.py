@@ -196,8 +196,51 @@ def test_stored_values_are_proved_equal_to_the_ir(kernel: Kernel) -> None:
     assert verdict(list(obligations.values())) == "proved"
 
 
+# Row sums of 37 rows of 1003, one row to 64 threads: every element of %x enters the sum, so a NaN
+# anywhere must reach an output, and a kernel that never reads an element cannot be right.
+ROW_SUM = parse("kernel k(%x: f32[37, 1003]) -> (%y: f32[37]) {\n  %y = sum(%x, axes=[1])\n  return %y\n}")
+# Wrong reductions: (kernel, the text changed, its replacement, the byte the refutation names).
+REDUCTION_MUTANTS = {
+    # each row's bound lowered by one: its last element never enters the sum
+    "dropped_reduction_term": (ROW_SUM, "selp.b32 %r11, 1003, 0, %p1", "selp.b32 %r11, 1002, 0, %p1", "is never read"),
+    # the row's start counted in elements of the row before: rows overlap, the last 37 elements unread
+    "row_start_off_by_one": (ROW_SUM, "mul.lo.u32 %r9, %r8, 1003", "mul.lo.u32 %r9, %r8, 1002", "is never read"),
+}
+
+
+def test_a_reduction_kernel_is_proved_to_read_every_element_it_reduces() -> None:
+    obligations = {o.name: o for o in prove_kernel(*lowered(ROW_SUM), ROW_SUM)}
+    assert obligations["%x read in full"].status == "proved", obligations["%x read in full"]
+    assert all(o.status == "proved" for name, o in obligations.items() if name != VALUES), \
+        [o for o in obligations.values() if o.status != "proved"]
+
+
+@pytest.mark.parametrize("name", sorted(REDUCTION_MUTANTS))
+def test_a_dropped_reduction_term_is_refuted_and_replayed_with_a_nan_the_kernel_never_sees(name: str) -> None:
+    kernel, old, new, fragment = REDUCTION_MUTANTS[name]
+    ptx, launch = lowered(kernel)
+    assert old in ptx, f"{old!r} is not in the kernel: the mutant table is out of date"
+    obligations = {o.name: o for o in prove_kernel(ptx.replace(old, new, 1), launch, kernel)}
+    unread = obligations["%x read in full"]
+    assert unread.status == "refuted" and fragment in unread.detail and "enters a reduction" in unread.detail, unread
+    assert "reproduced on the emulator" in unread.replay and "stay bit for bit the same" in unread.replay, unread.replay
+
+
+def test_inputs_reduced_in_full_follow_ops_that_carry_a_nan() -> None:
+    from verify.prove import inputs_reduced_in_full
+
+    masked = parse("kernel k(%x: f32[8, 16], %m: f32[8, 16]) -> (%y: f32[8]) {\n  %z = const(0.0) : f32\n"
+                   "  %g = gt(%m, %z)\n  %w = where(%g, %x, %z)\n  %y = sum(%w, axes=[1])\n  return %y\n}")
+    scaled = parse("kernel k(%x: f32[8, 16], %s: f32[16]) -> (%y: f32[8]) {\n  %e = exp(%x)\n"
+                   "  %p = mul(%e, %s)\n  %y = amax(%p, axes=[1])\n  return %y\n}")
+    assert inputs_reduced_in_full(ROW_SUM) == [0]
+    assert inputs_reduced_in_full(masked) == []  # where() may leave elements of %x unread, rightly
+    assert inputs_reduced_in_full(scaled) == [0, 1]  # a broadcast weight enters every row's max
+    assert inputs_reduced_in_full(ELEMENTWISE) == []
+
+
 def test_the_corpus_of_wrong_kernels_has_twenty() -> None:
-    assert len(MUTANTS) + len(VALUE_MUTANTS) >= 20
+    assert len(MUTANTS) + len(VALUE_MUTANTS) + len(REDUCTION_MUTANTS) >= 20
 
 
 def test_a_cta_reduction_is_proved_race_free_with_uniform_barriers() -> None:

@@ -17,6 +17,8 @@ solver query each:
 - written at least once: every byte of every output is covered by some store (found by inverting
   the store's offset: affine in the thread's linear index, or a sum of weighted bits of the CTA
   and thread indices, by mixed-radix division; the inverse is a candidate the query checks);
+- read in full: every element of an input that the IR reduces through ops carrying a NaN is loaded
+  by some thread (a kernel that never reads one cannot see a NaN there, which must reach an output);
 - no shared-memory race: two threads of one CTA (both symbolic) never touch the same shared byte
   between the same two barriers with one of them writing (each shared access is recorded with the
   number of CTA barriers its path passed before it);
@@ -44,6 +46,7 @@ import z3
 
 from ir.dtypes import DType
 from ir.kernel import Kernel
+from ir.ops import Op as IrOp
 from verify.emulate import Launch, immediate_bits
 from verify.ir_symbolic import Inexact, IrTerms, describe, is_nan
 from verify.memory import layout
@@ -807,33 +810,44 @@ class Prover:
                           if count else "no CTA barrier")
 
     def written_at_least_once(self, output: str) -> tuple[str, str]:
-        stores, size = self.stores_to(output), self.sizes[output]
-        tile = self.tile
+        return self._covered(output, self.stores_to(output), "store")
+
+    def read_in_full(self, param: str) -> tuple[str, str]:
+        """Every byte of an input whose every element enters a reduction of the IR is loaded by some
+        thread: a kernel that never reads one cannot see a NaN there, which must reach an output."""
+        loads = [a for a in self.tile.accesses if a.kind == "load" and _base_of(self.tile, a.address) == param]
+        return self._covered(param, loads, "load")
+
+    def _covered(self, param: str, accesses: list[Access], kind: str) -> tuple[str, str]:
+        """Every byte of `param` is covered by one of `accesses` of some thread: each access's offset
+        is inverted (affine, or bit fields) to the thread that should cover a byte, and the query
+        checks that thread exists, makes the access and covers it."""
+        size, tile, verb = self.sizes[param], self.tile, COVER_VERBS[kind]
         thread = {str(tile.cta), str(tile.tid)}
-        for store in stores:
-            if any(str(s) not in thread for s in _free_symbols(store.condition)
+        for access in accesses:
+            if any(str(s) not in thread for s in _free_symbols(access.condition)
                    if str(s) not in {str(b) for b in tile.bases.values()}):
-                return "inconclusive", f"{store.instruction}: whether it stores depends on data"
+                return "inconclusive", f"{access.instruction}: whether it {kind}s depends on data"
         byte = z3.BitVec("byte", 64)
         witnesses = []
-        for store in stores:
-            affine = self.affine(store, output)
+        for access in accesses:
+            affine = self.affine(access, param)
             if affine is not None:
-                witnesses.append(self._covers_by_inverse(store, output, byte, *affine))
+                witnesses.append(self._covers_by_inverse(access, param, byte, *affine))
                 continue
-            weights = self.bit_weights(store, output)
+            weights = self.bit_weights(access, param)
             if weights is None:
-                return "inconclusive", (f"{store.instruction}: its offset is neither affine in the thread's linear "
+                return "inconclusive", (f"{access.instruction}: its offset is neither affine in the thread's linear "
                                         "index nor a sum of weighted bits of the CTA and thread indices")
-            witnesses.append(self._covers_by_bits(store, output, byte, *weights))
+            witnesses.append(self._covers_by_bits(access, param, byte, *weights))
         result, found = self.check(self.base_facts() + [z3.ULT(byte, size), z3.Not(z3.Or(*witnesses))]
-                               if witnesses else [z3.BoolVal(True)])
+                                   if witnesses else [z3.BoolVal(True)])
         if result == z3.unsat:
-            return "proved", f"every byte of {self.names[output]} is stored by some thread"
+            return "proved", f"every byte of {self.names[param]} is {verb} by some thread"
         if result == z3.unknown:
-            return "inconclusive", f"{self.names[output]}: the solver gave up on coverage ({found})"
+            return "inconclusive", f"{self.names[param]}: the solver gave up on coverage ({found})"
         missing = _value(found, byte) if witnesses else 0
-        return self._confirm_unwritten(output, stores, missing)
+        return self._confirm_uncovered(param, accesses, missing, kind)
 
     def linear(self) -> z3.BitVecRef:
         """The thread's index in the launch, cta * threads + tid, in 64 bits."""
@@ -907,10 +921,15 @@ class Prover:
         value the quotient by its weight, largest weight first (bits of weight 0 left clear). The pick
         is only a candidate: the query checks that this thread exists, stores and covers the byte."""
         tile = self.tile
-        rest: z3.BitVecRef = byte - b
+        width = max(self.sizes[output].bit_length() + 1, 8)  # byte - b < size: the division in this many bits
+        rest: z3.BitVecRef = z3.Extract(width - 1, 0, byte - b)
         index = {"cta": z3.BitVecVal(0, 32), "tid": z3.BitVecVal(0, 32)}
         for weight, name, low, bits in sorted(_fields(weights), key=lambda f: -f[0]):
-            value = z3.Extract(31, 0, z3.UDiv(rest, weight)) & ((1 << bits) - 1)
+            if weight >> width:
+                continue  # a field this heavy is 0 for every byte of the buffer
+            quotient = z3.UDiv(rest, weight)
+            value = (z3.ZeroExt(32 - width, quotient) if width < 32 else z3.Extract(31, 0, quotient)) \
+                & ((1 << bits) - 1)
             rest = z3.URem(rest, weight)
             index[name] = index[name] | (value << low)
         cta, tid = index["cta"], index["tid"]
@@ -965,18 +984,27 @@ class Prover:
                                f"{describe(_value(found, want), dtype)}")
         return None
 
-    def _confirm_unwritten(self, output: str, stores: list[Access], missing: int) -> tuple[str, str]:
-        """Whether some thread writes byte `missing` after all (the inverse only misses it)."""
+    def _confirm_uncovered(self, param: str, accesses: list[Access], missing: int, kind: str) -> tuple[str, str]:
+        """Whether some thread covers byte `missing` after all (the inverse only misses it)."""
         tile, byte = self.tile, z3.BitVecVal(missing, 64)
-        covered = [z3.And(s.condition, z3.ULE(self.offset(s, output), byte),
-                          z3.ULT(byte, self.offset(s, output) + s.size)) for s in stores]
+        covered = [z3.And(a.condition, z3.ULE(self.offset(a, param), byte),
+                          z3.ULT(byte, self.offset(a, param) + a.size)) for a in accesses]
         anyone = z3.Or(*covered) if covered else z3.BoolVal(False)
         result, _ = self.check(tile.assumptions() + self.base_facts() + [anyone])
-        if result == z3.unsat:
-            self.witness = {"output": output, "byte": missing, "memory": {}}  # no CTA writes it: all must run
-            return "refuted", f"byte {missing} of {self.names[output]} ({self.sizes[output]} bytes) is never written"
-        return "inconclusive", f"{self.names[output]}: byte {missing} is written, but not by the thread the " \
-                               "inverse of the store's index points to: coverage needs another argument"
+        name, verb = self.names[param], COVER_VERBS[kind]
+        if result != z3.unsat:
+            return "inconclusive", (f"{name}: byte {missing} is {verb}, but not by the thread the inverse of the "
+                                    f"{kind}'s index points to: coverage needs another argument")
+        # no CTA covers it: every CTA must run to show it
+        if kind == "store":
+            self.witness = {"output": param, "byte": missing, "memory": {}}
+            return "refuted", f"byte {missing} of {name} ({self.sizes[param]} bytes) is never written"
+        self.witness = {"unread": param, "byte": missing, "memory": {}}
+        return "refuted", (f"byte {missing} of {name} ({self.sizes[param]} bytes) is never read, yet every element "
+                           f"of {name} enters a reduction of the IR (a NaN there must reach an output)")
+
+
+COVER_VERBS = {"store": "stored", "load": "read"}
 
 
 def _bit_sum(tile: Tile, b: int, weights: list[tuple[int, str, int]]) -> z3.BitVecRef:
@@ -1013,6 +1041,29 @@ NO_RACE = "no shared-memory race"
 UNIFORM_BARRIERS = "no barrier under divergent control"
 
 
+# IR ops through which a NaN in any operand reaches every element of the result that it feeds
+NAN_CARRYING = frozenset({IrOp.NEG, IrOp.ABS, IrOp.EXP, IrOp.EXP2, IrOp.EXPM1, IrOp.LOG, IrOp.LOG2, IrOp.LOG1P,
+                          IrOp.SQRT, IrOp.RSQRT, IrOp.RECIP, IrOp.SIN, IrOp.COS, IrOp.TANH, IrOp.ERF, IrOp.SIGMOID,
+                          IrOp.FLOOR, IrOp.CEIL, IrOp.ROUND, IrOp.TRUNC, IrOp.ADD, IrOp.SUB, IrOp.MUL, IrOp.DIV,
+                          IrOp.MAXIMUM, IrOp.MINIMUM, IrOp.RESHAPE, IrOp.EXPAND, IrOp.CAST})
+REDUCTIONS = frozenset({IrOp.SUM, IrOp.MEAN, IrOp.AMAX, IrOp.AMIN, IrOp.ARGMAX, IrOp.ARGMIN})
+
+
+def inputs_reduced_in_full(ir: Kernel) -> list[int]:
+    """Float inputs of which every element reaches the operand of a reduction through ops that
+    carry a NaN (not `where`, comparisons, `pow` or casts to integers): a NaN in any element of
+    one changes an output, so a kernel must read every element of it."""
+    carried: dict[str, set[int]] = {p.name: {i} for i, p in enumerate(ir.inputs) if p.type.dtype.is_float}
+    reduced: set[int] = set()
+    for instr in ir.body:
+        sources = set().union(*(carried.get(a, set()) for a in instr.args)) if instr.args else set()
+        if instr.op in REDUCTIONS:
+            reduced |= carried.get(instr.args[0], set())
+        if instr.op in NAN_CARRYING and instr.type is not None and instr.type.dtype.is_float:
+            carried[instr.result] = sources
+    return sorted(reduced)
+
+
 def prove_kernel(ptx: str, launch: Launch, ir: Kernel) -> list[Obligation]:
     """Every obligation of a kernel lowered from `ir`: the memory obligations at the IR's shapes,
     then the output values."""
@@ -1023,9 +1074,10 @@ def prove_kernel(ptx: str, launch: Launch, ir: Kernel) -> list[Obligation]:
 
 
 def prove_memory(ptx: str, launch: Launch, sizes: list[int], names: list[str], outputs: set[int],
-                 kernel: str | None = None, ir: Kernel | None = None) -> list[Obligation]:
+                 kernel: str | None = None, ir: Kernel | None = None, values: bool = True) -> list[Obligation]:
     """The memory obligations of a kernel whose parameters are buffers of `sizes` bytes, known to
-    the user as `names`; parameters `outputs` are written. Unsupported features give one
+    the user as `names`; parameters `outputs` are written. With the IR, also that inputs it reduces
+    are read in full, and (with `values`) the output values. Unsupported features give one
     inconclusive obligation naming them."""
     started = time.perf_counter()
     try:
@@ -1044,9 +1096,13 @@ def prove_memory(ptx: str, launch: Launch, sizes: list[int], names: list[str], o
         name = prover.names[output]
         results.append(prover.timed(f"{name} written at most once", lambda o=output: prover.written_at_most_once(o)))
         results.append(prover.timed(f"{name} written at least once", lambda o=output: prover.written_at_least_once(o)))
+    if ir is not None:
+        for index in inputs_reduced_in_full(ir):
+            param = params[index]
+            results.append(prover.timed(f"{prover.names[param]} read in full", lambda p=param: prover.read_in_full(p)))
     results.append(prover.timed(NO_RACE, prover.no_shared_race))
     results.append(prover.timed(UNIFORM_BARRIERS, prover.barriers_uniform))
-    if ir is not None:
+    if ir is not None and values:
         results.append(prover.timed(VALUES, lambda: prover.values_equal_the_ir(ir)))
     replayable = Replayable(ptx, launch, params, sizes, names, outputs, ir, kernel)
     for obligation in results:

@@ -3,7 +3,8 @@ input the kernel reads) are given to the CPU emulator at the kernel's real shape
 CTAs whose threads the model names are run (all of them where a byte is claimed never written).
 What the emulator then does is compared with what the refutation claims: a fault out of bounds, a
 byte written twice, an input changed, a shared-memory race, a barrier some threads skip, a byte
-never written, an element stored with the value the proof said.
+never written, an element stored with the value the proof said, an input element never read
+(made NaN, the outputs do not change).
 
 A replay that shows the claim says so; one that does not is reported as such, beside the
 refutation (a refuted kernel stays refuted until shown otherwise, and a refutation the emulator
@@ -148,10 +149,27 @@ def stored_value(witness: dict, kernel: Replayable, emulation: Emulation, before
             f"{describe(stored, dtype)}; the interpreter in float64 gives {float(want):.9g}")
 
 
+def unread_element(witness: dict, kernel: Replayable, emulation: Emulation, before: list[np.ndarray]) -> str:
+    """The element never read, made NaN (its bytes all ones) in a second run: the outputs stay
+    bit for bit the same, though the IR's would turn NaN."""
+    index = kernel.params.index(witness["unread"])
+    itemsize = kernel.ir.inputs[index].type.dtype.itemsize if kernel.ir is not None else 1
+    element = witness["byte"] // itemsize
+    poisoned = [a.copy() for a in before]
+    poisoned[index][element * itemsize:(element + 1) * itemsize] = 0xFF
+    again = emulate(kernel.ptx, kernel.launch, poisoned, kernel.outputs, kernel.entry)
+    same = all(np.array_equal(emulation.arguments[i], again.arguments[i]) for i in sorted(kernel.outputs))
+    verdict = "reproduced on the emulator" if same else "not reproduced on the emulator"
+    return (f"{verdict} ({where(witness)}): with element {element} of {kernel.names[index]} NaN instead of "
+            f"{'zero' if not before[index][element * itemsize:(element + 1) * itemsize].any() else 'as chosen'}, "
+            f"the outputs {'stay bit for bit the same' if same else 'change'}")
+
+
 Check = Callable[[dict, Replayable, Emulation, list[np.ndarray]], str]
 CHECKS: list[tuple[Callable[[str], bool], Check]] = [
     (lambda name: name == "inputs unchanged", inputs_written),
     (lambda name: name.endswith("written at most once"), written_twice),
     (lambda name: name.endswith("written at least once"), never_written),
     (lambda name: name == "output values equal the IR's", stored_value),
+    (lambda name: name.endswith("read in full"), unread_element),
 ]

@@ -54,7 +54,8 @@ def render(results: dict[str, Any]) -> str:
         f"size constants capped at {env['shrink']}; up to {env['per_kernel']} random single-instruction mutants "
         "per kernel (`verify/mutate.py`: an opcode swapped for a sibling, an integer nudged by one, a float "
         "constant scaled, an instruction or a guard dropped, a guard negated, two sources swapped).",
-        "- Gates in order: ptxas; the Z3 memory obligations at these shapes; the CPU emulator against the IR "
+        "- Gates in order: ptxas; the Z3 memory obligations at these shapes (bounds, overlap, coverage, races, "
+        "barriers, and every element of an input the IR reduces read); the CPU emulator against the IR "
         "interpreter in float64 (random inputs, then inputs with infinities, NaN and huge values). A mutant "
         "counts for the first gate that rejects it.",
         f"- {len(rows)} mutants: {_share(caught, len(rows))} caught; {gates.get('emulator (inconclusive)', 0)} not "

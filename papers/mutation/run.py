@@ -51,7 +51,8 @@ def first_rejection(kernel: Any, ptx: str, launch: Launch) -> tuple[str, str]:
         return "ptxas", str(err).splitlines()[-1][:200]
     params = list(kernel.inputs) + list(kernel.outputs)
     sizes = [math.prod(p.type.shape) * p.type.dtype.itemsize for p in params]
-    proof = prove_memory(ptx, launch, sizes, [p.name for p in params], set(range(len(kernel.inputs), len(params))))
+    proof = prove_memory(ptx, launch, sizes, [p.name for p in params], set(range(len(kernel.inputs), len(params))),
+                         ir=kernel, values=False)
     refuted = next((o for o in proof if o.status == "refuted"), None)
     if refuted is not None:
         return "z3 memory obligations", refuted.name
