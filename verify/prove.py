@@ -701,7 +701,7 @@ class Prover:
         True if no two overlap; False if some may or the solver gave up (the pairs are then asked
         one by one, for the message and the witness)."""
         tile = self.tile
-        pick, other_pick = z3.BitVec("store", 16), z3.BitVec("store'", 16)
+        pick, other_pick = z3.BitVec("store", 32), z3.BitVec("store'", 32)
 
         def chosen(index: z3.BitVecRef, suffix: str) -> tuple[z3.BitVecRef, z3.BitVecRef, z3.BoolRef]:
             offset: z3.BitVecRef = z3.BitVecVal(0, 64)
@@ -1096,12 +1096,12 @@ def prove_memory(ptx: str, launch: Launch, sizes: list[int], names: list[str], o
         name = prover.names[output]
         results.append(prover.timed(f"{name} written at most once", lambda o=output: prover.written_at_most_once(o)))
         results.append(prover.timed(f"{name} written at least once", lambda o=output: prover.written_at_least_once(o)))
+    results.append(prover.timed(NO_RACE, prover.no_shared_race))
+    results.append(prover.timed(UNIFORM_BARRIERS, prover.barriers_uniform))
     if ir is not None:
         for index in inputs_reduced_in_full(ir):
             param = params[index]
             results.append(prover.timed(f"{prover.names[param]} read in full", lambda p=param: prover.read_in_full(p)))
-    results.append(prover.timed(NO_RACE, prover.no_shared_race))
-    results.append(prover.timed(UNIFORM_BARRIERS, prover.barriers_uniform))
     if ir is not None and values:
         results.append(prover.timed(VALUES, lambda: prover.values_equal_the_ir(ir)))
     replayable = Replayable(ptx, launch, params, sizes, names, outputs, ir, kernel)
