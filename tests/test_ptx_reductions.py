@@ -110,12 +110,26 @@ def test_a_row_too_long_for_shared_memory_is_refused_by_name() -> None:
 
 
 def test_rows_read_once_are_held_in_static_slots() -> None:
-    kernel = parse("kernel k(%x: bf16[8, 65536]) -> (%i: i64[8]) {\n  %i = argmin(%x, axes=[1])\n  return %i\n}")
+    kernel = parse("kernel k(%x: bf16[8, 16384]) -> (%i: i64[8]) {\n  %i = argmin(%x, axes=[1])\n  return %i\n}")
     schedule = default_schedule(kernel, H100)
     assert isinstance(schedule, RowSchedule) and schedule.cache_row and schedule.cluster == 1
-    assert schedule.threads_per_row == 512  # 16 vectors of 8 a thread
+    assert schedule.threads_per_row == 128  # 16 vectors of 8 a thread
     ptx = lower(kernel, schedule, H100).ptx
     assert ptx.count("ld.global.v4.b32") == 16 and "bra $L_col" not in ptx
+
+
+def test_long_rows_with_per_row_outputs_are_split_over_a_cluster_of_small_ctas() -> None:
+    kernel = parse("kernel k(%x: bf16[8, 65536]) -> (%i: i64[8]) {\n  %i = argmin(%x, axes=[1])\n  return %i\n}")
+    schedule = default_schedule(kernel, H100)
+    assert isinstance(schedule, RowSchedule) and schedule.cache_row
+    assert (schedule.threads_per_row, schedule.cluster) == (256, 2)  # 256 bytes a thread: 2 CTAs hold the row
+    ptx = lower(kernel, schedule, H100).ptx
+    assert ptx.count("ld.global.v4.b32") == 16 and "bra $L_col" not in ptx
+    longer = parse("kernel k(%x: f32[2, 262144]) -> (%s: f32[2]) {\n  %s = sum(%x, axes=[1])\n  return %s\n}")
+    walked = default_schedule(longer, H100)  # 16 such CTAs would be needed: 2 walk the row instead
+    assert isinstance(walked, RowSchedule) and not walked.cache_row
+    assert (walked.threads_per_row, walked.cluster) == (256, 2)
+    assert default_schedule(kernel, TARGETS["sm_80"]).cluster == 1  # no clusters before sm_90
 
 
 def test_row_launch_counts_rows_per_cta_and_clusters() -> None:

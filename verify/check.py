@@ -21,7 +21,7 @@ ready before forward (ordering), guard bands alone changed (out-of-bounds reads)
 again (races). If one constant output would pass every trial, trials with correlated inputs (each
 made partly of the first) and with rescaled inputs are added; if none helps, the report says so.
 
-Then timing (verify.timing): the candidate beside eager PyTorch and torch.compile, interleaved,
+Then timing (verify.timing): the candidate beside eager PyTorch and torch.compile, interleaved call by call,
 with the inputs' contents rotated under fixed addresses and each timed output checked, and a
 speed-of-light floor from the problem's bytes and FLOPs against the copy bandwidth and matrix rate
 measured in the same process.

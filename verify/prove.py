@@ -608,7 +608,7 @@ class Prover:
     outputs: list[str]  # parameters written by the kernel
     deadline: float = field(default_factory=lambda: time.perf_counter() + KERNEL_SECONDS)
     witness: dict[str, Any] = field(default_factory=dict)  # the last refutation's model (see `remember`)
-    weights: dict[tuple[int, str], Any] = field(default_factory=dict)  # (store, output) -> its bit weights
+    weights: dict[tuple[int, str], Any] = field(default_factory=dict)  # (access, buffer) -> its bit weights
 
     def base_facts(self) -> list[z3.BoolRef]:
         facts = []
@@ -853,9 +853,9 @@ class Prover:
         """The thread's index in the launch, cta * threads + tid, in 64 bits."""
         return z3.ZeroExt(32, self.tile.cta) * self.tile.launch.threads + z3.ZeroExt(32, self.tile.tid)
 
-    def affine(self, store: Access, output: str) -> tuple[int, int] | None:
+    def affine(self, access: Access, param: str) -> tuple[int, int] | None:
         """(a, b) with offset = a * linear + b for every thread, proved; None if there is none."""
-        offset, tile = self.offset(store, output), self.tile
+        offset, tile = self.offset(access, param), self.tile
         at = [z3.simplify(z3.substitute(offset, (tile.cta, z3.BitVecVal(c, 32)), (tile.tid, z3.BitVecVal(t, 32))))
               for c, t in ((0, 0), (0, 1) if tile.launch.threads > 1 else (1, 0))]
         if not all(z3.is_bv_value(v) for v in at):
@@ -865,36 +865,36 @@ class Prover:
         result, _ = self.check(tile.assumptions() + [offset != a * self.linear() + b])
         return (a, b) if result == z3.unsat and a > 0 else None
 
-    def _covers_by_inverse(self, store: Access, output: str, byte: z3.BitVecRef, a: int, b: int) -> z3.BoolRef:
-        """`byte` is covered by `store` of the thread whose linear index inverts the affine map."""
+    def _covers_by_inverse(self, access: Access, param: str, byte: z3.BitVecRef, a: int, b: int) -> z3.BoolRef:
+        """`byte` is covered by `access` of the thread whose linear index inverts the affine map."""
         tile = self.tile
         linear = z3.UDiv(byte - b, a)
         threads = tile.launch.threads
         cta, tid = z3.Extract(31, 0, z3.UDiv(linear, threads)), z3.Extract(31, 0, z3.URem(linear, threads))
-        offset = z3.substitute(self.offset(store, output), (tile.cta, cta), (tile.tid, tid))
-        condition = z3.substitute(store.condition, (tile.cta, cta), (tile.tid, tid))
+        offset = z3.substitute(self.offset(access, param), (tile.cta, cta), (tile.tid, tid))
+        condition = z3.substitute(access.condition, (tile.cta, cta), (tile.tid, tid))
         return z3.And(z3.UGE(byte, b), z3.ULT(linear, tile.launch.ctas * threads), condition,
-                      z3.ULE(offset, byte), z3.ULT(byte, offset + store.size))
+                      z3.ULE(offset, byte), z3.ULT(byte, offset + access.size))
 
-    def bit_weights(self, store: Access, output: str) -> tuple[int, list[tuple[int, str, int]]] | None:
+    def bit_weights(self, access: Access, param: str) -> tuple[int, list[tuple[int, str, int]]] | None:
         """(b, [(weight, "cta" or "tid", bit)]) with offset = b + the sum of the weights of the index bits
         that are set, for every thread, proved; None if the offset has no such form. Row layouts take it:
         row * length + lane * vector, with rows and lanes bit fields of the CTA and thread indices."""
-        key = (id(store), output)
+        key = (id(access), param)
         if key not in self.weights:
-            self.weights[key] = self._bit_weights(store, output)
+            self.weights[key] = self._bit_weights(access, param)
         return self.weights[key]
 
-    def bit_sum(self, store: Access, output: str) -> z3.BitVecRef:
-        """The store's offset, as the sum of its bits' weights where that form is proved (additions
+    def bit_sum(self, access: Access, param: str) -> z3.BitVecRef:
+        """The access's offset, as the sum of its bits' weights where that form is proved (additions
         of constants are far cheaper for the solver than products by a row length), else as is."""
-        weights = self.bit_weights(store, output)
+        weights = self.bit_weights(access, param)
         if weights is None:
-            return self.offset(store, output)
+            return self.offset(access, param)
         return _bit_sum(self.tile, *weights)
 
-    def _bit_weights(self, store: Access, output: str) -> tuple[int, list[tuple[int, str, int]]] | None:
-        tile, offset = self.tile, self.offset(store, output)
+    def _bit_weights(self, access: Access, param: str) -> tuple[int, list[tuple[int, str, int]]] | None:
+        tile, offset = self.tile, self.offset(access, param)
 
         def at(cta: int, tid: int) -> int | None:
             value = z3.simplify(z3.substitute(offset, (tile.cta, z3.BitVecVal(cta, 32)),
@@ -914,14 +914,14 @@ class Prover:
         result, _ = self.check(tile.assumptions() + [offset != _bit_sum(tile, b, weights)])
         return (b, weights) if result == z3.unsat else None
 
-    def _covers_by_bits(self, store: Access, output: str, byte: z3.BitVecRef, b: int,
+    def _covers_by_bits(self, access: Access, param: str, byte: z3.BitVecRef, b: int,
                         weights: list[tuple[int, str, int]]) -> z3.BoolRef:
-        """`byte` is covered by `store` of the thread that a mixed-radix division of byte - b picks:
+        """`byte` is covered by `access` of the thread that a mixed-radix division of byte - b picks:
         runs of bits of one index whose weights double make a field (a row, a lane), each field's
         value the quotient by its weight, largest weight first (bits of weight 0 left clear). The pick
-        is only a candidate: the query checks that this thread exists, stores and covers the byte."""
+        is only a candidate: the query checks that this thread exists, makes the access and covers the byte."""
         tile = self.tile
-        width = max(self.sizes[output].bit_length() + 1, 8)  # byte - b < size: the division in this many bits
+        width = max(self.sizes[param].bit_length() + 1, 8)  # byte - b < size: the division in this many bits
         rest: z3.BitVecRef = z3.Extract(width - 1, 0, byte - b)
         index = {"cta": z3.BitVecVal(0, 32), "tid": z3.BitVecVal(0, 32)}
         for weight, name, low, bits in sorted(_fields(weights), key=lambda f: -f[0]):
@@ -933,10 +933,10 @@ class Prover:
             rest = z3.URem(rest, weight)
             index[name] = index[name] | (value << low)
         cta, tid = index["cta"], index["tid"]
-        offset = z3.substitute(self.offset(store, output), (tile.cta, cta), (tile.tid, tid))
-        condition = z3.substitute(store.condition, (tile.cta, cta), (tile.tid, tid))
+        offset = z3.substitute(self.offset(access, param), (tile.cta, cta), (tile.tid, tid))
+        condition = z3.substitute(access.condition, (tile.cta, cta), (tile.tid, tid))
         return z3.And(z3.UGE(byte, b), z3.ULT(cta, tile.launch.ctas), z3.ULT(tid, tile.launch.threads), condition,
-                      z3.ULE(offset, byte), z3.ULT(byte, offset + store.size))
+                      z3.ULE(offset, byte), z3.ULT(byte, offset + access.size))
 
     def values_equal_the_ir(self, ir: Kernel) -> tuple[str, str]:
         """Every stored element equals the IR's value for that element (NaN equals any NaN)."""
