@@ -822,7 +822,7 @@ class Prover:
         """Every byte of `param` is covered by one of `accesses` of some thread: each access's offset
         is inverted (affine, or bit fields) to the thread that should cover a byte, and the query
         checks that thread exists, makes the access and covers it."""
-        size, tile, verb = self.sizes[param], self.tile, COVER_VERBS[kind]
+        size, tile, verb = self.sizes[param], self.tile, COVERAGE[kind][0]
         thread = {str(tile.cta), str(tile.tid)}
         for access in accesses:
             if any(str(s) not in thread for s in _free_symbols(access.condition)
@@ -871,10 +871,16 @@ class Prover:
         linear = z3.UDiv(byte - b, a)
         threads = tile.launch.threads
         cta, tid = z3.Extract(31, 0, z3.UDiv(linear, threads)), z3.Extract(31, 0, z3.URem(linear, threads))
+        return z3.And(z3.UGE(byte, b), z3.ULT(linear, tile.launch.ctas * threads),
+                      self._thread_covers(access, param, byte, cta, tid))
+
+    def _thread_covers(self, access: Access, param: str, byte: z3.BitVecRef, cta: z3.BitVecRef,
+                       tid: z3.BitVecRef) -> z3.BoolRef:
+        """Thread `tid` of CTA `cta` makes `access` and it covers `byte`."""
+        tile = self.tile
         offset = z3.substitute(self.offset(access, param), (tile.cta, cta), (tile.tid, tid))
         condition = z3.substitute(access.condition, (tile.cta, cta), (tile.tid, tid))
-        return z3.And(z3.UGE(byte, b), z3.ULT(linear, tile.launch.ctas * threads), condition,
-                      z3.ULE(offset, byte), z3.ULT(byte, offset + access.size))
+        return z3.And(condition, z3.ULE(offset, byte), z3.ULT(byte, offset + access.size))
 
     def bit_weights(self, access: Access, param: str) -> tuple[int, list[tuple[int, str, int]]] | None:
         """(b, [(weight, "cta" or "tid", bit)]) with offset = b + the sum of the weights of the index bits
@@ -933,10 +939,8 @@ class Prover:
             rest = z3.URem(rest, weight)
             index[name] = index[name] | (value << low)
         cta, tid = index["cta"], index["tid"]
-        offset = z3.substitute(self.offset(access, param), (tile.cta, cta), (tile.tid, tid))
-        condition = z3.substitute(access.condition, (tile.cta, cta), (tile.tid, tid))
-        return z3.And(z3.UGE(byte, b), z3.ULT(cta, tile.launch.ctas), z3.ULT(tid, tile.launch.threads), condition,
-                      z3.ULE(offset, byte), z3.ULT(byte, offset + access.size))
+        return z3.And(z3.UGE(byte, b), z3.ULT(cta, tile.launch.ctas), z3.ULT(tid, tile.launch.threads),
+                      self._thread_covers(access, param, byte, cta, tid))
 
     def values_equal_the_ir(self, ir: Kernel) -> tuple[str, str]:
         """Every stored element equals the IR's value for that element (NaN equals any NaN)."""
@@ -991,20 +995,18 @@ class Prover:
                           z3.ULT(byte, self.offset(a, param) + a.size)) for a in accesses]
         anyone = z3.Or(*covered) if covered else z3.BoolVal(False)
         result, _ = self.check(tile.assumptions() + self.base_facts() + [anyone])
-        name, verb = self.names[param], COVER_VERBS[kind]
+        name, (verb, key, never) = self.names[param], COVERAGE[kind]
         if result != z3.unsat:
             return "inconclusive", (f"{name}: byte {missing} is {verb}, but not by the thread the inverse of the "
                                     f"{kind}'s index points to: coverage needs another argument")
-        # no CTA covers it: every CTA must run to show it
-        if kind == "store":
-            self.witness = {"output": param, "byte": missing, "memory": {}}
-            return "refuted", f"byte {missing} of {name} ({self.sizes[param]} bytes) is never written"
-        self.witness = {"unread": param, "byte": missing, "memory": {}}
-        return "refuted", (f"byte {missing} of {name} ({self.sizes[param]} bytes) is never read, yet every element "
-                           f"of {name} enters a reduction of the IR (a NaN there must reach an output)")
+        self.witness = {key: param, "byte": missing, "memory": {}}  # no CTA covers it: every CTA must run
+        return "refuted", f"byte {missing} of {name} ({self.sizes[param]} bytes) {never.format(name=name)}"
 
 
-COVER_VERBS = {"store": "stored", "load": "read"}
+# access kind -> (what covering does, the witness's key for the buffer, what a refutation says)
+COVERAGE = {"store": ("stored", "output", "is never written"),
+            "load": ("read", "unread", "is never read, yet every element of {name} enters a reduction of the IR "
+                                       "(a NaN there must reach an output)")}
 
 
 def _bit_sum(tile: Tile, b: int, weights: list[tuple[int, str, int]]) -> z3.BitVecRef:
