@@ -112,5 +112,15 @@ class Kernel:
         return known
 
 
+def constant_value(defs: dict[str, Instr], name: str) -> float | None:
+    """The value of `name` where it is a finite constant (through reshapes and expansions)."""
+    instr = defs.get(name)
+    while instr is not None and instr.op in (Op.RESHAPE, Op.EXPAND):
+        instr = defs.get(instr.args[0])
+    if instr is None or instr.op != Op.CONST or isinstance(instr.attr("value"), str):
+        return None
+    return float(instr.attr("value"))  # type: ignore[arg-type]
+
+
 def sorted_attrs(attrs: dict[str, Attr]) -> tuple[tuple[str, Attr], ...]:
     return tuple(sorted(attrs.items()))

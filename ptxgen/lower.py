@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ir.dtypes import HALF_FLOATS, DType
-from ir.kernel import NON_FINITE, Instr, Kernel, TensorType
+from ir.kernel import NON_FINITE, Instr, Kernel, TensorType, constant_value
 from ir.ops import ELEMENTWISE, MOVEMENT, REDUCTIONS, Op
 from ir.typecheck import broadcast_shapes
 from ptxgen import mathlib
@@ -66,14 +66,14 @@ F32_UNARY = {
     Op.FLOOR: "cvt.rmi.f32.f32", Op.CEIL: "cvt.rpi.f32.f32", Op.TRUNC: "cvt.rzi.f32.f32",
     Op.ROUND: "cvt.rni.f32.f32",
 }
-APPROX_ONLY = {Op.SIN: "sin.approx.f32", Op.COS: "cos.approx.f32"}  # no accurate form yet
 INT_BINARY = {Op.ADD: "add", Op.SUB: "sub", Op.MUL: "mul.lo", Op.MAXIMUM: "max", Op.MINIMUM: "min"}
 INT_UNARY = {Op.NEG: "neg", Op.ABS: "abs"}
 COMPARE = {Op.EQ: "eq", Op.NE: "neu", Op.LT: "lt", Op.LE: "le", Op.GT: "gt", Op.GE: "ge"}
 INT_COMPARE = {Op.EQ: "eq", Op.NE: "ne", Op.LT: "lt", Op.LE: "le", Op.GT: "gt", Op.GE: "ge"}
 PRED_LOGIC = {Op.AND: "and.pred", Op.OR: "or.pred"}
-LIBRARY = {Op.EXP: "exp", Op.LOG: "log", Op.LOG1P: "log1p", Op.EXPM1: "expm1", Op.TANH: "tanh",
-           Op.SIGMOID: "sigmoid", Op.ERF: "erf"}
+# Ops computed by ptxgen.mathlib's formulas (sin and cos have only approximate ones).
+LIBRARY = {Op.EXP, Op.LOG, Op.LOG1P, Op.EXPM1, Op.TANH, Op.SIGMOID, Op.ERF, Op.LOG2, Op.RSQRT, Op.EXP2, Op.SIN,
+           Op.COS, Op.DIV}
 
 
 def iteration_domain(kernel: Kernel) -> tuple[int, ...]:
@@ -425,78 +425,21 @@ def _f32_unary(template: str):  # type: ignore[no-untyped-def]
     return lambda L, i, a: L.w.op("f32", f"{template} {{}}, {{}}", a[0])
 
 
-def _approx_only(template: str):  # type: ignore[no-untyped-def]
-    def emit(L: ElementwiseLowering, instr: Instr, args: list[str]) -> str:
-        if not L.schedule.approx_math:
-            raise LoweringError(f"{instr.op} has only an approximate form: use a schedule with approx_math")
-        return L.w.op("f32", f"{template} {{}}, {{}}", args[0])
-
-    return emit
-
-
 def _library(name: str):  # type: ignore[no-untyped-def]
-    def emit(L: ElementwiseLowering, instr: Instr, args: list[str]) -> str:
-        table = mathlib.APPROX_FUNCTIONS if L.schedule.approx_math else mathlib.FUNCTIONS
-        return table[name](mathlib.PtxMath(L.w), args[0])  # type: ignore[return-value]
-
-    return emit
-
-
-def _precise_or_fast(precise: str, fast: str):  # type: ignore[no-untyped-def]
-    """An op with an IEEE form and a faster one (for schedules with approx_math)."""
+    """An op computed by ptxgen.mathlib's formula of that name, in the schedule's form."""
 
     def emit(L: ElementwiseLowering, instr: Instr, args: list[str]) -> str:
-        return L.w.op("f32", fast if L.schedule.approx_math else precise, *args)
+        formula = mathlib.recipe(name, L.schedule.approx_math)
+        if formula is None:
+            raise LoweringError(f"{instr.op} has only an approximate form: use a schedule with approx_math")
+        return formula(mathlib.PtxMath(L.w), *args)  # type: ignore[return-value]
 
     return emit
-
-
-def _log2(L: ElementwiseLowering, instr: Instr, args: list[str]) -> str:
-    if L.schedule.approx_math:
-        return L.w.op("f32", "lg2.approx.f32 {}, {}", args[0])
-    natural = mathlib.log(mathlib.PtxMath(L.w), args[0])
-    return L.w.mul(natural, f32_literal(mathlib.LOG2E))  # type: ignore[arg-type]
-
-
-def _rsqrt(L: ElementwiseLowering, instr: Instr, args: list[str]) -> str:
-    if L.schedule.approx_math:
-        return L.w.op("f32", "rsqrt.approx.f32 {}, {}", args[0])
-    root = L.w.op("f32", "sqrt.rn.f32 {}, {}", args[0])
-    return L.w.op("f32", "rcp.rn.f32 {}, {}", root)
 
 
 def _pow(L: ElementwiseLowering, instr: Instr, args: list[str]) -> str:
-    """x**y; small integer exponents known at compile time are products, else exp(y log|x|)."""
-    exponent = _constant_of(L, instr.args[1])
-    if exponent is not None and float(exponent).is_integer() and 0 <= exponent <= 4:
-        result = L.w.const_f32(1.0)
-        for _ in range(int(exponent)):
-            result = L.w.mul(result, args[0])
-        return result
-    if exponent == 0.5:
-        return L.w.op("f32", "sqrt.rn.f32 {}, {}", args[0])
-    m = mathlib.PtxMath(L.w)
-    magnitude = mathlib.exp(m, L.w.mul(args[1], mathlib.log(m, m.abs(args[0]))))  # type: ignore[arg-type]
-    odd = _odd_integer(L, args[1])
-    negative = L.w.setp("lt", args[0], f32_literal(0.0))
-    signed = L.w.select(odd, L.w.op("f32", "neg.f32 {}, {}", magnitude), magnitude)  # type: ignore[arg-type]
-    integral = L.w.setp("eq", L.w.op("f32", "cvt.rzi.f32.f32 {}, {}", args[1]), args[1])
-    nan_if_fractional = L.w.select(integral, signed, L.w.const_f32(math.nan))
-    return L.w.select(negative, nan_if_fractional, magnitude)  # type: ignore[arg-type]
-
-
-def _odd_integer(L: ElementwiseLowering, y: str) -> str:
-    half = L.w.mul(y, f32_literal(0.5))
-    return L.w.setp("neu", L.w.op("f32", "cvt.rzi.f32.f32 {}, {}", half), half)
-
-
-def _constant_of(L: ElementwiseLowering, name: str) -> float | None:
-    instr = L.defs.get(name)
-    while instr is not None and instr.op in (Op.RESHAPE, Op.EXPAND):
-        instr = L.defs.get(instr.args[0])
-    if instr is None or instr.op != Op.CONST or isinstance(instr.attr("value"), str):
-        return None
-    return float(instr.attr("value"))  # type: ignore[arg-type]
+    exponent = constant_value(L.defs, instr.args[1])
+    return mathlib.power(mathlib.PtxMath(L.w), args[0], args[1], exponent)  # type: ignore[return-value]
 
 
 def _sign(L: ElementwiseLowering, instr: Instr, args: list[str]) -> str:
@@ -586,9 +529,7 @@ def _compare(kind: str, op: Op):  # type: ignore[no-untyped-def]
 ELEMENT_RULES = {
     **{(op, "f32"): _f32_binary(t) for op, t in F32_BINARY.items()},
     **{(op, "f32"): _f32_unary(t) for op, t in F32_UNARY.items()},
-    **{(op, "f32"): _approx_only(t) for op, t in APPROX_ONLY.items()},
-    (Op.EXP2, "f32"): _f32_unary("ex2.approx.f32"),  # relative error below 2**-22
-    **{(op, "f32"): _library(name) for op, name in LIBRARY.items()},
+    **{(op, "f32"): _library(op.value) for op in LIBRARY},
     **{(op, kind): _int_binary(t) for op, t in INT_BINARY.items() for kind in ("b32", "b64")},
     **{(op, kind): _int_unary(t) for op, t in INT_UNARY.items() for kind in ("b32", "b64")},
     **{(op, kind): _compare(kind, op) for op in COMPARE for kind in ("f32", "b32", "b64", "pred")},
@@ -597,9 +538,6 @@ ELEMENT_RULES = {
     (Op.NOT, "pred"): lambda L, i, a: L.w.op("pred", "not.pred {}, {}", a[0]),
     (Op.ISNAN, "f32"): lambda L, i, a: L.w.op("pred", "testp.notanumber.f32 {}, {}", a[0]),
     (Op.ISINF, "f32"): lambda L, i, a: L.w.op("pred", "testp.infinite.f32 {}, {}", a[0]),
-    (Op.LOG2, "f32"): _log2,
-    (Op.DIV, "f32"): _precise_or_fast("div.rn.f32 {}, {}, {}", "div.full.f32 {}, {}, {}"),
-    (Op.RSQRT, "f32"): _rsqrt,
     (Op.POW, "f32"): _pow,
     (Op.SIGN, "f32"): _sign,
     (Op.WHERE, "pred"): _where,

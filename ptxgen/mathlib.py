@@ -9,6 +9,7 @@ coefficients are least-squares fits made by `fit_coefficients` below."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -50,17 +51,25 @@ class Math(Protocol):
     def sub(self, a: object, b: object) -> object: ...
     def div(self, a: object, b: object) -> object: ...  # IEEE, round to nearest
     def div_fast(self, a: object, b: object) -> object: ...  # within 2 ulp
+    def sqrt(self, a: object) -> object: ...  # IEEE, round to nearest
+    def rcp(self, a: object) -> object: ...  # IEEE, round to nearest
     def abs(self, a: object) -> object: ...
+    def neg(self, a: object) -> object: ...
     def max_nan(self, a: object, b: object) -> object: ...
     def min_nan(self, a: object, b: object) -> object: ...
     def round_int(self, a: object) -> object: ...  # to the nearest integer, ties to even
+    def trunc(self, a: object) -> object: ...  # to the integer toward zero
     def ex2_approx(self, a: object) -> object: ...
     def lg2_approx(self, a: object) -> object: ...
     def tanh_approx(self, a: object) -> object: ...
+    def rsqrt_approx(self, a: object) -> object: ...
+    def sin_approx(self, a: object) -> object: ...
+    def cos_approx(self, a: object) -> object: ...
     def pow2_int(self, n: object) -> object: ...  # 2**n for an integral float n in [-75, 65]
     def split_exponent(self, a: object) -> tuple[object, object]: ...  # (m, e): a = m * 2**e, m in [sqrt(.5), sqrt(2))
     def less(self, a: object, b: object) -> object: ...
     def equal(self, a: object, b: object) -> object: ...
+    def unequal(self, a: object, b: object) -> object: ...  # unordered: true when either is NaN
     def select(self, pred: object, a: object, b: object) -> object: ...
     def copysign(self, magnitude: object, sign: object) -> object: ...
 
@@ -140,8 +149,41 @@ def erf(m: Math, x: object) -> object:
     return m.copysign(magnitude, x)
 
 
+def log2(m: Math, x: object) -> object:
+    return m.mul(log(m, x), m.const(LOG2E))
+
+
+def rsqrt(m: Math, x: object) -> object:
+    return m.rcp(m.sqrt(x))
+
+
+def exp2(m: Math, x: object) -> object:
+    """2**x: ex2.approx.f32 itself (relative error below 2**-22 in the PTX ISA), in both forms."""
+    return m.ex2_approx(x)
+
+
+def power(m: Math, x: object, y: object, exponent: float | None = None) -> object:
+    """x**y. `exponent`: y's value where it is a constant known when the kernel is written; small
+    integral ones (0 to 4) are products, 0.5 a square root; otherwise exp(y log|x|), with the sign of
+    x**y for negative x and integral y, NaN for negative x and fractional y."""
+    if exponent is not None and float(exponent).is_integer() and 0 <= exponent <= 4:
+        result = m.const(1.0)
+        for _ in range(int(exponent)):
+            result = m.mul(result, x)
+        return result
+    if exponent == 0.5:
+        return m.sqrt(x)
+    magnitude = exp(m, m.mul(y, log(m, m.abs(x))))
+    half = m.mul(y, m.const(0.5))
+    odd = m.unequal(m.trunc(half), half)
+    signed = m.select(odd, m.neg(magnitude), magnitude)
+    integral = m.equal(m.trunc(y), y)
+    nan_if_fractional = m.select(integral, signed, m.const(math.nan))
+    return m.select(m.less(x, m.const(0.0)), nan_if_fractional, magnitude)
+
+
 FUNCTIONS = {"exp": exp, "log": log, "log1p": log1p, "expm1": expm1, "tanh": tanh,
-             "sigmoid": sigmoid, "erf": erf}
+             "sigmoid": sigmoid, "erf": erf, "log2": log2, "rsqrt": rsqrt, "exp2": exp2}
 
 
 # Approximate forms: hardware approximations (relative error near 2**-22, tanh near 2**-11), for
@@ -181,7 +223,22 @@ def erf_approx(m: Math, x: object) -> object:
 
 
 APPROX_FUNCTIONS = {"exp": exp_approx, "log": log_approx, "log1p": log1p_approx, "expm1": expm1_approx,
-                    "tanh": lambda m, x: m.tanh_approx(x), "sigmoid": sigmoid_approx, "erf": erf_approx}
+                    "tanh": lambda m, x: m.tanh_approx(x), "sigmoid": sigmoid_approx, "erf": erf_approx,
+                    "log2": lambda m, x: m.lg2_approx(x), "rsqrt": lambda m, x: m.rsqrt_approx(x), "exp2": exp2,
+                    "sin": lambda m, x: m.sin_approx(x), "cos": lambda m, x: m.cos_approx(x)}
+
+
+FORMS: dict[bool, dict[str, Callable[..., object]]] = {
+    False: {**FUNCTIONS, "div": lambda m, a, b: m.div(a, b)},
+    True: {**APPROX_FUNCTIONS, "div": lambda m, a, b: m.div_fast(a, b)},
+}
+
+
+def recipe(name: str, approx: bool) -> Callable[..., object] | None:
+    """The formula an op of this name is computed by (None: it has none in this form). These
+    formulas are the meaning the prover gives the ops that have no exact IEEE one: a kernel is
+    proved to compute them exactly; their accuracy is what tests/test_mathlib.py measures."""
+    return FORMS[approx].get(name)
 
 
 class PtxMath:
@@ -211,8 +268,17 @@ class PtxMath:
     def div_fast(self, a: str, b: str) -> str:
         return self.w.op("f32", "div.full.f32 {}, {}, {}", a, b)
 
+    def sqrt(self, a: str) -> str:
+        return self.w.op("f32", "sqrt.rn.f32 {}, {}", a)
+
+    def rcp(self, a: str) -> str:
+        return self.w.op("f32", "rcp.rn.f32 {}, {}", a)
+
     def abs(self, a: str) -> str:
         return self.w.op("f32", "abs.f32 {}, {}", a)
+
+    def neg(self, a: str) -> str:
+        return self.w.op("f32", "neg.f32 {}, {}", a)
 
     def max_nan(self, a: str, b: str) -> str:
         return self.w.op("f32", "max.NaN.f32 {}, {}, {}", a, b)
@@ -223,6 +289,9 @@ class PtxMath:
     def round_int(self, a: str) -> str:
         return self.w.op("f32", "cvt.rni.f32.f32 {}, {}", a)
 
+    def trunc(self, a: str) -> str:
+        return self.w.op("f32", "cvt.rzi.f32.f32 {}, {}", a)
+
     def ex2_approx(self, a: str) -> str:
         return self.w.op("f32", "ex2.approx.f32 {}, {}", a)
 
@@ -231,6 +300,15 @@ class PtxMath:
 
     def tanh_approx(self, a: str) -> str:
         return self.w.op("f32", "tanh.approx.f32 {}, {}", a)
+
+    def rsqrt_approx(self, a: str) -> str:
+        return self.w.op("f32", "rsqrt.approx.f32 {}, {}", a)
+
+    def sin_approx(self, a: str) -> str:
+        return self.w.op("f32", "sin.approx.f32 {}, {}", a)
+
+    def cos_approx(self, a: str) -> str:
+        return self.w.op("f32", "cos.approx.f32 {}, {}", a)
 
     def pow2_int(self, n: str) -> str:
         as_int = self.w.op("b32", "cvt.rzi.s32.f32 {}, {}", n)
@@ -255,6 +333,9 @@ class PtxMath:
 
     def equal(self, a: str, b: str) -> str:
         return self.w.setp("eq", a, b)
+
+    def unequal(self, a: str, b: str) -> str:
+        return self.w.setp("neu", a, b)
 
     def select(self, pred: str, a: str, b: str) -> str:
         return self.w.select(pred, a, b)
@@ -287,8 +368,17 @@ class NumpyMath:
     def div_fast(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.float32(a) / np.float32(b)
 
+    def sqrt(self, a: np.ndarray) -> np.ndarray:
+        return np.sqrt(np.float32(a))
+
+    def rcp(self, a: np.ndarray) -> np.ndarray:
+        return np.float32(1.0) / np.float32(a)
+
     def abs(self, a: np.ndarray) -> np.ndarray:
         return np.abs(a)
+
+    def neg(self, a: np.ndarray) -> np.ndarray:
+        return -np.float32(a)
 
     def max_nan(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.maximum(a, b)
@@ -299,6 +389,9 @@ class NumpyMath:
     def round_int(self, a: np.ndarray) -> np.ndarray:
         return np.rint(a).astype(np.float32)
 
+    def trunc(self, a: np.ndarray) -> np.ndarray:
+        return np.trunc(a).astype(np.float32)
+
     def ex2_approx(self, a: np.ndarray) -> np.ndarray:
         return np.exp2(np.float64(a)).astype(np.float32)
 
@@ -307,6 +400,15 @@ class NumpyMath:
 
     def tanh_approx(self, a: np.ndarray) -> np.ndarray:
         return np.tanh(np.float64(a)).astype(np.float32)
+
+    def rsqrt_approx(self, a: np.ndarray) -> np.ndarray:
+        return (1.0 / np.sqrt(np.float64(a))).astype(np.float32)
+
+    def sin_approx(self, a: np.ndarray) -> np.ndarray:
+        return np.sin(np.float64(a)).astype(np.float32)
+
+    def cos_approx(self, a: np.ndarray) -> np.ndarray:
+        return np.cos(np.float64(a)).astype(np.float32)
 
     def pow2_int(self, n: np.ndarray) -> np.ndarray:
         return np.exp2(np.float64(n)).astype(np.float32)
@@ -324,6 +426,9 @@ class NumpyMath:
 
     def equal(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.equal(a, b)
+
+    def unequal(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.not_equal(a, b)
 
     def select(self, pred: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(pred, a, b).astype(np.float32)

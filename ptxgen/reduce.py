@@ -330,8 +330,9 @@ class ReductionLowering(ElementwiseLowering):
         return Partial(op, "f32", running_max, self.w.op("f32", "mov.f32 {}, {}", f32_literal(0.0)), online=True)
 
     def _exp(self, x: str) -> str:
-        table = mathlib.APPROX_FUNCTIONS if self.schedule.approx_math else mathlib.FUNCTIONS
-        return table["exp"](mathlib.PtxMath(self.w), x)  # type: ignore[return-value]
+        formula = mathlib.recipe("exp", self.schedule.approx_math)
+        assert formula is not None
+        return formula(mathlib.PtxMath(self.w), x)  # type: ignore[return-value]
 
     def _rescale(self, old_max: str, new_max: str) -> str:
         """exp(old_max - new_max), and 1 where they are equal (so that -inf, -inf gives 1, not NaN)."""

@@ -34,6 +34,14 @@ CLAMP = parse("kernel k(%x: f32[1000003]) -> (%y: f32[1000003]) {\n  %lo = const
               "  %m = maximum(%x, %lo)\n  %hi = const(1.25) : f32\n  %y = minimum(%m, %hi)\n  return %y\n}")
 LEAKY = parse("kernel k(%x: f32[1000003]) -> (%y: f32[1000003]) {\n  %z = const(0.0) : f32\n  %g = gt(%x, %z)\n"
               "  %s = const(0.1) : f32\n  %t = mul(%x, %s)\n  %y = where(%g, %x, %t)\n  return %y\n}")
+# A row of weights broadcast over 300 rows: the kernel finds its column by a remainder, the IR by the
+# broadcast's own arithmetic; the prover must see that the two read the same weight.
+BROADCAST = parse("kernel k(%x: f32[300, 1000], %s: f32[1000]) -> (%y: f32[300, 1000]) {\n"
+                  "  %y = mul(%x, %s)\n  return %y\n}")
+# Comparisons of comparisons (bools) and of signed integers.
+BOOL_NE = parse("kernel k(%x: f32[1000], %y: f32[1000]) -> (%z: bool[1000]) {\n  %a = gt(%x, %y)\n"
+                "  %b = lt(%x, %y)\n  %z = ne(%a, %b)\n  return %z\n}")
+INT_LT = parse("kernel k(%x: i32[1000], %y: i32[1000]) -> (%z: bool[1000]) {\n  %z = lt(%x, %y)\n  return %z\n}")
 SCHEDULES = {id(ROWS): ROW_SCHEDULE, id(ROWS_CTA): ROW_CTA_SCHEDULE}
 
 
@@ -186,10 +194,15 @@ VALUE_MUTANTS = {
     "maximum_becomes_minimum": (ELEMENTWISE, "max.NaN.f32 %f28", "min.NaN.f32 %f28"),
     "clamp_returns_its_input": (CLAMP, "min.NaN.f32 %f10, %f6, %f1;", "mov.f32 %f10, %f2;"),
     "wrong_constant": (LEAKY, "0f3DCCCCCD", "0f3DF5C28F"),  # the slope 0.1 become 0.12
+    # the weight's column taken modulo 500: rows' second halves are scaled by their first half's weights
+    "broadcast_wrong_column": (BROADCAST, "rem.u32 %r12, %r7, 1000", "rem.u32 %r12, %r7, 500"),
+    "bool_ne_becomes_and": (BOOL_NE, "xor.pred", "and.pred"),
+    "signed_lt_becomes_le": (INT_LT, "setp.lt.s32", "setp.le.s32"),
 }
 
 
-@pytest.mark.parametrize("kernel", [ELEMENTWISE, CLAMP, LEAKY], ids=["add_maximum", "clamp", "leaky"])
+@pytest.mark.parametrize("kernel", [ELEMENTWISE, CLAMP, LEAKY, BROADCAST, BOOL_NE, INT_LT],
+                         ids=["add_maximum", "clamp", "leaky", "broadcast", "bool_ne", "int_lt"])
 def test_stored_values_are_proved_equal_to_the_ir(kernel: Kernel) -> None:
     obligations = {o.name: o for o in prove_kernel(*lowered(kernel), kernel)}
     assert obligations[VALUES].status == "proved", obligations[VALUES]
@@ -269,11 +282,52 @@ def test_wrong_values_are_refuted_with_the_element_and_both_values(name: str) ->
     assert all(o.status == "proved" for name, o in obligations.items() if name != VALUES)
 
 
-def test_ops_without_an_exact_meaning_leave_values_inconclusive() -> None:
-    kernel = parse("kernel k(%x: f32[4096]) -> (%y: f32[4096]) {\n  %y = exp(%x)\n  return %y\n}")
-    obligations = {o.name: o for o in prove_kernel(*lowered(kernel), kernel)}
+EXP = parse("kernel k(%x: f32[4096]) -> (%y: f32[4096]) {\n  %y = exp(%x)\n  return %y\n}")
+
+
+def test_ops_without_an_exact_meaning_leave_values_inconclusive_when_the_form_is_not_known() -> None:
+    obligations = {o.name: o for o in prove_kernel(*lowered(EXP), EXP)}
     assert obligations[VALUES].status == "inconclusive" and "exp" in obligations[VALUES].detail
     assert verdict(list(obligations.values())) == "inconclusive"
+
+
+def test_ops_without_an_exact_meaning_are_proved_to_compute_the_schedules_formula() -> None:
+    obligations = {o.name: o for o in prove_kernel(*lowered(EXP), EXP, approx=False)}
+    values = obligations[VALUES]
+    assert values.status == "proved" and "exp as ptxgen.mathlib's accurate formulas" in values.detail, values
+    assert verdict(list(obligations.values())) == "proved"
+
+
+def test_the_wrong_form_of_a_formula_is_not_proved() -> None:
+    # the kernel computes exp by the accurate formula; against the approximate one its values differ
+    # only through ex2.approx (uninterpreted), so the verdict is inconclusive, never proved
+    values = {o.name: o for o in prove_kernel(*lowered(EXP), EXP, approx=True)}[VALUES]
+    assert values.status == "inconclusive" and "ex2.approx.f32" in values.detail, values
+
+
+def test_a_wrong_coefficient_inside_a_formula_is_not_proved() -> None:
+    from ptxgen.mathlib import LN2_HI
+    from ptxgen.ptx import f32_literal
+
+    ptx, launch = lowered(EXP)
+    old = f32_literal(-LN2_HI)
+    assert old in ptx
+    wrong = ptx.replace(old, f32_literal(-LN2_HI * 1.001), 1)
+    values = {o.name: o for o in prove_kernel(wrong, launch, EXP, approx=False)}[VALUES]
+    assert values.status != "proved", values
+
+
+def test_an_op_takes_an_instructions_form_only_where_z3_proves_them_equal() -> None:
+    from ir.ops import Op
+    from verify.ir_symbolic import FLOAT_OPS
+    from verify.recipes import instruction_form
+
+    maximum = FLOAT_OPS[Op.MAXIMUM]
+    assert instruction_form("max.NaN.f32", 2, maximum) is not None
+    assert instruction_form("max.f32", 2, maximum) is None  # returns the other operand of a NaN
+    assert instruction_form("min.NaN.f32", 2, maximum) is None
+    assert instruction_form("neg.f32", 1, FLOAT_OPS[Op.NEG]) is not None
+    assert instruction_form("abs.f32", 1, FLOAT_OPS[Op.NEG]) is None
 
 
 def test_what_the_executor_does_not_model_is_inconclusive() -> None:
@@ -309,3 +363,6 @@ def test_a_difference_resting_on_an_approximate_instruction_is_not_a_refutation(
     assert "div.full.f32" in ptx
     values = {o.name: o for o in prove_kernel(ptx, launch, kernel)}[VALUES]
     assert values.status == "inconclusive" and "div.full.f32" in values.detail, values
+    # with the schedule's approximate form known, the IR's division is div.full itself: proved
+    values = {o.name: o for o in prove_kernel(ptx, launch, kernel, approx=True)}[VALUES]
+    assert values.status == "proved" and "div as ptxgen.mathlib's approximate formulas" in values.detail, values

@@ -4,9 +4,11 @@ flat index. Numerics follow the interpreter's native precision: float32 arithmet
 rounding per op, half types (bf16, f16) computed in float32 and rounded to their type after each
 op; `maximum`/`minimum` propagate NaN and order -0.0 below +0.0.
 
-Only elementwise kernels, and ops with an exact IEEE meaning, have a term here: an op such as exp
-or tanh is lowered to a polynomial (or an approximate instruction) that is tested numerically, not
-proved, so asking for it raises `Inexact`, and the value obligation is inconclusive."""
+Only elementwise kernels have a term here. An op with no exact IEEE meaning (exp, tanh, erf, x**y)
+is, when the caller names the schedule's form (`approx`), the formula of ptxgen.mathlib that form
+computes it by (`verify.recipes`): its approximate instructions uninterpreted, its accuracy tested
+numerically, not proved. Without a form, asking for such an op raises `Inexact`, and the value
+obligation is inconclusive."""
 
 from __future__ import annotations
 
@@ -18,8 +20,10 @@ from dataclasses import dataclass
 import z3
 
 from ir.dtypes import DType
-from ir.kernel import NON_FINITE, Instr, Kernel, TensorType
+from ir.kernel import NON_FINITE, Instr, Kernel, TensorType, constant_value
 from ir.ops import REDUCTIONS, Op
+from ptxgen import mathlib
+from verify import recipes
 
 Value = z3.ExprRef  # FP (Float32) for floats, BitVec for integers, Bool for bools
 F32 = z3.Float32()
@@ -65,6 +69,23 @@ COMPARISONS: dict[Op, Callable[[Value, Value], Value]] = {
     Op.GT: z3.fpGT, Op.GE: z3.fpGEQ,
 }
 LOGIC: dict[Op, Callable[..., Value]] = {Op.AND: z3.And, Op.OR: z3.Or, Op.NOT: z3.Not}
+# Comparisons of bools (z3 Bools: equality only) and of signed integers (bit-vectors).
+EXACT_COMPARISONS: dict[Op, Callable[[Value, Value], Value]] = {
+    Op.EQ: lambda a, b: a == b, Op.NE: lambda a, b: a != b, Op.LT: lambda a, b: a < b,
+    Op.LE: lambda a, b: a <= b, Op.GT: lambda a, b: a > b, Op.GE: lambda a, b: a >= b,
+}
+# Ops whose definition above is proved (once, by `recipes.instruction_form`) to equal one PTX
+# instruction: their terms are then built as that instruction's, the same terms a kernel has.
+INSTRUCTIONS = {Op.MAXIMUM: "max.NaN.f32", Op.MINIMUM: "min.NaN.f32", Op.NEG: "neg.f32", Op.ABS: "abs.f32"}
+# Ops with an exact IEEE meaning that approximate schedules compute by a formula instead.
+APPROXIMATED = frozenset({Op.DIV})
+
+
+def _float_op(op: Op, arity: int) -> Callable[..., Value]:
+    """An exact op's definition, as its PTX instruction's term where the two are proved equal."""
+    if op in INSTRUCTIONS:
+        return recipes.instruction_form(INSTRUCTIONS[op], arity, FLOAT_OPS[op]) or FLOAT_OPS[op]
+    return FLOAT_OPS[op]
 
 
 def _decode(bits: z3.BitVecRef, dtype: DType) -> Value:
@@ -152,14 +173,19 @@ class At:
 class IrTerms:
     """Terms of a kernel's values at given coordinates, memoised per (value, coordinates)."""
 
-    def __init__(self, kernel: Kernel, inputs: dict[str, z3.ArrayRef], opaque: bool = False) -> None:
+    def __init__(self, kernel: Kernel, inputs: dict[str, z3.ArrayRef], opaque: bool = False,
+                 approx: bool | None = None) -> None:
         """`opaque`: ops without an exact IEEE meaning become uninterpreted functions (one per op
         and dtype) instead of raising Inexact: equal arguments give equal results, nothing more is
-        known of them (`opaque_ops` lists those used)."""
+        known of them (`opaque_ops` lists those used). `approx`: the form (approximate or not) of
+        the schedule the kernel was lowered with; such ops are then mathlib's formulas for that
+        form (`formulas` lists those used)."""
         if any(i.op in REDUCTIONS or i.op == Op.MATMUL for i in kernel.body):
             raise Inexact("a reduction: the values of reductions are not modelled yet")
         self.kernel, self.inputs, self.opaque = kernel, inputs, opaque
         self.opaque_ops: set[str] = set()
+        self.approx = approx
+        self.formulas: set[str] = set()
         self.defs = {i.result: i for i in kernel.body}
         self.types: dict[str, TensorType] = {p.name: p.type for p in kernel.inputs}
         self.types.update({i.result: i.type for i in kernel.body})  # type: ignore[misc]
@@ -195,15 +221,32 @@ class IrTerms:
             return _cast(args[0], source, instr.attr("to"))  # type: ignore[arg-type]
         if instr.op in COMPARISONS and source.is_float:
             return COMPARISONS[instr.op](*args)
+        if instr.op in EXACT_COMPARISONS and (source == DType.BOOL or source in INT_BITS):
+            return EXACT_COMPARISONS[instr.op](*args)
         if instr.op in LOGIC:
             return LOGIC[instr.op](*args)
+        formula = self._formula(instr) if dtype.is_float else None
+        if formula is not None:
+            self.formulas.add(instr.op.value)
+            return _round(recipes.evaluate(formula, list(args)), dtype)
         if instr.op in FLOAT_OPS and dtype.is_float:
-            return _round(FLOAT_OPS[instr.op](*args), dtype)
+            return _round(_float_op(instr.op, len(args))(*args), dtype)
         if self.opaque and dtype.is_float and all(z3.is_fp(a) for a in args):
             name = f"{instr.op.value} {dtype.value}"
             self.opaque_ops.add(name)
             return _round(z3.Function(name, *[F32] * len(args), F32)(*args), dtype)
         raise Inexact(f"{instr.op} on {dtype}: no exact IEEE meaning; its lowering is tested numerically, not proved")
+
+    def _formula(self, instr: Instr) -> recipes.Program | None:
+        """mathlib's formula for an op with no exact meaning (or one approximate schedules replace)."""
+        exact = instr.op in FLOAT_OPS and not (self.approx and instr.op in APPROXIMATED)
+        if self.approx is None or exact:
+            return None
+        if instr.op == Op.POW:
+            return recipes.program("pow", self.approx, 2, constant_value(self.defs, instr.args[1]))
+        if mathlib.recipe(instr.op.value, self.approx) is None:
+            return None
+        return recipes.program(instr.op.value, self.approx, len(instr.args))
 
     def _load(self, name: str, type_: TensorType, at: At) -> Value:
         size = type_.dtype.itemsize

@@ -538,9 +538,13 @@ def _merged_shared(accesses: list[SharedAccess]) -> list[SharedAccess]:
 
 def _free_symbols(term: z3.ExprRef) -> list[z3.ExprRef]:
     found: dict[str, z3.ExprRef] = {}
+    seen: set[int] = set()
     pending = [term]
     while pending:
         node = pending.pop()
+        if node.get_id() in seen:
+            continue
+        seen.add(node.get_id())
         if z3.is_const(node) and node.decl().kind() == z3.Z3_OP_UNINTERPRETED:
             found[str(node)] = node
         else:
@@ -569,6 +573,88 @@ def _uninterpreted_calls(*terms: z3.ExprRef) -> set[str]:
             found.add(node.decl().name())
         pending.extend(node.children())
     return found
+
+
+def _generalised(claim: z3.BoolRef, got: z3.ExprRef, want: z3.ExprRef) -> z3.BoolRef:
+    """`claim` with each largest term that `want` and `got` share (a value both sides compute the
+    same way) replaced by a fresh constant. Proving this proves `claim` (it holds for every value of
+    the shared terms, so for theirs), and spares the solver the terms' insides."""
+    inside = set()
+    pending = [got]
+    while pending:
+        node = pending.pop()
+        if node.get_id() not in inside:
+            inside.add(node.get_id())
+            pending.extend(node.children())
+    shared: dict[int, z3.ExprRef] = {}
+    seen: set[int] = set()
+    pending = [want]
+    while pending:
+        node = pending.pop()
+        if node.get_id() in seen:
+            continue
+        seen.add(node.get_id())
+        if node.get_id() in inside and node.num_args() > 0 and not z3.is_bool(node):
+            shared[node.get_id()] = node
+        else:
+            pending.extend(node.children())
+    pairs = [(t, z3.FreshConst(t.sort(), "shared")) for t in shared.values()]
+    return z3.substitute(claim, *pairs) if pairs else claim
+
+
+def _memory_reads(term: z3.ExprRef) -> list[z3.ExprRef]:
+    """The distinct array reads (bytes of a buffer) in `term`."""
+    found: dict[int, z3.ExprRef] = {}
+    seen: set[int] = set()
+    pending = [term]
+    while pending:
+        node = pending.pop()
+        if node.get_id() in seen:
+            continue
+        seen.add(node.get_id())
+        if z3.is_select(node):
+            found[node.get_id()] = node
+        pending.extend(node.children())
+    return list(found.values())
+
+
+def _index_conditions(term: z3.ExprRef) -> list[z3.BoolRef]:
+    """The conditions of if-then-else nodes in `term` that read only indices and addresses: no
+    memory, no register left unset, no float."""
+    found: dict[int, z3.BoolRef] = {}
+    seen: set[int] = set()
+    pending = [term]
+    while pending:
+        node = pending.pop()
+        if node.get_id() in seen:
+            continue
+        seen.add(node.get_id())
+        if z3.is_app_of(node, z3.Z3_OP_ITE) and _on_indices(node.arg(0)):
+            found[node.arg(0).get_id()] = node.arg(0)
+        pending.extend(node.children())
+    return list(found.values())
+
+
+def _on_indices(condition: z3.ExprRef) -> bool:
+    if z3.is_true(condition) or z3.is_false(condition):
+        return False
+    symbols = _free_symbols(condition)
+    return all(z3.is_bv(s) and not str(s).startswith(("unset", "abstract")) for s in symbols) and \
+        not _reads_memory_or_floats(condition)
+
+
+def _reads_memory_or_floats(term: z3.ExprRef) -> bool:
+    seen: set[int] = set()
+    pending = [term]
+    while pending:
+        node = pending.pop()
+        if node.get_id() in seen:
+            continue
+        seen.add(node.get_id())
+        if z3.is_select(node) or z3.is_fp(node) or z3.is_array(node):
+            return True
+        pending.extend(node.children())
+    return False
 
 
 def _rests_on_abstractions(*terms: z3.ExprRef) -> bool:
@@ -942,11 +1028,14 @@ class Prover:
         return z3.And(z3.UGE(byte, b), z3.ULT(cta, tile.launch.ctas), z3.ULT(tid, tile.launch.threads),
                       self._thread_covers(access, param, byte, cta, tid))
 
-    def values_equal_the_ir(self, ir: Kernel) -> tuple[str, str]:
-        """Every stored element equals the IR's value for that element (NaN equals any NaN)."""
+    def values_equal_the_ir(self, ir: Kernel, approx: bool | None = None) -> tuple[str, str]:
+        """Every stored element equals the IR's value for that element (NaN equals any NaN); ops
+        with no exact meaning are mathlib's formulas for the schedule's form `approx` (None: not
+        known, and such ops are left inconclusive)."""
         params = [p.name for p in self.tile.entry.params]
         try:
-            terms = IrTerms(ir, {p.name: self.tile.bytes_of(params[i]) for i, p in enumerate(ir.inputs)})
+            terms = IrTerms(ir, {p.name: self.tile.bytes_of(params[i]) for i, p in enumerate(ir.inputs)},
+                            approx=approx)
             for index, output in enumerate(ir.outputs):
                 for store in self.stores_to(params[len(ir.inputs) + index]):
                     verdict = self._store_values(terms, index, output.type.dtype, store, params[len(ir.inputs) + index])
@@ -954,7 +1043,12 @@ class Prover:
                         return verdict
         except Inexact as err:
             return "inconclusive", str(err)
-        return "proved", "every stored element is bit for bit the IR's value (NaN for NaN)"
+        detail = "every stored element is bit for bit the IR's value (NaN for NaN)"
+        if terms.formulas:
+            form = "approximate" if approx else "accurate"
+            detail += (f", with {', '.join(sorted(terms.formulas))} as ptxgen.mathlib's {form} formulas "
+                       "(their accuracy tested numerically, not proved)")
+        return "proved", detail
 
     def _store_values(self, terms: IrTerms, index: int, dtype: DType, store: Access,
                       param: str) -> tuple[str, str] | None:
@@ -967,16 +1061,20 @@ class Prover:
             flat = z3.UDiv(offset, itemsize) + k
             want = terms.output_bits(index, flat, offset + k * itemsize)
             got = z3.Extract((k + 1) * itemsize * 8 - 1, k * itemsize * 8, store.data)
+            facts = tile.assumptions() + self.base_facts() + placed + [store.condition]
+            got = self.specialised(got, facts)
+            want = self.specialised(self.unified(want, got, facts), facts)
             same = z3.Or(got == want, z3.And(is_nan(got, dtype), is_nan(want, dtype))) if dtype.is_float \
                 else got == want
-            facts = tile.assumptions() + self.base_facts() + placed
-            result, found = self.check(facts + [store.condition, z3.Not(same)], logic=VALUE_LOGIC)
+            if self.check(facts + [z3.Not(_generalised(same, got, want))], logic=VALUE_LOGIC)[0] == z3.unsat:
+                continue
+            result, found = self.check(facts + [z3.Not(same)], logic=VALUE_LOGIC)
             if result == z3.unsat:
                 continue
             if result == z3.unknown:
                 return "inconclusive", f"{store.instruction}: the solver gave up on its values ({found})"
-            approximate = _uninterpreted_calls(got, store.condition)
-            if approximate or _rests_on_abstractions(got, store.condition):
+            approximate = _uninterpreted_calls(got, want, store.condition)
+            if approximate or _rests_on_abstractions(got, want, store.condition):
                 what = ", ".join(sorted(approximate)) or "values other threads supply"
                 return "inconclusive", (f"{store.instruction}: its values differ from the IR's only where {what} "
                                         "(abstracted: free to be anything here) would; tested numerically instead")
@@ -987,6 +1085,41 @@ class Prover:
                                f"{_value(found, flat)} of {self.names[param]}; the IR gives "
                                f"{describe(_value(found, want), dtype)}")
         return None
+
+    def unified(self, term: z3.ExprRef, like: z3.ExprRef, facts: list[z3.BoolRef]) -> z3.ExprRef:
+        """`term` with each memory read that `like` makes at an address computed another way, but
+        equal under `facts` (proved), written as `like` writes it: equal under `facts`, and the
+        value query then meets the same reads on both sides."""
+        reads, own = _memory_reads(like), _memory_reads(term)
+        addresses = [z3.simplify(r.arg(1)) for r in reads + own]  # held, so that equal terms keep one id
+        spelled = {(r.arg(0).get_id(), a.get_id()): r for r, a in zip(reads, addresses)}
+        keys = [(r.arg(0).get_id(), a.get_id()) for r, a in zip(own, addresses[len(reads):])]
+        pairs = [(r, spelled[k]) for r, k in zip(own, keys) if k in spelled]
+        missing = [r for r, k in zip(own, keys) if k not in spelled]
+        result, model = self.check(facts) if missing else (z3.unknown, None)
+        if result != z3.sat:
+            missing = []
+        for read in missing:
+            at = _value(model, read.arg(1))
+            for candidate in reads:
+                if candidate.arg(0).eq(read.arg(0)) and _value(model, candidate.arg(1)) == at and \
+                        self.check(facts + [candidate.arg(1) != read.arg(1)])[0] == z3.unsat:
+                    pairs.append((read, candidate))
+                    break
+        return z3.substitute(term, *pairs) if pairs else term
+
+    def specialised(self, term: z3.ExprRef, facts: list[z3.BoolRef]) -> z3.ExprRef:
+        """`term`, simplified, with each condition on indices alone (a tail predicate: no memory,
+        no floats) that `facts` decide replaced by its value. Equivalent under `facts`; it spares the
+        value query the work of deciding them inside floating-point terms."""
+        decided = []
+        for condition in _index_conditions(term):
+            for value in (True, False):
+                claim = condition if value else z3.Not(condition)
+                if self.check(facts + [z3.Not(claim)])[0] == z3.unsat:
+                    decided.append((condition, z3.BoolVal(value)))
+                    break
+        return z3.simplify(z3.substitute(term, *decided) if decided else term)
 
     def _confirm_uncovered(self, param: str, accesses: list[Access], missing: int, kind: str) -> tuple[str, str]:
         """Whether some thread covers byte `missing` after all (the inverse only misses it)."""
@@ -1066,17 +1199,18 @@ def inputs_reduced_in_full(ir: Kernel) -> list[int]:
     return sorted(reduced)
 
 
-def prove_kernel(ptx: str, launch: Launch, ir: Kernel) -> list[Obligation]:
+def prove_kernel(ptx: str, launch: Launch, ir: Kernel, approx: bool | None = None) -> list[Obligation]:
     """Every obligation of a kernel lowered from `ir`: the memory obligations at the IR's shapes,
-    then the output values."""
+    then the output values (`approx`: the schedule's form of math, see `values_equal_the_ir`)."""
     params = list(ir.inputs) + list(ir.outputs)
     sizes = [math.prod(p.type.shape) * p.type.dtype.itemsize for p in params]
     return prove_memory(ptx, launch, sizes, [p.name for p in params], set(range(len(ir.inputs), len(params))),
-                        ir=ir)
+                        ir=ir, approx=approx)
 
 
 def prove_memory(ptx: str, launch: Launch, sizes: list[int], names: list[str], outputs: set[int],
-                 kernel: str | None = None, ir: Kernel | None = None, values: bool = True) -> list[Obligation]:
+                 kernel: str | None = None, ir: Kernel | None = None, values: bool = True,
+                 approx: bool | None = None) -> list[Obligation]:
     """The memory obligations of a kernel whose parameters are buffers of `sizes` bytes, known to
     the user as `names`; parameters `outputs` are written. With the IR, also that inputs it reduces
     are read in full, and (with `values`) the output values. Unsupported features give one
@@ -1105,7 +1239,7 @@ def prove_memory(ptx: str, launch: Launch, sizes: list[int], names: list[str], o
             param = params[index]
             results.append(prover.timed(f"{prover.names[param]} read in full", lambda p=param: prover.read_in_full(p)))
     if ir is not None and values:
-        results.append(prover.timed(VALUES, lambda: prover.values_equal_the_ir(ir)))
+        results.append(prover.timed(VALUES, lambda: prover.values_equal_the_ir(ir, approx)))
     replayable = Replayable(ptx, launch, params, sizes, names, outputs, ir, kernel)
     for obligation in results:
         if obligation.status == "refuted":
@@ -1137,4 +1271,5 @@ def prove_manifest(manifest_path: Path, kernel: str | None = None) -> Iterator[K
             yield KernelProof(entry["name"], [Obligation("lowered", "inconclusive", entry.get("reason", ""))])
             continue
         ir, ptx, launch = lowered_files(manifest_path, entry)
-        yield KernelProof(entry["name"], prove_kernel(ptx, launch, ir))
+        approx = entry.get("schedule", {}).get("approx_math")
+        yield KernelProof(entry["name"], prove_kernel(ptx, launch, ir, approx))

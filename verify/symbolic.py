@@ -48,7 +48,23 @@ def float_sort(type_: str) -> z3.FPSortRef:
 
 
 def to_float(bits: Bits, type_: str) -> Float:
-    return z3.fpBVToFP(bits, float_sort(type_))
+    """The float whose bits these are. Bits that `to_bits` made from a float of this type give that
+    float back itself (the same value: a NaN's bits decode to NaN), so that terms computed along
+    two routes from the same floats stay the same term for the solver."""
+    encoded = _encoded_float(bits, type_)
+    return encoded if encoded is not None else z3.fpBVToFP(bits, float_sort(type_))
+
+
+def _encoded_float(bits: Bits, type_: str) -> Float | None:
+    """x, where `bits` is to_bits(x, type_)."""
+    if not (z3.is_app_of(bits, z3.Z3_OP_ITE) and z3.is_app_of(bits.arg(0), z3.Z3_OP_FPA_IS_NAN)):
+        return None
+    value, encoded = bits.arg(0).arg(0), bits.arg(2)
+    if value.sort() != float_sort(type_) or not z3.is_app_of(encoded, z3.Z3_OP_FPA_TO_IEEE_BV):
+        return None
+    nan = bits.arg(1)
+    canonical = z3.is_bv_value(nan) and nan.as_long() == canonical_nan(type_).as_long()
+    return value if canonical and encoded.arg(0).eq(value) else None
 
 
 def canonical_nan(type_: str) -> Bits:

@@ -17,9 +17,11 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 VALUES = "Output values: each stored element is compared, bit for bit (any NaN for any NaN), with the IR's " \
          "value for that element, computed in z3's IEEE arithmetic at the interpreter's precision. This covers " \
-         "elementwise kernels whose ops have an exact IEEE meaning; exp, tanh, erf and the like are lowered to " \
-         "polynomials or approximate instructions tested numerically (`ptxgen emulate`, the GPU checks), and " \
-         "reductions are not yet modelled, so their value obligation is inconclusive."
+         "elementwise kernels. Ops with no exact IEEE meaning (exp, tanh, erf, sigmoid, x**y, and the division of " \
+         "approximate schedules) are the formulas of `ptxgen/mathlib.py` for the schedule's form, evaluated with " \
+         "the PTX semantics, their approximate instructions uninterpreted: such a proof says the kernel computes " \
+         "the formula bit for bit, and the formula's accuracy is tested numerically (`tests/test_mathlib.py`), " \
+         "not proved. Reductions are not yet modelled, so their value obligation is inconclusive."
 
 
 def _first_open(row: dict[str, Any]) -> str:

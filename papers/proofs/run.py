@@ -45,7 +45,8 @@ def cpu_name() -> str:
 def proof_of(kernel: Any) -> dict[str, Any]:
     lowered = lower(kernel, default_schedule(kernel, TARGET), TARGET)
     started = time.perf_counter()
-    obligations = prove_kernel(lowered.ptx, Launch.of(lowered.launch), kernel)
+    approx = getattr(lowered.schedule, "approx_math", None)
+    obligations = prove_kernel(lowered.ptx, Launch.of(lowered.launch), kernel, approx)
     return {"kernel": kernel.name, "schedule": lowered.schedule.to_dict(), "verdict": verdict(obligations),
             "seconds": time.perf_counter() - started, "obligations": [o.to_dict() for o in obligations]}
 
