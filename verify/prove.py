@@ -536,19 +536,21 @@ def _merged_shared(accesses: list[SharedAccess]) -> list[SharedAccess]:
     return sorted(merged, key=lambda a: (a.epoch, a.instruction.line))
 
 
-def _free_symbols(term: z3.ExprRef) -> list[z3.ExprRef]:
-    found: dict[str, z3.ExprRef] = {}
+def _nodes(*terms: z3.ExprRef) -> Iterator[z3.ExprRef]:
+    """Each distinct node of `terms` once (a term is a DAG: shared subterms are not walked twice)."""
     seen: set[int] = set()
-    pending = [term]
+    pending = list(terms)
     while pending:
         node = pending.pop()
         if node.get_id() in seen:
             continue
         seen.add(node.get_id())
-        if z3.is_const(node) and node.decl().kind() == z3.Z3_OP_UNINTERPRETED:
-            found[str(node)] = node
-        else:
-            pending.extend(node.children())
+        yield node
+        pending.extend(node.children())
+
+
+def _free_symbols(term: z3.ExprRef) -> list[z3.ExprRef]:
+    found = {str(n): n for n in _nodes(term) if z3.is_const(n) and n.decl().kind() == z3.Z3_OP_UNINTERPRETED}
     return list(found.values())
 
 
@@ -561,31 +563,15 @@ def _renamed(tile: Tile, term: z3.ExprRef, suffix: str) -> z3.ExprRef:
 
 def _uninterpreted_calls(*terms: z3.ExprRef) -> set[str]:
     """Names of the uninterpreted functions applied in `terms` (approximate instructions)."""
-    found: set[str] = set()
-    seen: set[int] = set()
-    pending = list(terms)
-    while pending:
-        node = pending.pop()
-        if node.get_id() in seen:
-            continue
-        seen.add(node.get_id())
-        if z3.is_app(node) and node.num_args() and node.decl().kind() == z3.Z3_OP_UNINTERPRETED:
-            found.add(node.decl().name())
-        pending.extend(node.children())
-    return found
+    return {n.decl().name() for n in _nodes(*terms)
+            if z3.is_app(n) and n.num_args() and n.decl().kind() == z3.Z3_OP_UNINTERPRETED}
 
 
 def _generalised(claim: z3.BoolRef, got: z3.ExprRef, want: z3.ExprRef) -> z3.BoolRef:
     """`claim` with each largest term that `want` and `got` share (a value both sides compute the
     same way) replaced by a fresh constant. Proving this proves `claim` (it holds for every value of
     the shared terms, so for theirs), and spares the solver the terms' insides."""
-    inside = set()
-    pending = [got]
-    while pending:
-        node = pending.pop()
-        if node.get_id() not in inside:
-            inside.add(node.get_id())
-            pending.extend(node.children())
+    inside = {n.get_id() for n in _nodes(got)}
     shared: dict[int, z3.ExprRef] = {}
     seen: set[int] = set()
     pending = [want]
@@ -604,35 +590,14 @@ def _generalised(claim: z3.BoolRef, got: z3.ExprRef, want: z3.ExprRef) -> z3.Boo
 
 def _memory_reads(term: z3.ExprRef) -> list[z3.ExprRef]:
     """The distinct array reads (bytes of a buffer) in `term`."""
-    found: dict[int, z3.ExprRef] = {}
-    seen: set[int] = set()
-    pending = [term]
-    while pending:
-        node = pending.pop()
-        if node.get_id() in seen:
-            continue
-        seen.add(node.get_id())
-        if z3.is_select(node):
-            found[node.get_id()] = node
-        pending.extend(node.children())
-    return list(found.values())
+    return [n for n in _nodes(term) if z3.is_select(n)]
 
 
 def _index_conditions(term: z3.ExprRef) -> list[z3.BoolRef]:
     """The conditions of if-then-else nodes in `term` that read only indices and addresses: no
     memory, no register left unset, no float."""
-    found: dict[int, z3.BoolRef] = {}
-    seen: set[int] = set()
-    pending = [term]
-    while pending:
-        node = pending.pop()
-        if node.get_id() in seen:
-            continue
-        seen.add(node.get_id())
-        if z3.is_app_of(node, z3.Z3_OP_ITE) and _on_indices(node.arg(0)):
-            found[node.arg(0).get_id()] = node.arg(0)
-        pending.extend(node.children())
-    return list(found.values())
+    found = {n.arg(0).get_id(): n.arg(0) for n in _nodes(term) if z3.is_app_of(n, z3.Z3_OP_ITE)}
+    return [c for c in found.values() if _on_indices(c)]
 
 
 def _on_indices(condition: z3.ExprRef) -> bool:
@@ -644,17 +609,7 @@ def _on_indices(condition: z3.ExprRef) -> bool:
 
 
 def _reads_memory_or_floats(term: z3.ExprRef) -> bool:
-    seen: set[int] = set()
-    pending = [term]
-    while pending:
-        node = pending.pop()
-        if node.get_id() in seen:
-            continue
-        seen.add(node.get_id())
-        if z3.is_select(node) or z3.is_fp(node) or z3.is_array(node):
-            return True
-        pending.extend(node.children())
-    return False
+    return any(z3.is_select(n) or z3.is_fp(n) or z3.is_array(n) for n in _nodes(term))
 
 
 def _rests_on_abstractions(*terms: z3.ExprRef) -> bool:
