@@ -22,7 +22,6 @@ import z3
 from ir.dtypes import DType
 from ir.kernel import NON_FINITE, Instr, Kernel, TensorType, constant_value
 from ir.ops import REDUCTIONS, Op
-from ptxgen import mathlib
 from verify import recipes
 
 Value = z3.ExprRef  # FP (Float32) for floats, BitVec for integers, Bool for bools
@@ -244,9 +243,10 @@ class IrTerms:
             return None
         if instr.op == Op.POW:
             return recipes.program("pow", self.approx, 2, constant_value(self.defs, instr.args[1]))
-        if mathlib.recipe(instr.op.value, self.approx) is None:
+        try:
+            return recipes.program(instr.op.value, self.approx, len(instr.args))
+        except recipes.NoRecipe:
             return None
-        return recipes.program(instr.op.value, self.approx, len(instr.args))
 
     def _load(self, name: str, type_: TensorType, at: At) -> Value:
         size = type_.dtype.itemsize
