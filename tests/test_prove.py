@@ -19,6 +19,7 @@ from ptxgen.cli import main
 from ptxgen.lower import default_schedule, lower
 from ptxgen.schedule import RowSchedule
 from ptxgen.targets import TARGETS
+from verify import prove as prove_module
 from verify.emulate import Launch
 from verify.prove import NO_RACE, UNIFORM_BARRIERS, VALUES, Obligation, prove_kernel, prove_memory, verdict
 
@@ -280,6 +281,33 @@ def test_wrong_values_are_refuted_with_the_element_and_both_values(name: str) ->
     assert values.status == "refuted" and "as element" in values.detail and "the IR gives" in values.detail, values
     assert "reproduced on the emulator" in values.replay and "the interpreter in float64 gives" in values.replay
     assert all(o.status == "proved" for name, o in obligations.items() if name != VALUES)
+
+
+def test_a_difference_half_the_threads_show_is_found_by_sampling_without_a_search(monkeypatch) -> None:
+    def no_search(*args: object) -> None:
+        raise AssertionError("the value query searched, though a sampled thread shows the difference")
+
+    monkeypatch.setattr(prove_module, "_generalised", no_search)
+    kernel, old, new = VALUE_MUTANTS["broadcast_wrong_column"]
+    ptx, launch = lowered(kernel)
+    values = {o.name: o for o in prove_kernel(ptx.replace(old, new, 1), launch, kernel)}[VALUES]
+    assert values.status == "refuted" and "reproduced on the emulator" in values.replay, values
+
+
+def test_a_difference_sampling_misses_is_found_by_the_search(monkeypatch) -> None:
+    sampled: list[object] = []
+    sample = prove_module.Prover.sampled_difference
+
+    def recorded(self: prove_module.Prover, *args: object, **kwargs: object) -> object:
+        sampled.append(sample(self, *args, **kwargs))  # type: ignore[arg-type]
+        return sampled[-1]
+
+    monkeypatch.setattr(prove_module.Prover, "sampled_difference", recorded)
+    kernel, old, new = VALUE_MUTANTS["signed_lt_becomes_le"]  # differs only where x == y: random ints miss it
+    ptx, launch = lowered(kernel)
+    values = {o.name: o for o in prove_kernel(ptx.replace(old, new, 1), launch, kernel)}[VALUES]
+    assert sampled and all(s is None for s in sampled)
+    assert values.status == "refuted" and "reproduced on the emulator" in values.replay, values
 
 
 EXP = parse("kernel k(%x: f32[4096]) -> (%y: f32[4096]) {\n  %y = exp(%x)\n  return %y\n}")

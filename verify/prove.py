@@ -24,7 +24,9 @@ solver query each:
   number of CTA barriers its path passed before it);
 - no barrier under divergent control: each barrier instance (an instruction, as a path's n-th
   barrier) is reached by every thread of a CTA or by none;
-- output values: every stored element equals the IR's value for it (`verify.ir_symbolic`).
+- output values: every stored element equals the IR's value for it (`verify.ir_symbolic`); a few
+  threads are first tested on random input bytes, so that a difference many threads show is found
+  without a search (a difference found this way is a model like any other, checked by the solver).
 
 Each obligation is proved (the query is unsatisfiable), refuted (a model: the thread and element
 it fails for, in the user's terms; never one that rests on abstracted values; replayed concretely
@@ -36,6 +38,7 @@ assumptions about the launch must be satisfiable, or every proof would be empty.
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -64,6 +67,7 @@ PROOF_TIMEOUT_MS = 10_000
 VALUE_LOGIC = "QF_FPBV"  # the solver for value queries (see _check)
 KERNEL_SECONDS = 60.0  # a kernel's obligations not reached within this are left inconclusive
 THREAD_NAMES = ("cta", "tid")
+SAMPLED_THREADS = 8  # threads a value query tests with random input bytes before searching
 
 
 @dataclass(frozen=True)
@@ -1021,9 +1025,12 @@ class Prover:
             want = self.specialised(self.unified(want, got, facts), facts)
             same = z3.Or(got == want, z3.And(is_nan(got, dtype), is_nan(want, dtype))) if dtype.is_float \
                 else got == want
-            if self.check(facts + [z3.Not(_generalised(same, got, want))], logic=VALUE_LOGIC)[0] == z3.unsat:
+            sampled = self.sampled_difference(facts, same, got, want, seed=store.instruction.line * 64 + k)
+            if sampled is None and \
+                    self.check(facts + [z3.Not(_generalised(same, got, want))], logic=VALUE_LOGIC)[0] == z3.unsat:
                 continue
-            result, found = self.check(facts + [z3.Not(same)], logic=VALUE_LOGIC)
+            result, found = (z3.sat, sampled) if sampled is not None else \
+                self.check(facts + [z3.Not(same)], logic=VALUE_LOGIC)
             if result == z3.unsat:
                 continue
             if result == z3.unknown:
@@ -1039,6 +1046,41 @@ class Prover:
                                f"{_value(found, tile.cta)} stores {describe(_value(found, got), dtype)} as element "
                                f"{_value(found, flat)} of {self.names[param]}; the IR gives "
                                f"{describe(_value(found, want), dtype)}")
+        return None
+
+    def sampled_difference(self, facts: list[z3.BoolRef], same: z3.BoolRef, got: z3.ExprRef, want: z3.ExprRef,
+                           seed: int) -> z3.ModelRef | None:
+        """A model of `facts` where `same` fails, found by testing before searching: a few threads
+        picked at random (the buffers at fixed addresses), each input byte they read drawn at
+        random, both sides evaluated on those constants. A search for a counterexample can take the
+        solver long where a test finds one at once (a wrong column read by half the threads). None
+        when no sample differs, which concludes nothing, or when the values rest on abstractions."""
+        if _rests_on_abstractions(got, want):
+            return None
+        tile, rng = self.tile, random.Random(seed)
+        reads = _memory_reads(z3.And(got == want))
+        placed = [(b, z3.BitVecVal((k + 1) << 40, 64)) for k, b in enumerate(tile.bases.values())]
+        for _ in range(SAMPLED_THREADS):
+            thread = [(tile.cta, z3.BitVecVal(rng.randrange(tile.launch.ctas), 32)),
+                      (tile.tid, z3.BitVecVal(rng.randrange(tile.launch.threads), 32))]
+            constants = thread + placed
+            if not z3.is_true(z3.simplify(z3.substitute(z3.And(*facts), *constants))):
+                continue  # outside the launch, or a thread that makes no such store
+            drawn: dict[tuple[int, int], int] = {}
+            values = []
+            for read in reads:
+                address = z3.simplify(z3.substitute(read.arg(1), *constants))
+                if not z3.is_bv_value(address):
+                    return None
+                values.append((read, z3.BitVecVal(drawn.setdefault((read.arg(0).get_id(), address.as_long()),
+                                                                   rng.randrange(256)), 8)))
+            differs = z3.substitute(z3.substitute(z3.Not(same), *values) if values else z3.Not(same), *constants)
+            if not z3.is_true(z3.simplify(differs)):
+                continue
+            pinned = [symbol == value for symbol, value in constants + values]
+            result, found = self.check(facts + pinned + [z3.Not(same)], logic=VALUE_LOGIC)
+            if result == z3.sat:
+                return found
         return None
 
     def unified(self, term: z3.ExprRef, like: z3.ExprRef, facts: list[z3.BoolRef]) -> z3.ExprRef:
