@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from agents.supervisor import OptimizeError
 from ir.errors import IRError
 from ir.frontend.problem import ProblemError
 from ptxgen.ptxas import PtxasError
@@ -16,7 +17,8 @@ from ptxgen.targets import TargetError
 from verify.against_ir import ManifestError
 from verify.check import CheckUnavailable
 
-USER_ERRORS = (IRError, ProblemError, TargetError, PtxasError, OSError, ManifestError, CheckUnavailable)
+USER_ERRORS = (IRError, ProblemError, TargetError, PtxasError, OSError, ManifestError, CheckUnavailable,
+               OptimizeError)
 
 
 def _sizes(pairs: Sequence[str]) -> dict[str, int]:
@@ -112,6 +114,34 @@ def cmd_check(args: argparse.Namespace) -> int:
     report = check(Path(args.candidate), Path(args.ref), options)
     print(json.dumps(report, indent=1) if args.json else "\n".join(lines(report)))
     return EXIT_CODES[report["verdict"]]
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    """Exit 0: the module is written (our kernels, or PyTorch where none of ours won, as the report
+    says); 2: the problem could not be optimized."""
+    from agents.supervisor import OptimizeOptions, Supervisor
+    from ptxgen.targets import default_target, get_target
+
+    if args.budget <= 0 or args.max_trials < 1:
+        raise argparse.ArgumentTypeError("--budget must be positive and --max-trials at least 1")
+    target = get_target(args.target) if args.target else default_target()
+    options = OptimizeOptions(target, budget_s=args.budget, max_trials=args.max_trials,
+                              require_proof=args.require_proof, sizes=_sizes(args.size), gpu=not args.no_gpu,
+                              final_check=not args.no_check, seed=args.seed,
+                              **({"cpu_workers": args.workers} if args.workers is not None else {}))
+    out = Path(args.out)
+    try:
+        report = Supervisor(Path(args.problem), out, options).run()
+    except KeyboardInterrupt:
+        print(f"ptxgen optimize: interrupted; the attempts so far are in {out / 'attempts.jsonl'}, and running "
+              "again with the same --out resumes", file=sys.stderr)
+        return 130
+    module = report["module"]
+    print(f"{out / 'model_new.py'}: {'our PTX kernels' if module['kind'] == 'ptx' else 'PyTorch: ' + module['reason']}"
+          f"; report in {out / 'report.md'}")
+    for skipped in report["skipped"]:
+        print(f"  skipped: {skipped}")
+    return 0
 
 
 def _kernel_of(spec: str) -> Any:
@@ -210,6 +240,23 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a size constant of the problem (repeatable)")
     check.add_argument("--timeout", type=float, default=900.0, metavar="S", help="time limit of the whole check")
     check.set_defaults(run=cmd_check)
+
+    optimize = commands.add_parser("optimize", help="search schedules for each fused region through the verifier "
+                                   "gate; writes DIR/model_new.py, DIR/report.json, DIR/report.md")
+    optimize.add_argument("problem", help="a KernelBench-format problem file")
+    optimize.add_argument("--out", required=True, metavar="DIR", help="results; DIR/attempts.jsonl lets a run resume")
+    optimize.add_argument("--target", help="sm_80 ... sm_120 (default: this GPU's, else sm_90a)")
+    optimize.add_argument("--budget", type=float, default=120.0, metavar="S", help="seconds of search (default 120)")
+    optimize.add_argument("--max-trials", type=int, default=32, metavar="N", help="candidates per region (default 32)")
+    optimize.add_argument("--require-proof", action="store_true",
+                          help="admit only kernels proved on every obligation (default: none refuted)")
+    optimize.add_argument("--workers", type=int, metavar="N", help="processes for the CPU stages (default: one per "
+                          "core; 0 runs them in this process)")
+    optimize.add_argument("--no-gpu", action="store_true", help="do not time candidates even where a GPU is present")
+    optimize.add_argument("--no-check", action="store_true", help="skip the strict check of the written module")
+    optimize.add_argument("--size", action="append", default=[], metavar="NAME=VALUE")
+    optimize.add_argument("--seed", type=int, default=0)
+    optimize.set_defaults(run=cmd_optimize)
 
     equiv = commands.add_parser("equiv", help="prove two IR kernels equal element for element (inputs matched "
                                 "by position), or show an input that tells them apart")

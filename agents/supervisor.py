@@ -1,0 +1,408 @@
+"""The supervisor: `ptxgen optimize PROBLEM.py --out DIR`. It captures the problem's fused
+regions, deploys the proposers on each, sends every proposal through the gate (CPU stages in a
+process pool, GPU check and timing in a worker process), keeps a leaderboard per region, and
+writes DIR/model_new.py, DIR/report.json and DIR/report.md. Every attempt is recorded in
+DIR/attempts.jsonl as it finishes; running again with the same DIR resumes (what was recorded is
+not evaluated again).
+
+Without a GPU it still lowers, proves and emulates, chooses by the proposers' heuristic order (the
+default schedule first), writes the module and says that timing needs a GPU."""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import datetime
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agents.gate import CpuJob, cpu_stages
+from agents.proposers import Neighbours, Proposer, RandomSearch, Region, Seeds
+from agents.records import Attempt, Records, schedule_key, text_hash, versions
+from agents.workers import GPU_EVALUATOR, JOB_TIMEOUT_S, Worker
+from ir.frontend import capture, load_problem
+from ir.frontend.program import Program
+from ir.printer import format_kernel
+from ptxgen.lower import LoweredKernel, lower
+from ptxgen.schedule import Schedule, schedule_from_dict
+from ptxgen.targets import Target
+
+CPU_DEVICE = "cpu"
+
+
+class OptimizeError(ValueError):
+    """A problem that cannot be optimized (no fusable region); the message says why."""
+
+
+@dataclass
+class OptimizeOptions:
+    target: Target
+    budget_s: float = 120.0  # wall time of the search, all regions together
+    max_trials: int = 32  # candidates per region
+    require_proof: bool = False  # admit only kernels proved on every obligation
+    prove: bool = True
+    shrink: int = 64  # size constants capped at this for the emulator stage
+    sizes: dict[str, int] = field(default_factory=dict)
+    cpu_workers: int = max(1, os.cpu_count() or 1)  # 0: the CPU stages run in this process
+    gpu: bool = True  # use a GPU where one is present
+    evaluator: str = GPU_EVALUATOR
+    gpu_timeout_s: float = JOB_TIMEOUT_S  # a candidate's GPU work longer than this is killed (recorded as a crash)
+    final_check: bool = True  # the strict checker on the emitted module, with eager and torch.compile timed
+    seed: int = 0
+    log: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
+
+
+def gpu_present() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+@dataclass
+class RegionResult:
+    name: str
+    attempts: list[Attempt]
+    best: Attempt | None
+    seconds: float
+
+
+class Supervisor:
+    def __init__(self, problem_path: Path, out: Path, options: OptimizeOptions) -> None:
+        self.problem_path, self.out, self.options = problem_path, out, options
+        self.records = Records(out)
+        self.worker: Worker | None = None
+        self.device = CPU_DEVICE
+        self.copy_gb_per_s: float | None = None
+        self.pool: futures.Executor | None = None
+
+    # ---- the run
+
+    def run(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        opts = self.options
+        problem = load_problem(self.problem_path, sizes=opts.sizes)
+        program = capture(problem)
+        small = self._small_regions(program)
+        if not program.regions:
+            raise OptimizeError(f"{self.problem_path}: no fusable region: nothing for ptxgen to optimize")
+        self._start_workers()
+        deadline = time.perf_counter() + opts.budget_s
+        results = []
+        try:
+            for index, region in enumerate(program.regions):
+                results.append(self._search(problem.name, region.kernel, small.get(index), deadline))
+        finally:
+            self._stop_workers()
+        report = self._finish(program, problem.name, results, time.perf_counter() - started)
+        return report
+
+    def _small_regions(self, program: Program) -> dict[int, str]:
+        """IR text of each region at reduced shapes (for the emulator), where the reduced capture has
+        the same regions (the same ops in the same order)."""
+        try:
+            reduced = capture(load_problem(self.problem_path, sizes=self.options.sizes, shrink_to=self.options.shrink))
+        except Exception as err:  # the reduced shapes may not capture; the emulator stage is then skipped
+            self.options.log(f"reduced shapes ({self.options.shrink}) do not capture ({err}); no emulator stage")
+            return {}
+        ops = [[str(i.op) for i in r.kernel.body] for r in program.regions]
+        small_ops = [[str(i.op) for i in r.kernel.body] for r in reduced.regions]
+        return {k: format_kernel(r.kernel) for k, r in enumerate(reduced.regions)
+                if k < len(ops) and small_ops[k] == ops[k]}
+
+    def _start_workers(self) -> None:
+        opts = self.options
+        if opts.cpu_workers > 0:
+            self.pool = futures.ProcessPoolExecutor(opts.cpu_workers, mp_context=multiprocessing.get_context("spawn"))
+        if opts.gpu and (gpu_present() or opts.evaluator != GPU_EVALUATOR):  # another evaluator: tests
+            self.worker = Worker(0, opts.evaluator, opts.gpu_timeout_s)
+            described = self.worker.evaluate({"describe": True})
+            if described.get("status") != "passed":
+                opts.log(f"the GPU worker did not start: {described.get('reasons')}; going on without timing")
+                self.worker.close()
+                self.worker = None
+            else:
+                self.device, self.copy_gb_per_s = described["device"], described["copy_gb_per_s"]
+                opts.log(f"GPU: {self.device}, device-to-device copy {self.copy_gb_per_s:,.0f} GB/s")
+        if self.worker is None:
+            opts.log("no GPU: candidates are lowered, proved and emulated; timing needs a GPU")
+
+    def _stop_workers(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+        if self.worker is not None:
+            self.worker.close()
+
+    # ---- one region
+
+    def _search(self, problem: str, kernel: Any, small: str | None, deadline: float) -> RegionResult:
+        opts, started = self.options, time.perf_counter()
+        ir_text = format_kernel(kernel)
+        ir_hash = text_hash(ir_text)
+        previous = [a for a in self.records.of_region(problem, kernel.name)
+                    if a.ir_hash == ir_hash and a.target == opts.target.name and a.device == self.device]
+        region = Region(kernel, opts.target, list(previous))
+        if previous:
+            opts.log(f"{kernel.name}: resuming with {len(previous)} recorded attempt(s)")
+        proposers: list[Proposer] = [Seeds(), Neighbours(), RandomSearch(opts.seed)]
+        batch_size = max(2, opts.cpu_workers)
+        while len(region.attempts) < opts.max_trials and time.perf_counter() < deadline:
+            batch = self._proposals(region, proposers, min(batch_size, opts.max_trials - len(region.attempts)))
+            if not batch:
+                opts.log(f"{kernel.name}: no schedule left to try")
+                break
+            for proposer, schedule, cpu in self._cpu_results(ir_text, small, batch):
+                attempt = self._attempt(problem, kernel.name, ir_hash, proposer, schedule, cpu, ir_text)
+                self.records.add(attempt)
+                region.attempts.append(attempt)
+                self._progress(region, attempt)
+        best = self._best(region)
+        return RegionResult(kernel.name, region.attempts, best, time.perf_counter() - started)
+
+    def _proposals(self, region: Region, proposers: list[Proposer], count: int) -> list[tuple[str, Schedule]]:
+        chosen: list[tuple[str, Schedule]] = []
+        keys: set[str] = set()
+        for proposer in proposers:
+            for schedule in proposer.propose(region, count - len(chosen)):
+                key = schedule_key(schedule.to_dict())
+                if key not in keys:
+                    keys.add(key)
+                    chosen.append((proposer.name, schedule))
+            if len(chosen) >= count:
+                break
+        return chosen
+
+    def _cpu_results(self, ir_text: str, small: str | None,
+                     batch: list[tuple[str, Schedule]]) -> list[tuple[str, Schedule, dict[str, Any]]]:
+        opts = self.options
+        jobs = [CpuJob(ir_text, small, s.to_dict(), opts.target.name, opts.require_proof, opts.prove)
+                for _, s in batch]
+        if self.pool is None:
+            return [(p, s, cpu_stages(job)) for (p, s), job in zip(batch, jobs)]
+        submitted = [self.pool.submit(cpu_stages, job) for job in jobs]
+        results, broken = [], False
+        for (proposer, schedule), job, future in zip(batch, jobs, submitted):
+            try:
+                results.append((proposer, schedule, future.result()))
+            except futures.process.BrokenProcessPool:
+                broken = True
+                results.append((proposer, schedule, self._alone(job)))
+        if broken:
+            self.pool.shutdown(wait=False)
+            self.pool = futures.ProcessPoolExecutor(opts.cpu_workers, mp_context=multiprocessing.get_context("spawn"))
+        return results
+
+    def _alone(self, job: CpuJob) -> dict[str, Any]:
+        """A job whose pool broke (some job's process died), run again in a process of its own: the
+        one that crashes is recorded as a crash, the others get their verdicts."""
+        with futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as alone:
+            try:
+                return alone.submit(cpu_stages, job).result()
+            except futures.process.BrokenProcessPool:
+                return {"verdict": "crash", "feedback": "crash: the CPU stages' process died on this candidate",
+                        "stages": {}}
+
+    def _attempt(self, problem: str, region: str, ir_hash: str, proposer: str, schedule: Schedule,
+                 cpu: dict[str, Any], ir_text: str) -> Attempt:
+        started = time.perf_counter()
+        attempt = Attempt(problem, region, ir_hash, schedule.to_dict(), self.options.target.name, self.device,
+                          proposer, verdict=cpu["verdict"], ptx_hash=text_hash(cpu.get("ptx", "")),
+                          stages=dict(cpu["stages"]), resources=cpu.get("resources", {}), feedback=cpu["feedback"],
+                          versions=versions())
+        if cpu["verdict"] != "passed":
+            return attempt
+        if self.worker is None:
+            attempt.verdict, attempt.feedback = "admitted", "admitted on the CPU stages; timing needs a GPU"
+            attempt.stages["gpu"] = {"status": "skipped", "reason": "no GPU"}
+            return attempt
+        run = self.worker.evaluate({"kernel": ir_text, "ptx": cpu["ptx"], "launch": cpu["launch"],
+                                    "params": cpu["params"], "target": self.options.target.name,
+                                    "schedule": schedule.to_dict()})
+        attempt.stages["gpu"] = run
+        attempt.seconds = round(time.perf_counter() - started + cpu["stages"].get("cpu_seconds", 0.0), 3)
+        if run.get("status") != "passed":
+            attempt.verdict = "crash" if run.get("status") in ("crash", "timeout") else "gpu"
+            attempt.feedback = f"{attempt.verdict}: " + "; ".join(run.get("reasons", []))[:600]
+            return attempt
+        attempt.verdict, attempt.median_ms = "admitted", run["timing"]["median_ms"]
+        attempt.feedback = f"admitted: {attempt.median_ms * 1e3:.1f} us"
+        return attempt
+
+    def _progress(self, region: Region, attempt: Attempt) -> None:
+        best = region.fastest(1)
+        knobs = ", ".join(f"{k}={v}" for k, v in attempt.schedule.items() if k != "kind")
+        timing = f" {attempt.median_ms * 1e3:.1f} us" if attempt.median_ms is not None else ""
+        leader = f" (best {best[0].median_ms * 1e3:.1f} us)" if best and best[0].median_ms is not None else ""
+        self.options.log(f"{region.kernel.name} [{len(region.attempts)}/{self.options.max_trials}] {attempt.proposer}: "
+                         f"{attempt.verdict}{timing}{leader} <- {knobs}"
+                         + (f"\n    {attempt.feedback[:300]}" if not attempt.admitted else ""))
+
+    def _best(self, region: Region) -> Attempt | None:
+        """The fastest admitted attempt; without timings, the first admitted in proposal order (the
+        default schedule first)."""
+        fastest = region.fastest(1)
+        if fastest:
+            return fastest[0]
+        return next((a for a in region.attempts if a.admitted), None)
+
+    # ---- the module and the report
+
+    def _finish(self, program: Program, problem: str, results: list[RegionResult], seconds: float) -> dict[str, Any]:
+        report: dict[str, Any] = {
+            "problem": str(self.problem_path), "target": self.options.target.name, "device": self.device,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "versions": versions(), "copy_gb_per_s": self.copy_gb_per_s, "seconds": round(seconds, 1),
+            "budget_s": self.options.budget_s, "regions": [self._region_report(r) for r in results], "skipped": [],
+        }
+        if self.worker is None:
+            report["skipped"].append("GPU check and timing of candidates: no GPU (choice by heuristic order)")
+        missing = [r.name for r in results if r.best is None]
+        kernels = {r.name: self._relowered(program, r) for r in results if r.best is not None}
+        module_path = self.out / "model_new.py"
+        if missing:
+            report["module"] = {"kind": "pytorch", "reason": f"no admitted kernel for {', '.join(missing)}"}
+            module_path.write_text(fallback_source(self.problem_path, report["module"]["reason"], compiled=False))
+        else:
+            from ptxgen.emit import emit_model_new
+
+            module_path.write_text(emit_model_new(self.problem_path, program, kernels, self.options.target.name,
+                                                  self.options.sizes or None))
+            report["module"] = {"kind": "ptx", "kernels": sorted(kernels)}
+            self._final_check(report, module_path)
+        (self.out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+        (self.out / "report.md").write_text(render_report(report))
+        return report
+
+    def _relowered(self, program: Program, result: RegionResult) -> LoweredKernel:
+        assert result.best is not None
+        region = next(r for r in program.regions if r.kernel.name == result.name)
+        lowered = lower(region.kernel, schedule_from_dict(result.best.schedule), self.options.target)
+        if text_hash(lowered.ptx) != result.best.ptx_hash:
+            raise RuntimeError(f"{result.name}: lowering the chosen schedule again gave other PTX than was checked")
+        return lowered
+
+    def _region_report(self, result: RegionResult) -> dict[str, Any]:
+        verdicts: dict[str, int] = {}
+        for a in result.attempts:
+            verdicts[a.verdict] = verdicts.get(a.verdict, 0) + 1
+        row: dict[str, Any] = {"region": result.name, "attempts": len(result.attempts), "verdicts": verdicts,
+                               "seconds": round(result.seconds, 1), "best": None}
+        best = result.best
+        if best is not None:
+            proof = best.stages.get("proof", {})
+            row["best"] = {"schedule": best.schedule, "proposer": best.proposer, "median_ms": best.median_ms,
+                           "proof": proof.get("status", "skipped"), "proof_seconds": proof.get("seconds"),
+                           "unproved": proof.get("unproved", []),
+                           "emulator": best.stages.get("emulator", {}).get("status")}
+            moved = best.stages.get("gpu", {}).get("moved_bytes")
+            if best.median_ms and moved and self.copy_gb_per_s:
+                row["best"]["of_copy"] = moved / (best.median_ms * 1e-3) / 1e9 / self.copy_gb_per_s
+        return row
+
+    def _final_check(self, report: dict[str, Any], module_path: Path) -> None:
+        if not self.options.final_check:
+            report["skipped"].append("the strict check of the module: not asked for")
+            return
+        if self.worker is None and not gpu_present():
+            report["skipped"].append("the strict check of the module and its timing beside eager and torch.compile: "
+                                     "no GPU")
+            return
+        from verify.check import CheckOptions, check
+
+        self.options.log("checking model_new.py against the problem, timing it beside eager and torch.compile ...")
+        checked = check(module_path, self.problem_path, CheckOptions(trials=3, sizes=self.options.sizes))
+        timing = checked.get("timing") or {}
+        report["check"] = {"verdict": checked["verdict"], "reasons": checked.get("reasons", []),
+                           "timing": {n: r.get("median_ms") for n, r in timing.items()},
+                           "speedup": checked.get("speedup", {}), "speed_of_light": checked.get("speed_of_light")}
+        baselines = {n: ms for n, ms in report["check"]["timing"].items() if n != "candidate" and ms}
+        ours = report["check"]["timing"].get("candidate")
+        if checked["verdict"] != "accepted" or not ours or not baselines:
+            why = "; ".join(r["message"] for r in checked.get("reasons", [])) or "not timed"
+            self._fall_back(report, module_path, f"the module did not pass the strict check: {why}", compiled=False)
+            return
+        best_name = min(baselines, key=lambda n: baselines[n])
+        if ours > baselines[best_name]:
+            self._fall_back(report, module_path, f"ours {ours * 1e3:.1f} us is slower than {best_name} "
+                            f"{baselines[best_name] * 1e3:.1f} us", compiled=best_name == "torch.compile")
+
+    def _fall_back(self, report: dict[str, Any], module_path: Path, reason: str, compiled: bool) -> None:
+        (self.out / "model_new_ptx.py").write_text(module_path.read_text())
+        module_path.write_text(fallback_source(self.problem_path, reason, compiled))
+        report["module"] = {"kind": "pytorch", "compiled": compiled, "reason": reason, "ptx_module": "model_new_ptx.py"}
+        self.options.log(f"falling back to PyTorch: {reason}")
+
+
+FALLBACK = '''"""model_new.py: generated by ptxgen from {problem}. No kernel of ours is used: {reason}.
+ModelNew runs the problem's own Model{how}."""
+
+{source}
+
+
+class ModelNew(torch.nn.Module):
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        self.reference = Model(*args, **kwargs)
+        self.run = {run}
+
+    def forward(self, *inputs):
+        return self.run(*inputs)
+'''
+
+
+def fallback_source(problem: Path, reason: str, compiled: bool) -> str:
+    source = problem.read_text().strip("\n")
+    if "import torch\n" not in source:
+        source = "import torch\n" + source
+    return FALLBACK.format(problem=problem.name, reason=reason, source=source,
+                           how=" under torch.compile" if compiled else "",
+                           run="torch.compile(self.reference)" if compiled else "self.reference")
+
+
+def _us(ms: float | None) -> str:
+    return f"{ms * 1e3:.1f}" if ms else "-"
+
+
+def render_report(report: dict[str, Any]) -> str:
+    """report.md from report.json."""
+    lines = [f"# ptxgen optimize: {Path(report['problem']).name}", "",
+             f"- target {report['target']}, device {report['device']}, {report['date']}; search "
+             f"{report['seconds']} s (budget {report['budget_s']:.0f} s)"]
+    if report.get("copy_gb_per_s"):
+        lines.append(f"- device-to-device copy measured at {report['copy_gb_per_s']:,.0f} GB/s")
+    module = report["module"]
+    used = "our PTX kernels" if module["kind"] == "ptx" else f"PyTorch (fallback): {module['reason']}"
+    lines.append(f"- module: {used}")
+    check = report.get("check")
+    if check:
+        timing, speedup = check["timing"], check["speedup"]
+        lines.append(f"- strict check: {check['verdict']}; ours {_us(timing.get('candidate'))} us, eager "
+                     f"{_us(timing.get('eager'))} us, torch.compile {_us(timing.get('torch.compile'))} us; speedup "
+                     + ", ".join(f"{x:.2f}x over {n}" for n, x in speedup.items()))
+    lines += [f"- skipped: {s}" for s in report["skipped"]]
+    lines += ["", "| region | attempts | verdicts | chosen schedule | kernel us | of copy | proof | proof s |",
+              "|---|---:|---|---|---:|---:|---|---:|"]
+    for row in report["regions"]:
+        verdicts = ", ".join(f"{k} {v}" for k, v in sorted(row["verdicts"].items()))
+        best = row["best"]
+        if best is None:
+            lines.append(f"| `{row['region']}` | {row['attempts']} | {verdicts} | none admitted | - | - | - | - |")
+            continue
+        knobs = ", ".join(f"{k}={v}" for k, v in best["schedule"].items() if k != "kind")
+        of_copy = f"{best['of_copy']:.0%}" if best.get("of_copy") else "-"
+        seconds = f"{best['proof_seconds']:.1f}" if best.get("proof_seconds") is not None else "-"
+        lines.append(f"| `{row['region']}` | {row['attempts']} | {verdicts} | {knobs} | {_us(best['median_ms'])} | "
+                     f"{of_copy} | {best['proof']} | {seconds} |")
+    unproved = [(row["region"], u) for row in report["regions"] if row["best"] for u in row["best"]["unproved"]]
+    if unproved:
+        lines += ["", "Obligations of the chosen kernels not proved:", ""]
+        lines += [f"- `{region}`: {u}" for region, u in unproved]
+    return "\n".join(lines) + "\n"

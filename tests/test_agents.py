@@ -1,0 +1,200 @@
+"""The search loop on the CPU: records, proposers, the gate's CPU stages, worker processes, and
+`ptxgen optimize` end to end without a GPU (and with a stand-in for the GPU's timings, to test
+the loop's choices, crashes and hangs). The GPU's own evaluator is tested on the GPU."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from conftest import PROBLEMS
+
+from agents.gate import CpuJob, cpu_stages
+from agents.proposers import Neighbours, RandomSearch, Region, Seeds, valid
+from agents.records import RECORDS_FILE, Attempt, Records, schedule_key
+from agents.supervisor import OptimizeOptions, Supervisor
+from agents.workers import Worker
+from ir import format_kernel, parse
+from ptxgen.cli import main
+from ptxgen.lower import default_schedule, lower
+from ptxgen.ptxas import ptxas_path
+from ptxgen.schedule import ElementwiseSchedule
+from ptxgen.targets import TARGETS
+
+TARGET = TARGETS["sm_90a"]
+SQUARE = parse("kernel k(%x: f32[64, 4096]) -> (%y: f32[64, 4096]) {\n  %y = mul(%x, %x)\n  return %y\n}")
+SQUARE_SMALL = parse("kernel k(%x: f32[5, 64]) -> (%y: f32[5, 64]) {\n  %y = mul(%x, %x)\n  return %y\n}")
+ROW_SUM = parse("kernel k(%x: f32[8, 256]) -> (%y: f32[8]) {\n  %y = sum(%x, axes=[1])\n  return %y\n}")
+RELU = PROBLEMS / "elementwise" / "relu_f32.py"
+SMALL_RELU = ["--size", "batch_size=16", "--size", "dim=4096"]
+
+
+def attempt(schedule: ElementwiseSchedule, median_ms: float | None = None, verdict: str = "admitted") -> Attempt:
+    return Attempt("p", "k", "hash", schedule.to_dict(), "sm_90a", "cpu", "test", verdict=verdict, median_ms=median_ms)
+
+
+def knobs_changed(a: object, b: object) -> list[str]:
+    return [f.name for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)]  # type: ignore
+
+
+# ---- records
+
+
+def test_records_are_read_back_and_a_line_cut_short_by_a_kill_is_skipped(tmp_path: Path) -> None:
+    records = Records(tmp_path)
+    first, second = attempt(ElementwiseSchedule(), 1.5), attempt(ElementwiseSchedule(block_size=512), None, "proof")
+    records.add(first)
+    records.add(second)
+    with (tmp_path / RECORDS_FILE).open("a") as out:
+        out.write('{"problem": "p", "region": "k", "ir_ha')  # the write a kill interrupted
+    again = Records(tmp_path)
+    assert [a.to_dict() for a in again.attempts] == [first.to_dict(), second.to_dict()]
+    assert again.seen(second.key) is not None and again.seen(second.key).verdict == "proof"  # type: ignore
+    assert again.seen(attempt(ElementwiseSchedule(block_size=1024)).key) is None
+    assert first.recorded  # the time it finished
+
+
+# ---- proposers
+
+
+def test_seeds_start_at_the_default_schedule_and_then_change_one_knob() -> None:
+    region = Region(SQUARE, TARGET)
+    proposed = Seeds().propose(region, 12)
+    assert proposed[0] == default_schedule(SQUARE, TARGET)
+    assert len(proposed) == 12 and len({schedule_key(s.to_dict()) for s in proposed}) == 12
+    for schedule in proposed[1:]:
+        assert len(knobs_changed(schedule, proposed[0])) == 1 and valid(SQUARE, schedule, TARGET)
+    assert knobs_changed(proposed[1], proposed[0]) == ["ctas_per_sm"]  # work in flight first
+
+
+def test_proposers_never_propose_what_was_tried() -> None:
+    tried = Seeds().propose(Region(SQUARE, TARGET), 5)
+    region = Region(SQUARE, TARGET, [attempt(s, 1.0) for s in tried])
+    keys = {schedule_key(s.to_dict()) for s in tried}
+    for proposer in (Seeds(), Neighbours(), RandomSearch(0)):
+        assert not keys & {schedule_key(s.to_dict()) for s in proposer.propose(region, 8)}
+
+
+def test_the_beam_search_proposes_the_neighbours_of_the_fastest() -> None:
+    fast, slow = ElementwiseSchedule(block_size=512), ElementwiseSchedule(block_size=128)
+    region = Region(SQUARE, TARGET, [attempt(slow, 2.0), attempt(fast, 1.0),
+                                     attempt(ElementwiseSchedule(block_size=64), None, "proof")])
+    proposed = Neighbours().propose(region, 4)
+    assert proposed and all(len(knobs_changed(s, fast)) == 1 for s in proposed)
+
+
+def test_random_search_draws_valid_schedules_with_a_seed() -> None:
+    region = Region(SQUARE, TARGET)
+    drawn = RandomSearch(7).propose(region, 6)
+    assert len(drawn) == 6 and all(valid(SQUARE, s, TARGET) for s in drawn)
+    assert drawn == RandomSearch(7).propose(region, 6)
+
+
+# ---- the gate's CPU stages
+
+
+def job(kernel=SQUARE, small=SQUARE_SMALL, **changes: object) -> CpuJob:  # type: ignore[no-untyped-def]
+    schedule = default_schedule(kernel, TARGET).to_dict()
+    return CpuJob(format_kernel(kernel), format_kernel(small) if small else None, schedule, TARGET.name,
+                  **changes)  # type: ignore[arg-type]
+
+
+def test_the_gate_passes_a_lowered_kernel_and_records_each_stage() -> None:
+    result = cpu_stages(job())
+    assert result["verdict"] == "passed", result["feedback"]
+    stages = result["stages"]
+    assert stages["proof"]["status"] == "proved" and stages["proof"]["unproved"] == []
+    assert stages["emulator"]["status"] == "match" and stages["emulator"]["shapes"] == [[5, 64]]
+    assert stages["ptxas"]["status"] == ("passed" if ptxas_path() else "skipped")
+
+
+@pytest.mark.skipif(ptxas_path() is None, reason="needs ptxas")
+def test_the_gate_rejects_ptx_that_does_not_assemble_with_ptxas_message() -> None:
+    ptx = lower(SQUARE, default_schedule(SQUARE, TARGET), TARGET).ptx.replace("mul.rn.f32", "mul.rn.f99", 1)
+    result = cpu_stages(job(ptx=ptx))
+    assert result["verdict"] == "ptxas" and result["feedback"].startswith("ptxas: ") and "proof" not in result["stages"]
+
+
+def test_the_gate_rejects_a_refuted_kernel_naming_the_obligation_and_the_element() -> None:
+    ptx = lower(SQUARE, default_schedule(SQUARE, TARGET), TARGET).ptx.replace("mul.rn.f32", "add.rn.f32", 1)
+    result = cpu_stages(job(ptx=ptx))
+    assert result["verdict"] == "proof", result["feedback"]
+    assert "output values equal the IR's refuted" in result["feedback"] and "as element" in result["feedback"]
+
+
+def test_without_the_proof_the_emulator_rejects_the_same_wrong_kernel() -> None:
+    ptx = lower(SQUARE_SMALL, default_schedule(SQUARE_SMALL, TARGET), TARGET).ptx.replace("mul.rn.f32", "add.rn.f32", 1)
+    result = cpu_stages(job(SQUARE_SMALL, None, ptx=ptx, prove=False))
+    assert result["verdict"] == "emulator" and "expected" in result["feedback"], result["feedback"]
+    assert result["stages"]["proof"]["status"] == "skipped"
+
+
+def test_an_inconclusive_proof_is_carried_as_such_or_rejected_when_proof_is_required() -> None:
+    small = parse("kernel k(%x: f32[3, 256]) -> (%y: f32[3]) {\n  %y = sum(%x, axes=[1])\n  return %y\n}")
+    carried = cpu_stages(job(ROW_SUM, small))
+    assert carried["verdict"] == "passed" and carried["stages"]["proof"]["status"] == "inconclusive"
+    assert any("output values" in u for u in carried["stages"]["proof"]["unproved"])
+    required = cpu_stages(job(ROW_SUM, small, require_proof=True))
+    assert required["verdict"] == "proof" and "inconclusive" in required["feedback"]
+
+
+# ---- worker processes
+
+
+def test_a_worker_that_dies_or_hangs_loses_one_job_and_is_started_again() -> None:
+    worker = Worker(0, "agent_doubles:crash_on_marker", timeout_s=5)
+    try:
+        assert worker.evaluate({}) == {"status": "passed", "served": 1}
+        assert worker.evaluate({"raise": True})["status"] == "error"  # an exception: the worker goes on
+        assert worker.evaluate({}) == {"status": "passed", "served": 3}
+        crashed = worker.evaluate({"crash": True})
+        assert crashed["status"] == "crash" and "exit code 1" in crashed["reasons"][0]
+        assert worker.evaluate({}) == {"status": "passed", "served": 1}  # a new process
+        worker.timeout_s = 1
+        assert worker.evaluate({"hang": True})["status"] == "timeout"
+        assert worker.evaluate({}) == {"status": "passed", "served": 1} and worker.restarts == 2
+    finally:
+        worker.close()
+
+
+# ---- the loop
+
+
+def test_optimize_without_a_gpu_writes_the_module_says_what_it_skipped_and_resumes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    arguments = ["optimize", str(RELU), "--out", str(tmp_path), *SMALL_RELU, "--max-trials", "3", "--workers", "0",
+                 "--no-gpu"]
+    assert main(arguments) == 0
+    out = capsys.readouterr()
+    assert "skipped: GPU check and timing of candidates: no GPU" in out.out
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["module"]["kind"] == "ptx" and report["device"] == "cpu"
+    (region,) = report["regions"]
+    assert region["attempts"] == 3 and region["best"]["proof"] == "proved" and region["best"]["median_ms"] is None
+    assert region["best"]["schedule"] == default_schedule(SQUARE, TARGET).to_dict()  # heuristic order: the default
+    assert "class ModelNew" in (tmp_path / "model_new.py").read_text()
+    assert "| `relu_f32_0` | 3 |" in (tmp_path / "report.md").read_text()
+    lines = (tmp_path / RECORDS_FILE).read_text().splitlines()
+    assert len(lines) == 3
+    assert main(arguments) == 0
+    assert "resuming with 3 recorded attempt(s)" in capsys.readouterr().err
+    assert (tmp_path / RECORDS_FILE).read_text().splitlines() == lines  # nothing evaluated twice
+
+
+def test_search_with_timings_finds_the_fastest_and_a_crash_or_a_hang_costs_one_candidate(tmp_path: Path) -> None:
+    options = OptimizeOptions(TARGET, max_trials=26, cpu_workers=0, prove=False, final_check=False,
+                              evaluator="agent_doubles:shaped_times", gpu_timeout_s=3,
+                              sizes={"batch_size": 16, "dim": 4096}, log=lambda line: None)
+    report = Supervisor(RELU, tmp_path, options).run()
+    (region,) = report["regions"]
+    assert region["best"]["median_ms"] == 1.0  # block_size 512 with 4 CTAs per SM, found by the beam search
+    assert region["best"]["schedule"]["block_size"] == 512 and region["best"]["schedule"]["ctas_per_sm"] == 4
+    assert region["best"]["proposer"] == "neighbours"
+    attempts = Records(tmp_path).attempts
+    crashed = {a.schedule["block_size"] for a in attempts if a.verdict == "crash"}
+    assert crashed == {64, 128}  # the one that killed its process and the one that hung
+    assert region["verdicts"]["crash"] == sum(a.schedule["block_size"] in (64, 128) for a in attempts) >= 2
+    assert region["attempts"] == 26 and region["verdicts"]["admitted"] == 26 - region["verdicts"]["crash"]
+    assert region["best"]["of_copy"] == pytest.approx(2**20 / 1e-3 / 1e9 / 3000.0)
