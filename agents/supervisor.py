@@ -99,7 +99,9 @@ class Supervisor:
         results = []
         try:
             for index, region in enumerate(program.regions):
-                results.append(self._search(problem.name, region.kernel, small.get(index), deadline))
+                share = (deadline - time.perf_counter()) / (len(program.regions) - index)  # of the time left
+                results.append(self._search(problem.name, region.kernel, small.get(index),
+                                            time.perf_counter() + share))
         finally:
             self._stop_workers()
         report = self._finish(program, problem.name, results, time.perf_counter() - started)
@@ -154,16 +156,20 @@ class Supervisor:
             opts.log(f"{kernel.name}: resuming with {len(previous)} recorded attempt(s)")
         proposers: list[Proposer] = [Seeds(), Neighbours(), RandomSearch(opts.seed)]
         batch_size = max(2, opts.cpu_workers)
+        first = True  # the first batch (the default schedule and its neighbours) is judged whatever the budget
         while len(region.attempts) < opts.max_trials and time.perf_counter() < deadline:
             batch = self._proposals(region, proposers, min(batch_size, opts.max_trials - len(region.attempts)))
             if not batch:
                 opts.log(f"{kernel.name}: no schedule left to try")
                 break
-            for proposer, schedule, cpu in self._cpu_results(ir_text, small, batch):
+            for proposer, schedule, cpu in self._cpu_results(ir_text, small, batch, None if first else deadline):
+                if not first and time.perf_counter() > deadline:
+                    break  # not recorded: a resumed run judges it
                 attempt = self._attempt(problem, kernel.name, ir_hash, proposer, schedule, cpu, ir_text)
                 self.records.add(attempt)
                 region.attempts.append(attempt)
                 self._progress(region, attempt)
+            first = False
         best = self._best(region)
         return RegionResult(kernel.name, region.attempts, best, time.perf_counter() - started)
 
@@ -180,8 +186,10 @@ class Supervisor:
                 break
         return chosen
 
-    def _cpu_results(self, ir_text: str, small: str | None,
-                     batch: list[tuple[str, Schedule]]) -> list[tuple[str, Schedule, dict[str, Any]]]:
+    def _cpu_results(self, ir_text: str, small: str | None, batch: list[tuple[str, Schedule]],
+                     deadline: float | None) -> list[tuple[str, Schedule, dict[str, Any]]]:
+        """The CPU stages' results in proposal order; those not finished by `deadline` are left out
+        (their processes are stopped)."""
         opts = self.options
         jobs = [CpuJob(ir_text, small, s.to_dict(), opts.target.name, opts.require_proof, opts.prove)
                 for _, s in batch]
@@ -191,14 +199,29 @@ class Supervisor:
         results, broken = [], False
         for (proposer, schedule), job, future in zip(batch, jobs, submitted):
             try:
-                results.append((proposer, schedule, future.result()))
+                left = None if deadline is None else max(0.01, deadline - time.perf_counter())
+                results.append((proposer, schedule, future.result(timeout=left)))
             except futures.process.BrokenProcessPool:
                 broken = True
                 results.append((proposer, schedule, self._alone(job)))
+            except futures.TimeoutError:
+                opts.log(f"the budget is spent: {len(batch) - len(results)} candidate(s) in the CPU stages dropped")
+                broken = True
+                break
         if broken:
-            self.pool.shutdown(wait=False)
-            self.pool = futures.ProcessPoolExecutor(opts.cpu_workers, mp_context=multiprocessing.get_context("spawn"))
+            self._new_pool()
         return results
+
+    def _new_pool(self) -> None:
+        """A fresh pool; the old one's processes are stopped (a broken pool's are gone already, an
+        interrupted batch's would go on with work nobody waits for)."""
+        assert self.pool is not None
+        processes = list(getattr(self.pool, "_processes", {}).values())  # the executor's own table of them
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.kill()
+        self.pool = futures.ProcessPoolExecutor(self.options.cpu_workers,
+                                                mp_context=multiprocessing.get_context("spawn"))
 
     def _alone(self, job: CpuJob) -> dict[str, Any]:
         """A job whose pool broke (some job's process died), run again in a process of its own: the

@@ -198,3 +198,47 @@ def test_search_with_timings_finds_the_fastest_and_a_crash_or_a_hang_costs_one_c
     assert region["verdicts"]["crash"] == sum(a.schedule["block_size"] in (64, 128) for a in attempts) >= 2
     assert region["attempts"] == 26 and region["verdicts"]["admitted"] == 26 - region["verdicts"]["crash"]
     assert region["best"]["of_copy"] == pytest.approx(2**20 / 1e-3 / 1e9 / 3000.0)
+
+
+# ---- the GPU stage's check, its comparison run on the CPU with launches that stand in for kernels
+
+
+def interpreter_launch(kernel, wrong: float | None = None):  # type: ignore[no-untyped-def]
+    """A launch that writes the interpreter's outputs (element 0 of the first one `wrong`)."""
+    import numpy as np
+    import torch
+
+    from ir.interp import Precision, run
+    from verify.against_ir import from_device, to_device
+
+    def launch(tensors: list[torch.Tensor]) -> None:
+        inputs = [from_device(t.numpy(), p.type.dtype, p.type.shape).astype(np.float64) if p.type.dtype.is_float
+                  else from_device(t.numpy(), p.type.dtype, p.type.shape) for t, p in zip(tensors, kernel.inputs)]
+        for k, (param, value) in enumerate(zip(kernel.outputs, run(kernel, inputs, Precision.FLOAT64))):
+            value = np.array(value, np.float64 if param.type.dtype.is_float else value.dtype)
+            if k == 0 and wrong is not None:
+                value.reshape(-1)[0] = wrong
+            tensors[len(kernel.inputs) + k].copy_(torch.from_numpy(to_device(value, param.type.dtype)))
+
+    return launch
+
+
+def test_the_gpu_stage_check_passes_right_outputs_and_names_a_wrong_element() -> None:
+    from verify.kernel_gpu import KernelBench
+
+    kernel = parse("kernel k(%x: bf16[4, 64]) -> (%y: bf16[4, 64], %i: i64[4]) {\n  %y = mul(%x, %x)\n"
+                   "  %i = argmax(%x, axes=[1])\n  return %y, %i\n}")
+    bench = KernelBench(kernel, device="cpu")
+    assert bench.check(interpreter_launch(kernel)) == []
+    reasons = bench.check(interpreter_launch(kernel, wrong=-1e9))
+    assert len(reasons) == 4 and all("%y[0, 0]" in r and "1 of 256 elements differ" in r for r in reasons), reasons
+    assert "inputs 1, second launch" in reasons[-1]  # both cases (normal, extreme inputs), both launches
+    unwritten = bench.check(lambda tensors: None)  # outputs left as poisoned: NaN and -7777
+    assert any("%y" in r for r in unwritten) and any("%i" in r for r in unwritten)
+
+
+def test_a_spent_budget_still_judges_the_first_batch_and_nothing_after_it(tmp_path: Path) -> None:
+    options = OptimizeOptions(TARGET, budget_s=0.001, max_trials=10, cpu_workers=0, prove=False, gpu=False,
+                              final_check=False, sizes={"batch_size": 16, "dim": 4096}, log=lambda line: None)
+    report = Supervisor(RELU, tmp_path, options).run()
+    assert report["regions"][0]["attempts"] == 2 and report["module"]["kind"] == "ptx"
