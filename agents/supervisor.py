@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures as futures
 import datetime
 import json
+import math
 import multiprocessing
 import os
 import sys
@@ -28,12 +29,19 @@ from agents.records import Attempt, Records, schedule_key, text_hash, versions
 from agents.workers import GPU_EVALUATOR, JOB_TIMEOUT_S, Worker
 from ir.frontend import capture, load_problem
 from ir.frontend.program import Program
+from ir.kernel import Kernel
 from ir.printer import format_kernel
 from ptxgen.lower import LoweredKernel, lower
 from ptxgen.schedule import Schedule, schedule_from_dict
 from ptxgen.targets import Target
 
 CPU_DEVICE = "cpu"
+CHECK_ELEMENTS = 2**25  # a tensor larger than this is checked on the GPU at capped shapes (interpreting it is slow)
+CHECK_CAPS = (8192, 4096, 2048, 1024, 512)  # size-constant caps tried, largest first
+
+
+def _largest(kernel: Kernel) -> int:
+    return max(math.prod(p.type.shape) for p in list(kernel.inputs) + list(kernel.outputs))
 
 
 class OptimizeError(ValueError):
@@ -91,7 +99,8 @@ class Supervisor:
         opts = self.options
         problem = load_problem(self.problem_path, sizes=opts.sizes)
         program = capture(problem)
-        small = self._small_regions(program)
+        small = {k: format_kernel(r) for k, r in self._reduced_regions(program, opts.shrink).items()}
+        checks = self._check_regions(program)
         if not program.regions:
             raise OptimizeError(f"{self.problem_path}: no fusable region: nothing for ptxgen to optimize")
         self._start_workers()
@@ -100,25 +109,37 @@ class Supervisor:
         try:
             for index, region in enumerate(program.regions):
                 share = (deadline - time.perf_counter()) / (len(program.regions) - index)  # of the time left
-                results.append(self._search(problem.name, region.kernel, small.get(index),
+                results.append(self._search(problem.name, region.kernel, small.get(index), checks.get(index),
                                             time.perf_counter() + share))
         finally:
             self._stop_workers()
         report = self._finish(program, problem.name, results, time.perf_counter() - started)
         return report
 
-    def _small_regions(self, program: Program) -> dict[int, str]:
-        """IR text of each region at reduced shapes (for the emulator), where the reduced capture has
-        the same regions (the same ops in the same order)."""
+    def _reduced_regions(self, program: Program, shrink: int) -> dict[int, Kernel]:
+        """Each region at shapes with every size constant capped at `shrink`, where the reduced
+        capture has the same region (the same ops in the same order)."""
         try:
-            reduced = capture(load_problem(self.problem_path, sizes=self.options.sizes, shrink_to=self.options.shrink))
-        except Exception as err:  # the reduced shapes may not capture; the emulator stage is then skipped
-            self.options.log(f"reduced shapes ({self.options.shrink}) do not capture ({err}); no emulator stage")
+            reduced = capture(load_problem(self.problem_path, sizes=self.options.sizes, shrink_to=shrink))
+        except Exception as err:  # the reduced shapes may not capture; what needs them is skipped
+            self.options.log(f"shapes capped at {shrink} do not capture ({err})")
             return {}
         ops = [[str(i.op) for i in r.kernel.body] for r in program.regions]
         small_ops = [[str(i.op) for i in r.kernel.body] for r in reduced.regions]
-        return {k: format_kernel(r.kernel) for k, r in enumerate(reduced.regions)
-                if k < len(ops) and small_ops[k] == ops[k]}
+        return {k: r.kernel for k, r in enumerate(reduced.regions) if k < len(ops) and small_ops[k] == ops[k]}
+
+    def _check_regions(self, program: Program) -> dict[int, str]:
+        """IR text of the regions whose tensors are too large to interpret in float64 for the GPU
+        check, at the largest capped shapes that are not."""
+        found: dict[int, str] = {}
+        for shrink in CHECK_CAPS:
+            large = [k for k, r in enumerate(program.regions) if k not in found and _largest(r.kernel) > CHECK_ELEMENTS]
+            if not large:
+                break
+            reduced = self._reduced_regions(program, shrink)
+            found.update({k: format_kernel(reduced[k]) for k in large
+                          if k in reduced and _largest(reduced[k]) <= CHECK_ELEMENTS})
+        return found
 
     def _start_workers(self) -> None:
         opts = self.options
@@ -145,7 +166,8 @@ class Supervisor:
 
     # ---- one region
 
-    def _search(self, problem: str, kernel: Any, small: str | None, deadline: float) -> RegionResult:
+    def _search(self, problem: str, kernel: Any, small: str | None, check: str | None,
+                deadline: float) -> RegionResult:
         opts, started = self.options, time.perf_counter()
         ir_text = format_kernel(kernel)
         ir_hash = text_hash(ir_text)
@@ -165,7 +187,7 @@ class Supervisor:
             for proposer, schedule, cpu in self._cpu_results(ir_text, small, batch, None if first else deadline):
                 if not first and time.perf_counter() > deadline:
                     break  # not recorded: a resumed run judges it
-                attempt = self._attempt(problem, kernel.name, ir_hash, proposer, schedule, cpu, ir_text)
+                attempt = self._attempt(problem, kernel.name, ir_hash, proposer, schedule, cpu, ir_text, check)
                 self.records.add(attempt)
                 region.attempts.append(attempt)
                 self._progress(region, attempt)
@@ -234,7 +256,7 @@ class Supervisor:
                         "stages": {}}
 
     def _attempt(self, problem: str, region: str, ir_hash: str, proposer: str, schedule: Schedule,
-                 cpu: dict[str, Any], ir_text: str) -> Attempt:
+                 cpu: dict[str, Any], ir_text: str, check: str | None) -> Attempt:
         started = time.perf_counter()
         attempt = Attempt(problem, region, ir_hash, schedule.to_dict(), self.options.target.name, self.device,
                           proposer, verdict=cpu["verdict"], ptx_hash=text_hash(cpu.get("ptx", "")),
@@ -248,7 +270,7 @@ class Supervisor:
             return attempt
         run = self.worker.evaluate({"kernel": ir_text, "ptx": cpu["ptx"], "launch": cpu["launch"],
                                     "params": cpu["params"], "target": self.options.target.name,
-                                    "schedule": schedule.to_dict()})
+                                    "schedule": schedule.to_dict(), "check_kernel": check})
         attempt.stages["gpu"] = run
         attempt.seconds = round(time.perf_counter() - started + cpu["stages"].get("cpu_seconds", 0.0), 3)
         if run.get("status") != "passed":

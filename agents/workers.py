@@ -95,33 +95,40 @@ class Worker:
 
 def evaluate_on_gpu(job: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
     """Jobs: {"describe": true} -> the device and its copy bandwidth; else a lowered kernel
-    ({"kernel": IR text, "ptx", "launch", "params", "target", "schedule"}) -> its check and times."""
+    ({"kernel": IR text, "ptx", "launch", "params", "target", "schedule", and "check_kernel": the
+    region's IR at the shapes to check it at, where the problem's are too large to interpret}) ->
+    its check (the same schedule lowered for the check's shapes) and its times."""
     import torch
 
     from ptxgen.runtime import Runtime
 
     if "runtime" not in state:
         state["runtime"] = Runtime(state["device"])
-        state["benches"] = {}
     if job.get("describe"):
         return describe_device(state["device"])
     from ir import parse
-    from ptxgen.lower import LaunchConfig, LoweredKernel
+    from ptxgen.lower import LaunchConfig, LoweredKernel, lower
     from ptxgen.schedule import schedule_from_dict
-    from verify.kernel_gpu import KernelBench, check_and_time
+    from ptxgen.targets import get_target
+    from verify.kernel_gpu import KernelBench, KernelTimer, check_and_time
 
-    kernel = parse(job["kernel"])
-    benches = state["benches"]
-    if job["kernel"] not in benches:
-        benches.clear()  # one region at a time: its inputs and references, drawn once
-        benches[job["kernel"]] = KernelBench(kernel)
+    kernel, schedule = parse(job["kernel"]), schedule_from_dict(job["schedule"])
+    checked_text = job.get("check_kernel") or job["kernel"]
+    if state.get("region") != (job["kernel"], checked_text):  # one region at a time: its inputs drawn once
+        state.pop("bench", None), state.pop("timer", None)
+        state["region"] = (job["kernel"], checked_text)
+        with torch.cuda.device(state["device"]):
+            state["bench"], state["timer"] = KernelBench(parse(checked_text)), KernelTimer(kernel)
     launch = job["launch"]
     config = LaunchConfig(tuple(launch["grid"]), tuple(launch["block"]), launch["shared_bytes"],
                           tuple(launch["cluster"]))
-    lowered = LoweredKernel(kernel.name, job["ptx"], config, job["target"], schedule_from_dict(job["schedule"]),
-                            tuple(job["params"]))
+    timed = LoweredKernel(kernel.name, job["ptx"], config, job["target"], schedule, tuple(job["params"]))
+    checked = timed if checked_text == job["kernel"] else lower(state["bench"].kernel, schedule,
+                                                                 get_target(job["target"]))
     with torch.cuda.device(state["device"]):
-        return check_and_time(benches[job["kernel"]], lowered, state["runtime"]).to_dict()
+        run = check_and_time(state["bench"], checked, state["timer"], timed, state["runtime"]).to_dict()
+    run["checked_shapes"] = [list(p.type.shape) for p in state["bench"].kernel.inputs]
+    return run
 
 
 def describe_device(device: int) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -242,3 +243,18 @@ def test_a_spent_budget_still_judges_the_first_batch_and_nothing_after_it(tmp_pa
                               final_check=False, sizes={"batch_size": 16, "dim": 4096}, log=lambda line: None)
     report = Supervisor(RELU, tmp_path, options).run()
     assert report["regions"][0]["attempts"] == 2 and report["module"]["kind"] == "ptx"
+
+
+def test_regions_too_large_to_interpret_are_checked_at_the_largest_capped_shapes_that_are_not(tmp_path: Path) -> None:
+    from agents.supervisor import CHECK_ELEMENTS
+    from ir.frontend import capture, load_problem
+
+    supervisor = Supervisor(RELU, tmp_path, OptimizeOptions(TARGET, log=lambda line: None))
+    program = capture(load_problem(RELU))
+    assert math.prod(program.regions[0].kernel.inputs[0].type.shape) > CHECK_ELEMENTS
+    (checked,) = supervisor._check_regions(program).values()
+    shape = parse(checked).inputs[0].type.shape
+    assert math.prod(shape) <= CHECK_ELEMENTS and shape == (4096, 4096)  # the cap 8192 is still too large
+    small = capture(load_problem(RELU, sizes={"batch_size": 16, "dim": 4096}))
+    assert Supervisor(RELU, tmp_path, OptimizeOptions(TARGET, sizes={"batch_size": 16, "dim": 4096},
+                                                      log=lambda line: None))._check_regions(small) == {}

@@ -1,5 +1,6 @@
 """One lowered kernel on the GPU, alone: checked against the IR interpreter in float64 on fresh
-inputs (outputs poisoned first, the kernel launched twice, both results compared), then timed with
+inputs (outputs poisoned first, the kernel launched twice, both results compared; at smaller
+shapes where the problem's are too large to interpret), then timed at the problem's shapes with
 CUDA events, L2 flushed before each run. This is what search ranks schedules by; the drop-in
 module as a whole is judged by `verify.check`."""
 
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 
 from ir.dtypes import DType
+from ir.frontend.builder import IR_TO_TORCH
 from ir.interp import Precision, run
 from ir.kernel import Kernel, Param
 from ptxgen.lower import LoweredKernel
@@ -73,8 +75,9 @@ def _mismatch(param: Param, got: torch.Tensor, want: torch.Tensor) -> str | None
 
 
 class KernelBench:
-    """Inputs and references of one kernel, drawn once, for every schedule tried on it; the
-    references (the IR interpreter in float64, on the CPU) are kept on the GPU for comparing."""
+    """Inputs and references of one kernel, drawn once, for every schedule checked on it; the
+    references (the IR interpreter in float64, on the CPU) are kept on the device for comparing.
+    Outputs are poisoned on the device before each launch (one poisoned copy, cloned)."""
 
     def __init__(self, kernel: Kernel, device: str = "cuda") -> None:
         self.kernel, self.device = kernel, device
@@ -85,10 +88,10 @@ class KernelBench:
                                 for v, p in zip(inputs, kernel.inputs)], Precision.FLOAT64)
             device_inputs = _on_device([to_device(v, p.type.dtype) for v, p in zip(inputs, kernel.inputs)], device)
             self.cases.append((device_inputs, _on_device(list(want), device)))
-        self.flush = flush_buffer(device)
+        self.poison = _on_device(poisoned(kernel), device)
 
     def outputs(self) -> list[torch.Tensor]:
-        return _on_device(poisoned(self.kernel), self.device)
+        return [t.clone() for t in self.poison]
 
     def check(self, launch: Any) -> list[str]:
         """The reasons the kernel's outputs are wrong (none: right on every case, both launches)."""
@@ -105,19 +108,39 @@ class KernelBench:
                         reasons.append(f"inputs {k}, {name}: {found}")
         return reasons
 
+
+def _drawn(param: Param, device: str, generator: torch.Generator) -> torch.Tensor:
+    """Inputs for timing, drawn on the device (normal floats times 3, small integers, even bools)."""
+    shape, dtype = param.type.shape, param.type.dtype
+    if dtype.is_float:
+        values = torch.randn(shape, device=device, generator=generator) * 3
+        return values.to(IR_TO_TORCH[dtype])
+    if dtype == DType.BOOL:
+        return torch.rand(shape, device=device, generator=generator) < 0.5
+    return torch.randint(-100, 4, shape, device=device, generator=generator, dtype=IR_TO_TORCH[dtype])
+
+
+class KernelTimer:
+    """One kernel's launch timed at its shapes, on inputs drawn on the device once."""
+
+    def __init__(self, kernel: Kernel, device: str = "cuda") -> None:
+        generator = torch.Generator(device=device).manual_seed(0)
+        self.kernel, self.device = kernel, device
+        self.arguments = [_drawn(p, device, generator) for p in kernel.inputs] + \
+            [torch.empty(p.type.shape, dtype=IR_TO_TORCH[p.type.dtype], device=device) for p in kernel.outputs]
+        self.flush = flush_buffer(device)
+
     def time(self, launch: Any, reps: int = REPS) -> dict[str, float]:
-        inputs, _ = self.cases[0]
-        arguments = inputs + self.outputs()
-        return summary(time_ms(lambda: launch(arguments), self.device, reps, self.flush))
+        return summary(time_ms(lambda: launch(self.arguments), self.device, reps, self.flush))
 
 
-def check_and_time(bench: KernelBench, lowered: LoweredKernel, runtime: Any, reps: int = REPS) -> KernelRun:
-    """The kernel checked on the bench's cases, then timed if it passed."""
-
-    def launch(tensors: list[torch.Tensor]) -> None:
-        runtime.launch(lowered, tensors)
-
-    reasons = bench.check(launch)
+def check_and_time(bench: KernelBench, checked: LoweredKernel, timer: KernelTimer, timed: LoweredKernel,
+                   runtime: Any, reps: int = REPS) -> KernelRun:
+    """`checked` (the schedule lowered for the bench's kernel: the problem's shapes, or smaller ones
+    where those are too large to interpret) checked on the bench's cases; then, if it passed,
+    `timed` (the same schedule at the problem's shapes) timed."""
+    reasons = bench.check(lambda tensors: runtime.launch(checked, tensors))
     if reasons:
-        return KernelRun("failed", reasons[:4], moved_bytes=moved_bytes(bench.kernel))
-    return KernelRun("passed", [], bench.time(launch, reps), moved_bytes(bench.kernel))
+        return KernelRun("failed", reasons[:4], moved_bytes=moved_bytes(timer.kernel))
+    return KernelRun("passed", [], timer.time(lambda tensors: runtime.launch(timed, tensors), reps),
+                     moved_bytes(timer.kernel))
