@@ -23,6 +23,13 @@ from ptxgen.targets import default_target  # noqa: E402
 PROBLEMS = REPO / "datasets" / "problems"
 
 
+def environments(problems: dict[str, dict]) -> list[dict[str, str]]:
+    """Where and when each problem ran, as its report says, in time order."""
+    found = [{"device": r["device"], "date": r["date"], "torch": r["versions"].get("torch", ""),
+              "cuda": r["versions"].get("cuda", "")} for r in problems.values() if "device" in r]
+    return sorted(found, key=lambda e: e["date"])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("problems", nargs="+")
@@ -41,6 +48,7 @@ def main() -> int:
         except Exception as err:  # one problem's failure is recorded; the others still run
             report = {"failure": f"{type(err).__name__}: {err}"}
         results["problems"][name] = report
+        results["environments"] = environments(results["problems"])
         results_path.write_text(json.dumps(results, indent=1) + "\n")
     return 0
 
