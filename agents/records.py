@@ -43,6 +43,7 @@ class Attempt:
     stages: dict[str, Any] = field(default_factory=dict)
     median_ms: float | None = None
     resources: dict[str, Any] = field(default_factory=dict)
+    kernel_features: dict[str, float] = field(default_factory=dict)  # the region's, for the cost model
     feedback: str = ""  # what the proposers are told: the rejection's reason, or the time
     seconds: float = 0.0  # wall time of the attempt through the gate
     versions: dict[str, str] = field(default_factory=dict)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.cost_model import CostModelProposer, kernel_features
 from agents.gate import CpuJob, cpu_stages
 from agents.proposers import Neighbours, Proposer, RandomSearch, Region, Seeds
 from agents.records import Attempt, Records, schedule_key, text_hash, versions
@@ -75,6 +76,34 @@ def gpu_present() -> bool:
         return False
 
 
+def reduced_regions(path: Path, program: Program, sizes: dict[str, int], shrink: int,
+                    log: Callable[[str], None]) -> dict[int, Kernel]:
+    """Each region at shapes with every size constant capped at `shrink`, where the reduced capture
+    has the same region (the same ops in the same order)."""
+    try:
+        reduced = capture(load_problem(path, sizes=sizes, shrink_to=shrink))
+    except Exception as err:  # the reduced shapes may not capture; what needs them is skipped
+        log(f"shapes capped at {shrink} do not capture ({err})")
+        return {}
+    ops = [[str(i.op) for i in r.kernel.body] for r in program.regions]
+    small_ops = [[str(i.op) for i in r.kernel.body] for r in reduced.regions]
+    return {k: r.kernel for k, r in enumerate(reduced.regions) if k < len(ops) and small_ops[k] == ops[k]}
+
+
+def check_regions(path: Path, program: Program, sizes: dict[str, int], log: Callable[[str], None]) -> dict[int, str]:
+    """IR text of the regions whose tensors are too large to interpret in float64 for the GPU
+    check, at the largest capped shapes that are not."""
+    found: dict[int, str] = {}
+    for shrink in CHECK_CAPS:
+        large = [k for k, r in enumerate(program.regions) if k not in found and _largest(r.kernel) > CHECK_ELEMENTS]
+        if not large:
+            break
+        reduced = reduced_regions(path, program, sizes, shrink, log)
+        found.update({k: format_kernel(reduced[k]) for k in large
+                      if k in reduced and _largest(reduced[k]) <= CHECK_ELEMENTS})
+    return found
+
+
 @dataclass
 class RegionResult:
     name: str
@@ -99,8 +128,9 @@ class Supervisor:
         opts = self.options
         problem = load_problem(self.problem_path, sizes=opts.sizes)
         program = capture(problem)
-        small = {k: format_kernel(r) for k, r in self._reduced_regions(program, opts.shrink).items()}
-        checks = self._check_regions(program)
+        small = {k: format_kernel(r) for k, r in reduced_regions(self.problem_path, program, opts.sizes, opts.shrink,
+                                                                 opts.log).items()}
+        checks = check_regions(self.problem_path, program, opts.sizes, opts.log)
         if not program.regions:
             raise OptimizeError(f"{self.problem_path}: no fusable region: nothing for ptxgen to optimize")
         self._start_workers()
@@ -115,31 +145,6 @@ class Supervisor:
             self._stop_workers()
         report = self._finish(program, problem.name, results, time.perf_counter() - started)
         return report
-
-    def _reduced_regions(self, program: Program, shrink: int) -> dict[int, Kernel]:
-        """Each region at shapes with every size constant capped at `shrink`, where the reduced
-        capture has the same region (the same ops in the same order)."""
-        try:
-            reduced = capture(load_problem(self.problem_path, sizes=self.options.sizes, shrink_to=shrink))
-        except Exception as err:  # the reduced shapes may not capture; what needs them is skipped
-            self.options.log(f"shapes capped at {shrink} do not capture ({err})")
-            return {}
-        ops = [[str(i.op) for i in r.kernel.body] for r in program.regions]
-        small_ops = [[str(i.op) for i in r.kernel.body] for r in reduced.regions]
-        return {k: r.kernel for k, r in enumerate(reduced.regions) if k < len(ops) and small_ops[k] == ops[k]}
-
-    def _check_regions(self, program: Program) -> dict[int, str]:
-        """IR text of the regions whose tensors are too large to interpret in float64 for the GPU
-        check, at the largest capped shapes that are not."""
-        found: dict[int, str] = {}
-        for shrink in CHECK_CAPS:
-            large = [k for k, r in enumerate(program.regions) if k not in found and _largest(r.kernel) > CHECK_ELEMENTS]
-            if not large:
-                break
-            reduced = self._reduced_regions(program, shrink)
-            found.update({k: format_kernel(reduced[k]) for k in large
-                          if k in reduced and _largest(reduced[k]) <= CHECK_ELEMENTS})
-        return found
 
     def _start_workers(self) -> None:
         opts = self.options
@@ -176,7 +181,10 @@ class Supervisor:
         region = Region(kernel, opts.target, list(previous))
         if previous:
             opts.log(f"{kernel.name}: resuming with {len(previous)} recorded attempt(s)")
-        proposers: list[Proposer] = [Seeds(), Neighbours(), RandomSearch(opts.seed)]
+        features = kernel_features(kernel, opts.target)
+        history = [a for a in self.records.attempts if a.ir_hash != ir_hash and a.device == self.device]
+        proposers: list[Proposer] = [Seeds(), CostModelProposer(history, opts.seed), Neighbours(),
+                                     RandomSearch(opts.seed)]
         batch_size = max(2, opts.cpu_workers)
         first = True  # the first batch (the default schedule and its neighbours) is judged whatever the budget
         while len(region.attempts) < opts.max_trials and time.perf_counter() < deadline:
@@ -187,7 +195,8 @@ class Supervisor:
             for proposer, schedule, cpu in self._cpu_results(ir_text, small, batch, None if first else deadline):
                 if not first and time.perf_counter() > deadline:
                     break  # not recorded: a resumed run judges it
-                attempt = self._attempt(problem, kernel.name, ir_hash, proposer, schedule, cpu, ir_text, check)
+                attempt = self._attempt(problem, kernel.name, ir_hash, proposer, schedule, cpu, ir_text, check,
+                                        features)
                 self.records.add(attempt)
                 region.attempts.append(attempt)
                 self._progress(region, attempt)
@@ -256,12 +265,12 @@ class Supervisor:
                         "stages": {}}
 
     def _attempt(self, problem: str, region: str, ir_hash: str, proposer: str, schedule: Schedule,
-                 cpu: dict[str, Any], ir_text: str, check: str | None) -> Attempt:
+                 cpu: dict[str, Any], ir_text: str, check: str | None, features: dict[str, float]) -> Attempt:
         started = time.perf_counter()
         attempt = Attempt(problem, region, ir_hash, schedule.to_dict(), self.options.target.name, self.device,
                           proposer, verdict=cpu["verdict"], ptx_hash=text_hash(cpu.get("ptx", "")),
                           stages=dict(cpu["stages"]), resources=cpu.get("resources", {}), feedback=cpu["feedback"],
-                          versions=versions())
+                          versions=versions(), kernel_features=features)
         if cpu["verdict"] != "passed":
             return attempt
         if self.worker is None:
