@@ -3,9 +3,9 @@ any is timed.
 
 Features (`features`): the kernel's (elements and bytes moved, ops, transcendental ops, reduction
 length and count of rows), the target's (SMs, bandwidth), the schedule's knobs, and ptxas's
-resource report (registers, spills, shared memory); then the squares of the schedule and resource
-features (a knob whose best value lies inside its range) and every product of one with a kernel
-feature, so that "a wide row wants many threads" can be learned. The model
+resource report (registers, spills, shared memory), each knob also as one indicator per value;
+then every product of a schedule or resource feature with a kernel feature, so that "a wide row
+wants many threads" can be learned. The model
 is ridge regression (numpy) of the log of the kernel's time, centred per region: what matters is
 the order of schedules within a region, and centring lets regions of any size train one model. It
 is fitted again from the records each time it proposes (they grow as the search goes)."""
@@ -25,7 +25,17 @@ from agents.proposers import BEAM, Region, knob_values, neighbours
 from agents.records import Attempt, schedule_key
 from ir.kernel import Kernel
 from ptxgen.lower import LIBRARY, lower, sample_schedules
-from ptxgen.schedule import Schedule, schedule_from_dict
+from ptxgen.schedule import (
+    BLOCK_SIZES,
+    CLUSTER_SIZES,
+    CTAS_PER_SM,
+    THREADS_ALONG_REDUCTION,
+    THREADS_PER_ROW,
+    UNROLLS,
+    VECTOR_BYTES,
+    Schedule,
+    schedule_from_dict,
+)
 from ptxgen.targets import Target
 
 RIDGE = 1.0
@@ -36,6 +46,9 @@ KINDS = ("elementwise", "row", "column", "scalar")
 KNOBS = ("vector_bytes", "block_size", "threads_per_row", "threads_along_reduction", "cluster", "ctas_per_sm", "unroll",
          "cache_row", "shared_row", "online", "approx_math", "fp32_intermediates")
 RESOURCES = ("registers", "spilled", "shared_bytes")
+KNOB_VALUES = {"vector_bytes": VECTOR_BYTES, "block_size": BLOCK_SIZES, "threads_per_row": THREADS_PER_ROW,
+               "threads_along_reduction": THREADS_ALONG_REDUCTION, "cluster": CLUSTER_SIZES,
+               "ctas_per_sm": CTAS_PER_SM, "unroll": UNROLLS}
 
 
 def _log2(value: float) -> float:
@@ -61,10 +74,14 @@ def kernel_features(kernel: Kernel, target: Target) -> dict[str, float]:
 
 
 def schedule_features(schedule: dict[str, Any]) -> dict[str, float]:
+    """The kind; each knob as a number (log2) and as one indicator per value it can take (so that
+    a knob whose best value lies inside its range, or differs by kernel, can be learned)."""
     found = {f"kind_{k}": float(schedule.get("kind") == k) for k in KINDS}
     for knob in KNOBS:
         value = schedule.get(knob, 0)
         found[knob] = float(value) if isinstance(value, bool) else _log2(float(value))
+        for option in KNOB_VALUES.get(knob, ()):
+            found[f"{knob}={option}"] = float(value == option)
     return found
 
 
@@ -80,9 +97,8 @@ def features(kernel: dict[str, float], schedule: dict[str, Any], resources: dict
     """The model's input: the base features and their products (schedule or resources times kernel)."""
     own = {**schedule_features(schedule), **resource_features(resources)}
     base = [*kernel.values(), *own.values()]
-    squared = [o * o for o in own.values()]  # a knob whose best value lies inside its range
     crossed = [k * o for k in kernel.values() for o in own.values()]
-    return np.array(base + squared + crossed, dtype=np.float64)
+    return np.array(base + crossed, dtype=np.float64)
 
 
 @dataclass

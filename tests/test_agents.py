@@ -256,3 +256,53 @@ def test_regions_too_large_to_interpret_are_checked_at_the_largest_capped_shapes
     assert math.prod(shape) <= CHECK_ELEMENTS and shape == (4096, 4096)  # the cap 8192 is still too large
     sizes = {"batch_size": 16, "dim": 4096}
     assert check_regions(RELU, capture(load_problem(RELU, sizes=sizes)), sizes, lambda line: None) == {}
+
+
+# ---- the cost model
+
+
+def landscape_ms(schedule: ElementwiseSchedule) -> float:
+    """A made-up time with one best (as tests/agent_doubles.py's): block_size 512, 4 CTAs per SM."""
+    return 1.0 + abs(schedule.block_size - 512) / 512 + abs(schedule.ctas_per_sm - 4) / 8
+
+
+def timed_attempts(schedules: list[ElementwiseSchedule]) -> list[Attempt]:
+    from agents.cost_model import kernel_features
+
+    features = kernel_features(SQUARE, TARGET)
+    return [dataclasses.replace(attempt(s, landscape_ms(s)), kernel_features=features) for s in schedules]
+
+
+def test_the_cost_model_learns_the_order_of_schedules_from_records() -> None:
+    import random as random_module
+
+    import numpy as np
+
+    from agents.cost_model import features, fitted, kernel_features
+
+    drawn = RandomSearch(3).propose(Region(SQUARE, TARGET), 60)
+    train, held_out = drawn[:30], drawn[30:]
+    model = fitted(timed_attempts(train))  # type: ignore[arg-type]
+    assert model is not None
+    kernel = kernel_features(SQUARE, TARGET)
+    predicted = model.predict(np.array([features(kernel, s.to_dict(), {}) for s in held_out]))
+    measured = [landscape_ms(s) for s in held_out]  # type: ignore[arg-type]
+    ranks = [np.argsort(np.argsort(v)) for v in (predicted, measured)]
+    assert np.corrcoef(*ranks)[0, 1] > 0.8  # Spearman's rank correlation on schedules it never saw
+    shuffled = list(measured)
+    random_module.Random(0).shuffle(shuffled)
+    assert abs(np.corrcoef(ranks[0], np.argsort(np.argsort(shuffled)))[0, 1]) < 0.5  # not an artefact of the data
+
+
+def test_the_cost_model_waits_for_timings_and_learns_to_avoid_what_was_rejected() -> None:
+    from agents.cost_model import MIN_TRAINING, CostModelProposer
+
+    few = timed_attempts(RandomSearch(1).propose(Region(SQUARE, TARGET), MIN_TRAINING - 1))  # type: ignore[arg-type]
+    assert CostModelProposer(few).propose(Region(SQUARE, TARGET), 4) == []
+    good = [ElementwiseSchedule(block_size=b, ctas_per_sm=c) for b in (256, 1024) for c in (0, 1, 2, 8, 16)]
+    rejected = [dataclasses.replace(a, verdict="crash", median_ms=None) for a in
+                timed_attempts([ElementwiseSchedule(block_size=512, ctas_per_sm=c) for c in (0, 1, 2, 8)])]
+    region = Region(SQUARE, TARGET, timed_attempts(good) + rejected)
+    proposed = CostModelProposer(resources=False).propose(region, 6)
+    assert proposed and all(s.block_size != 512 for s in proposed)  # block 512 failed every time it was tried
+    assert not {schedule_key(s.to_dict()) for s in proposed} & region.tried()
