@@ -60,7 +60,7 @@ def knob_values(kernel: Kernel, target: Target) -> dict[str, list[object]]:
     for schedule in kind_space(kernel, target):
         for f in dataclasses.fields(schedule):
             values.setdefault(f.name, set()).add(getattr(schedule, f.name))
-    return {name: sorted(found, key=repr) for name, found in values.items()}
+    return {name: sorted(found) for name, found in values.items()}  # type: ignore[type-var]
 
 
 def neighbours(kernel: Kernel, schedule: Schedule, target: Target,

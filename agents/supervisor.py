@@ -25,6 +25,7 @@ from typing import Any
 
 from agents.cost_model import CostModelProposer, kernel_features
 from agents.gate import CpuJob, cpu_stages
+from agents.llm import LlmProposer
 from agents.proposers import Neighbours, Proposer, RandomSearch, Region, Seeds
 from agents.records import Attempt, Records, schedule_key, text_hash, versions
 from agents.workers import GPU_EVALUATOR, JOB_TIMEOUT_S, Worker
@@ -63,6 +64,9 @@ class OptimizeOptions:
     evaluator: str = GPU_EVALUATOR
     gpu_timeout_s: float = JOB_TIMEOUT_S  # a candidate's GPU work longer than this is killed (recorded as a crash)
     final_check: bool = True  # the strict checker on the emitted module, with eager and torch.compile timed
+    llm_url: str = ""  # an OpenAI-compatible server (vLLM) for the LLM proposer; empty: none
+    llm_model: str = "default"
+    hint: str = ""  # the user's hint, in the LLM proposer's prompt
     seed: int = 0
     log: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
 
@@ -185,10 +189,12 @@ class Supervisor:
         history = [a for a in self.records.attempts if a.ir_hash != ir_hash and a.device == self.device]
         proposers: list[Proposer] = [Seeds(), CostModelProposer(history, opts.seed), Neighbours(),
                                      RandomSearch(opts.seed)]
+        if opts.llm_url:
+            proposers.insert(1, LlmProposer(opts.llm_url, opts.llm_model, opts.hint))
         batch_size = max(2, opts.cpu_workers)
         first = True  # the first batch (the default schedule and its neighbours) is judged whatever the budget
         while len(region.attempts) < opts.max_trials and time.perf_counter() < deadline:
-            batch = self._proposals(region, proposers, min(batch_size, opts.max_trials - len(region.attempts)))
+            batch = self._proposals(region, proposers, min(batch_size, opts.max_trials - len(region.attempts)), first)
             if not batch:
                 opts.log(f"{kernel.name}: no schedule left to try")
                 break
@@ -204,17 +210,23 @@ class Supervisor:
         best = self._best(region)
         return RegionResult(kernel.name, region.attempts, best, time.perf_counter() - started)
 
-    def _proposals(self, region: Region, proposers: list[Proposer], count: int) -> list[tuple[str, Schedule]]:
+    def _proposals(self, region: Region, proposers: list[Proposer], count: int,
+                   first: bool) -> list[tuple[str, Schedule]]:
+        """The first batch from the first proposer (the seeds); later ones shared among all, each
+        asked for its share in turn and the rest filled in the same order."""
         chosen: list[tuple[str, Schedule]] = []
-        keys: set[str] = set()
-        for proposer in proposers:
-            for schedule in proposer.propose(region, count - len(chosen)):
-                key = schedule_key(schedule.to_dict())
-                if key not in keys:
-                    keys.add(key)
-                    chosen.append((proposer.name, schedule))
-            if len(chosen) >= count:
-                break
+        keys = region.tried()
+        share = count if first else max(1, count // len(proposers))
+        for limit in (share, count):
+            for proposer in proposers:
+                wanted = min(limit, count - len(chosen))
+                if wanted <= 0:
+                    break
+                for schedule in proposer.propose(region, wanted):
+                    key = schedule_key(schedule.to_dict())
+                    if key not in keys:
+                        keys.add(key)
+                        chosen.append((proposer.name, schedule))
         return chosen
 
     def _cpu_results(self, ir_text: str, small: str | None, batch: list[tuple[str, Schedule]],
@@ -315,6 +327,8 @@ class Supervisor:
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "versions": versions(), "copy_gb_per_s": self.copy_gb_per_s, "seconds": round(seconds, 1),
             "budget_s": self.options.budget_s, "regions": [self._region_report(r) for r in results], "skipped": [],
+            "llm": {"url": self.options.llm_url, "model": self.options.llm_model} if self.options.llm_url else None,
+            "hint": self.options.hint,
         }
         if self.worker is None:
             report["skipped"].append("GPU check and timing of candidates: no GPU (choice by heuristic order)")

@@ -127,7 +127,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     target = get_target(args.target) if args.target else default_target()
     options = OptimizeOptions(target, budget_s=args.budget, max_trials=args.max_trials,
                               require_proof=args.require_proof, sizes=_sizes(args.size), gpu=not args.no_gpu,
-                              final_check=not args.no_check, seed=args.seed,
+                              final_check=not args.no_check, seed=args.seed, llm_url=args.llm or "",
+                              llm_model=args.llm_model, hint=args.hint or "",
                               **({"cpu_workers": args.workers} if args.workers is not None else {}))
     out = Path(args.out)
     try:
@@ -256,6 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     optimize.add_argument("--no-check", action="store_true", help="skip the strict check of the written module")
     optimize.add_argument("--size", action="append", default=[], metavar="NAME=VALUE")
     optimize.add_argument("--seed", type=int, default=0)
+    optimize.add_argument("--llm", metavar="URL", help="an OpenAI-compatible server (vLLM) for the LLM proposer, "
+                          "e.g. http://localhost:8000/v1")
+    optimize.add_argument("--llm-model", default="default", metavar="NAME", help="the model the server serves")
+    optimize.add_argument("--hint", metavar="TEXT", help="a hint for the LLM proposer's prompt")
     optimize.set_defaults(run=cmd_optimize)
 
     equiv = commands.add_parser("equiv", help="prove two IR kernels equal element for element (inputs matched "

@@ -306,3 +306,95 @@ def test_the_cost_model_waits_for_timings_and_learns_to_avoid_what_was_rejected(
     proposed = CostModelProposer(resources=False).propose(region, 6)
     assert proposed and all(s.block_size != 512 for s in proposed)  # block 512 failed every time it was tried
     assert not {schedule_key(s.to_dict()) for s in proposed} & region.tried()
+
+
+# ---- the LLM proposer, against a local server speaking the OpenAI chat API
+
+
+class ChatServer:
+    """A local /v1/chat/completions that answers with scripted contents and keeps every request."""
+
+    def __init__(self, answers: list[str]) -> None:
+        import http.server
+        import threading
+
+        self.answers, self.requests = list(answers), []  # type: ignore[var-annotated]
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.requests.append((self.path, body))
+                content = server.answers.pop(0) if server.answers else '{"schedules": []}'
+                reply = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+
+
+def test_the_llm_proposer_sends_the_schema_and_feeds_bad_answers_back() -> None:
+    from agents.llm import LlmProposer
+
+    good = ElementwiseSchedule(block_size=512, ctas_per_sm=4).to_dict()
+    answers = ["Sure! Here are some schedules: block_size=512", json.dumps({"schedules": [{**good, "block_size": 3}]}),
+               json.dumps({"schedules": [good]})]
+    server = ChatServer(answers)
+    try:
+        tried = attempt(ElementwiseSchedule(), None, "proof")
+        tried.feedback = "proof: output values equal the IR's refuted: thread 3 of CTA 0 stores 2.0 as element 3"
+        region = Region(SQUARE, TARGET, [tried])
+        proposer = LlmProposer(server.url, "tiny", hint="try bigger blocks")
+        assert proposer.propose(region, 2) == []  # prose, not JSON: nothing proposed, the loop goes on
+        assert proposer.propose(region, 2) == []  # block_size 3 is not a block size
+        assert proposer.propose(region, 2) == [ElementwiseSchedule(block_size=512, ctas_per_sm=4)]
+    finally:
+        server.close()
+    path, first = server.requests[0]
+    assert path == "/v1/chat/completions" and first["model"] == "tiny"
+    schema = first["response_format"]["json_schema"]["schema"]
+    item = schema["properties"]["schedules"]["items"]
+    assert item["properties"]["block_size"]["enum"] == [64, 128, 256, 512, 1024]
+    assert item["properties"]["kind"]["enum"] == ["elementwise"] and item["additionalProperties"] is False
+    asked = first["messages"][1]["content"]
+    assert "%y = mul(%x, %x)" in asked and "try bigger blocks" in asked and "stores 2.0 as element 3" in asked
+    assert "132 SMs" in asked
+    second, third = server.requests[1][1]["messages"][1]["content"], server.requests[2][1]["messages"][1]["content"]
+    assert "Sure! Here are some schedules" in second  # the unusable answer is told back
+    assert "block_size=3 is not one of" in third
+
+
+def test_an_unreachable_llm_server_proposes_nothing_and_says_why() -> None:
+    from agents.llm import LlmProposer
+
+    proposer = LlmProposer("http://127.0.0.1:9/v1", timeout_s=2)
+    assert proposer.propose(Region(SQUARE, TARGET), 2) == [] and "the request failed" in proposer.notes[0]
+
+
+def test_optimize_takes_the_llm_proposers_schedules_through_the_gate(tmp_path: Path) -> None:
+    wrong_kind = json.dumps({"schedules": [{"kind": "row", "block_size": 256}]})
+    proposed = json.dumps({"schedules": [ElementwiseSchedule(block_size=1024, unroll=4).to_dict()]})
+    server = ChatServer([proposed, wrong_kind])
+    try:
+        options = OptimizeOptions(TARGET, max_trials=4, cpu_workers=0, gpu=False, final_check=False,
+                                  sizes={"batch_size": 16, "dim": 4096}, llm_url=server.url, hint="h",
+                                  log=lambda line: None)
+        report = Supervisor(RELU, tmp_path, options).run()
+    finally:
+        server.close()
+    attempts = Records(tmp_path).attempts
+    from_llm = [a for a in attempts if a.proposer == "llm"]
+    assert [a.schedule for a in from_llm] == [ElementwiseSchedule(block_size=1024, unroll=4).to_dict()]
+    assert from_llm[0].verdict == "admitted" and from_llm[0].stages["proof"]["status"] == "proved"
+    assert report["llm"]["url"] == server.url and report["hint"] == "h" and report["regions"][0]["attempts"] == 4
