@@ -40,6 +40,7 @@ from ptxgen.targets import Target
 CPU_DEVICE = "cpu"
 CHECK_ELEMENTS = 2**25  # a tensor larger than this is checked on the GPU at capped shapes (interpreting it is slow)
 CHECK_CAPS = (8192, 4096, 2048, 1024, 512)  # size-constant caps tried, largest first
+EMULATED_ELEMENTS = 2**20  # a region whose shapes do not shrink below this is not emulated (too slow)
 
 
 def _largest(kernel: Kernel) -> int:
@@ -133,7 +134,7 @@ class Supervisor:
         problem = load_problem(self.problem_path, sizes=opts.sizes)
         program = capture(problem)
         small = {k: format_kernel(r) for k, r in reduced_regions(self.problem_path, program, opts.sizes, opts.shrink,
-                                                                 opts.log).items()}
+                                                                 opts.log).items() if _largest(r) <= EMULATED_ELEMENTS}
         checks = check_regions(self.problem_path, program, opts.sizes, opts.log)
         if not program.regions:
             raise OptimizeError(f"{self.problem_path}: no fusable region: nothing for ptxgen to optimize")

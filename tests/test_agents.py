@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import PROBLEMS
 
 from agents.gate import CpuJob, cpu_stages
@@ -398,3 +399,28 @@ def test_optimize_takes_the_llm_proposers_schedules_through_the_gate(tmp_path: P
     assert [a.schedule for a in from_llm] == [ElementwiseSchedule(block_size=1024, unroll=4).to_dict()]
     assert from_llm[0].verdict == "admitted" and from_llm[0].stages["proof"]["status"] == "proved"
     assert report["llm"]["url"] == server.url and report["hint"] == "h" and report["regions"][0]["attempts"] == 4
+
+
+# ---- the Python API
+
+
+class ScaledGelu(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.randn(256))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.gelu(x) * self.scale
+
+
+def test_the_python_api_returns_a_module_built_on_the_callers_model(tmp_path: Path) -> None:
+    import ptxgen
+
+    model, x = ScaledGelu(), torch.randn(64, 256)
+    optimized = ptxgen.optimize(model, [x], target="sm_90a", out=tmp_path, gpu=False, max_trials=2, cpu_workers=0,
+                                log=lambda line: None)
+    assert type(optimized).__name__ == "ModelNew" and optimized.reference.model is model  # the same parameters
+    report = optimized.report
+    assert report["module"]["kind"] == "ptx" and report["regions"][0]["best"]["proof"] == "proved"
+    assert any("no GPU" in s for s in report["skipped"])
+    assert (tmp_path / "model_new.py").exists() and (tmp_path / "attempts.jsonl").exists()

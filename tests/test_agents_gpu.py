@@ -47,3 +47,15 @@ def test_optimize_on_the_gpu_times_candidates_and_checks_the_module(tmp_path: Pa
     assert report["check"]["timing"]["eager"] > 0
     assert report["module"]["kind"] == "ptx" or "slower than" in report["module"]["reason"]
     assert json.loads((tmp_path / "report.json").read_text())["device"].startswith("NVIDIA")
+
+
+def test_the_python_api_returns_a_module_that_computes_what_the_model_does(tmp_path: Path) -> None:
+    import torch
+    from test_agents import ScaledGelu
+
+    import ptxgen
+
+    model, x = ScaledGelu().cuda(), torch.randn(4096, 256, device="cuda")
+    optimized = ptxgen.optimize(model, [x], out=tmp_path, budget_s=30, max_trials=4, log=lambda line: None)
+    torch.testing.assert_close(optimized(x), model(x), rtol=1e-5, atol=1e-5)
+    assert optimized.report["device"].startswith("NVIDIA")

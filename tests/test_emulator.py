@@ -288,3 +288,16 @@ def test_unmodelled_forms_are_named() -> None:
         run("add.rz.f32 %f3, %f1, %f2;\nmov.b32 %r3, %f3;", A, B)
     with pytest.raises(NotModelled, match="bar.sync"):
         run("bar.sync 0, 64;\nmov.u32 %r3, 0;", A, B)
+
+
+def test_a_value_the_kernels_precision_rounds_to_zero_times_infinity_matches_what_eager_computes() -> None:
+    from ir import parse
+    from verify.against_ir import mismatches
+
+    kernel = parse("kernel k(%x: f32[3], %s: f32[3]) -> (%y: f32[3]) {\n  %y = mul(%x, %s)\n  return %y\n}")
+    exact = (np.array([np.inf, 2.0, 3.0]),)  # float64: a tiny nonzero value times +inf
+    native = (np.array([np.nan, 2.0, 3.0]),)  # float32: the tiny value rounded to 0, times +inf
+    assert mismatches(kernel, [np.array([np.nan, 2.0, 3.0])], exact, native) == []
+    assert mismatches(kernel, [np.array([np.nan, 2.0, 3.0])], exact) != []  # without the native reference
+    wrong = mismatches(kernel, [np.array([np.nan, 2.5, 3.0])], exact, native)  # matches neither at element 1
+    assert len(wrong) == 1 and "%y[1] = 2.5" in wrong[0]
