@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO
 
 PAPERS = sorted(p.parent for p in (REPO / "papers").glob("*/render.py"))
-GPU_PAPERS = {"suite_eager", "ptx_suite", "checker", "optimize"}  # measured on a GPU; the others (proofs) on the CPU
+GPU_PAPERS = {"suite_eager", "ptx_suite", "checker", "optimize", "search_efficiency"}  # measured on a GPU; the others (proofs) on the CPU
 
 
 @pytest.mark.parametrize("folder", PAPERS, ids=[p.name for p in PAPERS])

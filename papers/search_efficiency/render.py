@@ -40,6 +40,15 @@ def render(results: dict[str, Any]) -> str:
         guided_total = sum(r["guided_trials"] for r in rows)
         lines += ["", f"Over {len(rows)} regions: {guided_total} guided trials against {random_total:.1f} expected "
                   f"at random, a ratio of {guided_total / random_total:.2f} (the goal is at most 0.33)."]
+        hard = [r for r in rows if not r["default_ms"] or r["default_ms"] > r["best_ms"] * results["within"]]
+        if hard and len(hard) < len(rows):
+            guided_hard = sum(r["guided_trials"] for r in hard)
+            random_hard = sum(r["random_trials"] for r in hard)
+            lines.append(f"In {len(rows) - len(hard)} of these pools the default schedule is itself within the goal; "
+                         f"over the other {len(hard)}: {guided_hard} guided trials against {random_hard:.1f}, a ratio "
+                         f"of {guided_hard / random_hard:.2f}.")
+        lines.append("Limits: pools of a few dozen draws (the fastest in a pool, not in the whole space), one device, "
+                     "and a replay rather than a live search.")
     return "\n".join(lines) + "\n"
 
 
