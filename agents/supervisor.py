@@ -27,7 +27,7 @@ from agents.cost_model import CostModelProposer, kernel_features
 from agents.gate import CpuJob, cpu_stages
 from agents.llm import LlmProposer
 from agents.proposers import Neighbours, Proposer, RandomSearch, Region, Seeds
-from agents.records import Attempt, Records, schedule_key, text_hash, versions
+from agents.records import Attempt, Records, read_attempts, schedule_key, text_hash, versions
 from agents.workers import GPU_EVALUATOR, JOB_TIMEOUT_S, Worker
 from ir.frontend import capture, load_problem
 from ir.frontend.program import Program
@@ -68,6 +68,7 @@ class OptimizeOptions:
     llm_url: str = ""  # an OpenAI-compatible server (vLLM) for the LLM proposer; empty: none
     llm_model: str = "default"
     hint: str = ""  # the user's hint, in the LLM proposer's prompt
+    history: list[Path] = field(default_factory=list)  # other runs' attempts.jsonl the cost model also learns from
     seed: int = 0
     log: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
 
@@ -187,7 +188,8 @@ class Supervisor:
         if previous:
             opts.log(f"{kernel.name}: resuming with {len(previous)} recorded attempt(s)")
         features = kernel_features(kernel, opts.target)
-        history = [a for a in self.records.attempts if a.ir_hash != ir_hash and a.device == self.device]
+        others = [a for path in opts.history for a in read_attempts(path)]
+        history = [a for a in self.records.attempts + others if a.ir_hash != ir_hash and a.device == self.device]
         proposers: list[Proposer] = [Seeds(), CostModelProposer(history, opts.seed), Neighbours(),
                                      RandomSearch(opts.seed)]
         if opts.llm_url:

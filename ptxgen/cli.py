@@ -129,6 +129,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
                               require_proof=args.require_proof, sizes=_sizes(args.size), gpu=not args.no_gpu,
                               final_check=not args.no_check, seed=args.seed, llm_url=args.llm or "",
                               llm_model=args.llm_model, hint=args.hint or "",
+                              history=[Path(h) for h in args.history],
                               **({"cpu_workers": args.workers} if args.workers is not None else {}))
     out = Path(args.out)
     try:
@@ -261,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "e.g. http://localhost:8000/v1")
     optimize.add_argument("--llm-model", default="default", metavar="NAME", help="the model the server serves")
     optimize.add_argument("--hint", metavar="TEXT", help="a hint for the LLM proposer's prompt")
+    optimize.add_argument("--history", action="append", default=[], metavar="ATTEMPTS.jsonl",
+                          help="other runs' attempt records for the cost model to learn from (repeatable)")
     optimize.set_defaults(run=cmd_optimize)
 
     equiv = commands.add_parser("equiv", help="prove two IR kernels equal element for element (inputs matched "

@@ -66,8 +66,9 @@ def render(results: dict[str, Any]) -> str:
               "candidates (the default schedule and its neighbours, one per CPU worker) is judged whatever the budget, "
               "so a search may run past it; \"search s\" is what it took. A problem run again resumes from its "
               "attempt records in runs/."]
-    lines += ["- Each problem: the supervisor's search (seeds from the default schedule, a beam search over one-knob "
-              "neighbours of the fastest, random draws) within its budget; every candidate through the gate (ptxas, "
+    lines += ["- Each problem: the supervisor's search (seeds from the default schedule; then, in turn, the cost model "
+              "where it has records to learn from, a beam search over one-knob neighbours of the fastest, random "
+              "draws) within its budget; every candidate through the gate (ptxas, "
               "the Z3 proof at the problem's shapes, the CPU emulator at reduced shapes, the GPU check against the "
               "IR in float64, then the kernel timed alone). A refuted proof rejects; an inconclusive one is carried "
               "into the table as it is.",

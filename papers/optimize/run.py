@@ -40,7 +40,10 @@ def main() -> int:
     results_path = args.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {"problems": {}}
     for name in args.problems:
-        options = OptimizeOptions(default_target(), budget_s=args.budget, max_trials=args.max_trials)
+        history = sorted((args.out / "runs").glob("*/attempts.jsonl")) + [REPO / "papers" / "search_efficiency" /
+                                                                           "attempts.jsonl"]
+        options = OptimizeOptions(default_target(), budget_s=args.budget, max_trials=args.max_trials,
+                                  history=[h for h in history if h.exists()])
         run_dir = args.out / "runs" / name.replace("/", "__")
         print(f"== {name}", file=sys.stderr, flush=True)
         try:
