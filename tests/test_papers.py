@@ -10,7 +10,8 @@ import pytest
 from conftest import REPO
 
 PAPERS = sorted(p.parent for p in (REPO / "papers").glob("*/render.py"))
-GPU_PAPERS = {"suite_eager", "ptx_suite", "checker", "optimize", "search_efficiency"}  # measured on a GPU; the others (proofs) on the CPU
+# measured on a GPU; the others (proofs, mutation) on the CPU
+GPU_PAPERS = {"suite_eager", "ptx_suite", "checker", "optimize", "search_efficiency"}
 
 
 @pytest.mark.parametrize("folder", PAPERS, ids=[p.name for p in PAPERS])

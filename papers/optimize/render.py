@@ -87,6 +87,11 @@ def render(results: dict[str, Any]) -> str:
         lines.append(row)
         if ratio:
             ratios.append(ratio)
+    unproved = [(name, r["region"], u) for name in sorted(problems) if "regions" in problems[name]
+                for r in problems[name]["regions"] if r["best"] for u in r["best"]["unproved"]]
+    if unproved:
+        lines += ["", "Obligations of the chosen kernels not proved (the prover's own words):", ""]
+        lines += [f"- `{name}` (`{region}`): {reason[:240]}" for name, region, reason in unproved]
     if ratios:
         mean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
         lines += ["", f"Geometric mean of \"vs best\" over {len(ratios)} problems: {mean:.2f}; lowest "
