@@ -95,9 +95,15 @@ def _emulation(job: CpuJob, kernel: Kernel, ptx: str, launch: Launch) -> tuple[d
 
 def cpu_stages(job: CpuJob) -> dict[str, Any]:
     """Lowering, ptxas, proof and emulator for one candidate: {"verdict": "passed" or the stage
-    that rejected it, "feedback", "stages", and the lowered kernel's "ptx", "launch", "params",
-    "resources"}. Never raises for a bad candidate."""
+    that rejected it, "feedback", "stages", "seconds", and the lowered kernel's "ptx", "launch",
+    "params", "resources"}. Never raises for a bad candidate."""
     started = time.perf_counter()
+    result = _stages(job)
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _stages(job: CpuJob) -> dict[str, Any]:
     stages: dict[str, Any] = {}
     kernel, target = parse(job.kernel), get_target(job.target)
     try:
@@ -126,5 +132,4 @@ def cpu_stages(job: CpuJob) -> dict[str, Any]:
     stages["emulator"], reason = _emulation(job, kernel, ptx, Launch.of(lowered.launch))
     if reason is not None:
         return _rejected("emulator", reason, stages, **found)
-    stages["cpu_seconds"] = round(time.perf_counter() - started, 3)
     return {"verdict": "passed", "feedback": "", "stages": stages, **found}

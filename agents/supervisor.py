@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents import OptimizeError
 from agents.cost_model import CostModelProposer, kernel_features
 from agents.gate import CpuJob, cpu_stages
 from agents.llm import LlmProposer
@@ -45,10 +46,6 @@ EMULATED_ELEMENTS = 2**20  # a region whose shapes do not shrink below this is n
 
 def _largest(kernel: Kernel) -> int:
     return max(math.prod(p.type.shape) for p in list(kernel.inputs) + list(kernel.outputs))
-
-
-class OptimizeError(ValueError):
-    """A problem that cannot be optimized (no fusable region); the message says why."""
 
 
 @dataclass
@@ -286,6 +283,7 @@ class Supervisor:
                           proposer, verdict=cpu["verdict"], ptx_hash=text_hash(cpu.get("ptx", "")),
                           stages=dict(cpu["stages"]), resources=cpu.get("resources", {}), feedback=cpu["feedback"],
                           versions=versions(), kernel_features=features)
+        attempt.seconds = cpu.get("seconds", 0.0)
         if cpu["verdict"] != "passed":
             return attempt
         if self.worker is None:
@@ -296,7 +294,7 @@ class Supervisor:
                                     "params": cpu["params"], "target": self.options.target.name,
                                     "schedule": schedule.to_dict(), "check_kernel": check})
         attempt.stages["gpu"] = run
-        attempt.seconds = round(time.perf_counter() - started + cpu["stages"].get("cpu_seconds", 0.0), 3)
+        attempt.seconds = round(time.perf_counter() - started + attempt.seconds, 3)
         if run.get("status") != "passed":
             attempt.verdict = "crash" if run.get("status") in ("crash", "timeout") else "gpu"
             attempt.feedback = f"{attempt.verdict}: " + "; ".join(run.get("reasons", []))[:600]

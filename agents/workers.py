@@ -115,7 +115,8 @@ def evaluate_on_gpu(job: dict[str, Any], state: dict[str, Any]) -> dict[str, Any
     kernel, schedule = parse(job["kernel"]), schedule_from_dict(job["schedule"])
     checked_text = job.get("check_kernel") or job["kernel"]
     if state.get("region") != (job["kernel"], checked_text):  # one region at a time: its inputs drawn once
-        state.pop("bench", None), state.pop("timer", None)
+        state.pop("bench", None)
+        state.pop("timer", None)
         state["region"] = (job["kernel"], checked_text)
         with torch.cuda.device(state["device"]):
             state["bench"], state["timer"] = KernelBench(parse(checked_text)), KernelTimer(kernel)

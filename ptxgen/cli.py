@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from agents.supervisor import OptimizeError
+from agents import OptimizeError
 from ir.errors import IRError
 from ir.frontend.problem import ProblemError
 from ptxgen.ptxas import PtxasError
