@@ -193,7 +193,7 @@ class Supervisor:
             proposers.insert(1, LlmProposer(opts.llm_url, opts.llm_model, opts.hint))
         batch_size = max(2, opts.cpu_workers)
         first = True  # the first batch (the default schedule and its neighbours) is judged whatever the budget
-        while len(region.attempts) < opts.max_trials and time.perf_counter() < deadline:
+        while len(region.attempts) < opts.max_trials and (first or time.perf_counter() < deadline):
             batch = self._proposals(region, proposers, min(batch_size, opts.max_trials - len(region.attempts)), first)
             if not batch:
                 opts.log(f"{kernel.name}: no schedule left to try")

@@ -239,11 +239,12 @@ def test_the_gpu_stage_check_passes_right_outputs_and_names_a_wrong_element() ->
     assert any("%y" in r for r in unwritten) and any("%i" in r for r in unwritten)
 
 
-def test_a_spent_budget_still_judges_the_first_batch_and_nothing_after_it(tmp_path: Path) -> None:
+def test_a_spent_budget_still_judges_each_regions_first_batch_and_nothing_after_it(tmp_path: Path) -> None:
     options = OptimizeOptions(TARGET, budget_s=0.001, max_trials=10, cpu_workers=0, prove=False, gpu=False,
-                              final_check=False, sizes={"batch_size": 16, "dim": 4096}, log=lambda line: None)
-    report = Supervisor(RELU, tmp_path, options).run()
-    assert report["regions"][0]["attempts"] == 2 and report["module"]["kind"] == "ptx"
+                              final_check=False, sizes={"batch_size": 16, "num_classes": 1000}, log=lambda line: None)
+    report = Supervisor(PROBLEMS / "loss" / "cross_entropy_f32.py", tmp_path, options).run()
+    assert [r["attempts"] for r in report["regions"]] == [2, 2, 2]  # three regions, the later ones too
+    assert report["module"]["kind"] == "ptx"
 
 
 def test_regions_too_large_to_interpret_are_checked_at_the_largest_capped_shapes_that_are_not() -> None:
