@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import traceback
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +26,8 @@ from verify.against_ir import check_on_emulator
 from verify.emulate import Launch
 from verify.prove import prove_kernel, verdict
 
-EMULATOR_CASES = ((0, False), (1, True))
-RAW_PTX_EMULATED_BYTES = 4 * 2**20  # (seed, extremes): normal inputs, then infinities, NaN, huge values
+EMULATOR_CASES = ((0, False), (1, True))  # (seed, extremes): normal inputs, then infinities, NaN, huge values
+RAW_PTX_EMULATED_BYTES = 4 * 2**20  # PTX a proposer wrote is emulated at the problem's shapes up to this
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,11 @@ def cpu_stages(job: CpuJob) -> dict[str, Any]:
     that rejected it, "feedback", "stages", "seconds", and the lowered kernel's "ptx", "launch",
     "params", "resources"}. Never raises for a bad candidate."""
     started = time.perf_counter()
-    result = _stages(job)
+    try:
+        result = _stages(job)
+    except Exception as err:  # a fault of ours on this candidate: recorded as such, the search goes on
+        frames = traceback.format_exception(type(err), err, err.__traceback__)
+        result = _rejected("error", f"{type(err).__name__}: {err}", {"error": "".join(frames[-3:])[-800:]})
     result["seconds"] = round(time.perf_counter() - started, 3)
     return result
 
@@ -119,7 +124,7 @@ def _stages(job: CpuJob) -> dict[str, Any]:
         try:
             _, resources = assemble(ptx, target.name)
         except PtxasError as err:
-            return _rejected("ptxas", str(err).strip().splitlines()[-1], stages, **found)
+            return _rejected("ptxas", str(err).strip()[-600:], stages, **found)
         stages["ptxas"] = {"status": "passed"}
         found["resources"] = dataclasses.asdict(resources)
     if job.prove:

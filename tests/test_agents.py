@@ -425,3 +425,15 @@ def test_the_python_api_returns_a_module_built_on_the_callers_model(tmp_path: Pa
     assert report["module"]["kind"] == "ptx" and report["regions"][0]["best"]["proof"] == "proved"
     assert any("no GPU" in s for s in report["skipped"])
     assert (tmp_path / "model_new.py").exists() and (tmp_path / "attempts.jsonl").exists()
+
+
+def test_a_fault_of_the_gate_on_one_candidate_is_recorded_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    import agents.gate as gate
+
+    def broken(*args: object) -> object:
+        raise RuntimeError("a bug in the prover")
+
+    monkeypatch.setattr(gate, "prove_kernel", broken)
+    result = cpu_stages(job())
+    assert result["verdict"] == "error" and "a bug in the prover" in result["feedback"]
+    assert "RuntimeError" in result["stages"]["error"] and result["seconds"] >= 0
