@@ -46,6 +46,7 @@ KINDS = ("elementwise", "row", "column", "scalar")
 KNOBS = ("vector_bytes", "block_size", "threads_per_row", "threads_along_reduction", "cluster", "ctas_per_sm", "unroll",
          "cache_row", "shared_row", "online", "approx_math", "fp32_intermediates")
 RESOURCES = ("registers", "spilled", "shared_bytes")
+KERNEL_FEATURES = ("elements", "bytes", "ops", "transcendental", "row_length", "rows", "sm_count", "bandwidth")
 KNOB_VALUES = {"vector_bytes": VECTOR_BYTES, "block_size": BLOCK_SIZES, "threads_per_row": THREADS_PER_ROW,
                "threads_along_reduction": THREADS_ALONG_REDUCTION, "cluster": CLUSTER_SIZES,
                "ctas_per_sm": CTAS_PER_SM, "unroll": UNROLLS}
@@ -95,10 +96,10 @@ def resource_features(resources: dict[str, Any]) -> dict[str, float]:
 
 def features(kernel: dict[str, float], schedule: dict[str, Any], resources: dict[str, Any]) -> np.ndarray:
     """The model's input: the base features and their products (schedule or resources times kernel)."""
-    own = {**schedule_features(schedule), **resource_features(resources)}
-    base = [*kernel.values(), *own.values()]
-    crossed = [k * o for k in kernel.values() for o in own.values()]
-    return np.array(base + crossed, dtype=np.float64)
+    own = [*schedule_features(schedule).values(), *resource_features(resources).values()]
+    region = [kernel[name] for name in KERNEL_FEATURES]  # by name: records read back have their keys sorted
+    crossed = [k * o for k in region for o in own]
+    return np.array(region + own + crossed, dtype=np.float64)
 
 
 @dataclass

@@ -437,3 +437,14 @@ def test_a_fault_of_the_gate_on_one_candidate_is_recorded_not_raised(monkeypatch
     result = cpu_stages(job())
     assert result["verdict"] == "error" and "a bug in the prover" in result["feedback"]
     assert "RuntimeError" in result["stages"]["error"] and result["seconds"] >= 0
+
+
+def test_features_of_an_attempt_read_back_from_disk_are_the_features_it_was_recorded_with(tmp_path: Path) -> None:
+    from agents.cost_model import features
+
+    (fresh,) = timed_attempts([ElementwiseSchedule(block_size=512)])
+    Records(tmp_path).add(fresh)
+    (read,) = Records(tmp_path).attempts
+    assert list(read.kernel_features) != list(fresh.kernel_features)  # JSON written with sorted keys
+    assert (features(read.kernel_features, read.schedule, {}) == features(fresh.kernel_features, fresh.schedule,
+                                                                          {})).all()
