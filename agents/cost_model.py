@@ -37,6 +37,7 @@ from ptxgen.schedule import (
     schedule_from_dict,
 )
 from ptxgen.targets import Target
+from verify.kernel_gpu import largest_elements, moved_bytes
 
 RIDGE = 1.0
 MIN_TRAINING = 8  # timed attempts before the model proposes anything
@@ -60,11 +61,10 @@ def kernel_features(kernel: Kernel, target: Target) -> dict[str, float]:
     """What the model knows of a region and the GPU it runs on (recorded with each attempt)."""
     from ptxgen.reduce import reduction_shape
 
-    params = list(kernel.inputs) + list(kernel.outputs)
     shape = reduction_shape(kernel)
     return {
-        "elements": _log2(max(math.prod(p.type.shape) for p in params)),
-        "bytes": _log2(sum(math.prod(p.type.shape) * p.type.dtype.itemsize for p in params)),
+        "elements": _log2(largest_elements(kernel)),
+        "bytes": _log2(moved_bytes(kernel)),
         "ops": float(len(kernel.body)),
         "transcendental": float(sum(i.op in LIBRARY for i in kernel.body)),
         "row_length": _log2(shape.length) if shape else 0.0,

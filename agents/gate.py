@@ -10,7 +10,6 @@ and its proof status is carried into the report as it is (never as proved)."""
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 import traceback
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from ptxgen.schedule import ScheduleError, schedule_from_dict
 from ptxgen.targets import get_target
 from verify.against_ir import check_on_emulator
 from verify.emulate import Launch
+from verify.kernel_gpu import moved_bytes
 from verify.prove import prove_kernel, verdict
 
 EMULATOR_CASES = ((0, False), (1, True))  # (seed, extremes): normal inputs, then infinities, NaN, huge values
@@ -66,7 +66,7 @@ def _emulated(job: CpuJob, kernel: Kernel, ptx: str, launch: Launch) -> tuple[Ke
     """What the emulator runs: the same schedule lowered for the region at reduced shapes; PTX a
     proposer wrote, at the problem's shapes where they are small. A string says why nothing."""
     if job.ptx is not None:
-        moved = sum(math.prod(p.type.shape) * p.type.dtype.itemsize for p in list(kernel.inputs) + list(kernel.outputs))
+        moved = moved_bytes(kernel)
         return (kernel, ptx, launch) if moved <= RAW_PTX_EMULATED_BYTES else \
             f"PTX written for the problem's shapes, which move {moved} bytes (emulated up to {RAW_PTX_EMULATED_BYTES})"
     if job.small is None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import concurrent.futures as futures
 import datetime
 import json
-import math
 import multiprocessing
 import os
 import sys
@@ -37,6 +36,7 @@ from ir.printer import format_kernel
 from ptxgen.lower import LoweredKernel, lower
 from ptxgen.schedule import Schedule, schedule_from_dict
 from ptxgen.targets import Target
+from verify.kernel_gpu import largest_elements
 
 CPU_DEVICE = "cpu"
 CHECK_ELEMENTS = 2**25  # a tensor larger than this is checked on the GPU at capped shapes (interpreting it is slow)
@@ -44,8 +44,9 @@ CHECK_CAPS = (8192, 4096, 2048, 1024, 512)  # size-constant caps tried, largest 
 EMULATED_ELEMENTS = 2**20  # a region whose shapes do not shrink below this is not emulated (too slow)
 
 
-def _largest(kernel: Kernel) -> int:
-    return max(math.prod(p.type.shape) for p in list(kernel.inputs) + list(kernel.outputs))
+def _spawned_pool(workers: int) -> futures.ProcessPoolExecutor:
+    """Processes started afresh (not forked: the parent may hold a CUDA context and z3 state)."""
+    return futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 @dataclass
@@ -98,12 +99,13 @@ def check_regions(path: Path, program: Program, sizes: dict[str, int], log: Call
     check, at the largest capped shapes that are not."""
     found: dict[int, str] = {}
     for shrink in CHECK_CAPS:
-        large = [k for k, r in enumerate(program.regions) if k not in found and _largest(r.kernel) > CHECK_ELEMENTS]
+        large = [k for k, r in enumerate(program.regions)
+                 if k not in found and largest_elements(r.kernel) > CHECK_ELEMENTS]
         if not large:
             break
         reduced = reduced_regions(path, program, sizes, shrink, log)
         found.update({k: format_kernel(reduced[k]) for k in large
-                      if k in reduced and _largest(reduced[k]) <= CHECK_ELEMENTS})
+                      if k in reduced and largest_elements(reduced[k]) <= CHECK_ELEMENTS})
     return found
 
 
@@ -131,8 +133,8 @@ class Supervisor:
         opts = self.options
         problem = load_problem(self.problem_path, sizes=opts.sizes)
         program = capture(problem)
-        small = {k: format_kernel(r) for k, r in reduced_regions(self.problem_path, program, opts.sizes, opts.shrink,
-                                                                 opts.log).items() if _largest(r) <= EMULATED_ELEMENTS}
+        reduced = reduced_regions(self.problem_path, program, opts.sizes, opts.shrink, opts.log)
+        small = {k: format_kernel(r) for k, r in reduced.items() if largest_elements(r) <= EMULATED_ELEMENTS}
         checks = check_regions(self.problem_path, program, opts.sizes, opts.log)
         if not program.regions:
             raise OptimizeError(f"{self.problem_path}: no fusable region: nothing for ptxgen to optimize")
@@ -152,7 +154,7 @@ class Supervisor:
     def _start_workers(self) -> None:
         opts = self.options
         if opts.cpu_workers > 0:
-            self.pool = futures.ProcessPoolExecutor(opts.cpu_workers, mp_context=multiprocessing.get_context("spawn"))
+            self.pool = _spawned_pool(opts.cpu_workers)
         if opts.gpu and (gpu_present() or opts.evaluator != GPU_EVALUATOR):  # another evaluator: tests
             self.worker = Worker(0, opts.evaluator, opts.gpu_timeout_s)
             described = self.worker.evaluate({"describe": True})
@@ -263,13 +265,12 @@ class Supervisor:
         self.pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             process.kill()
-        self.pool = futures.ProcessPoolExecutor(self.options.cpu_workers,
-                                                mp_context=multiprocessing.get_context("spawn"))
+        self.pool = _spawned_pool(self.options.cpu_workers)
 
     def _alone(self, job: CpuJob) -> dict[str, Any]:
         """A job whose pool broke (some job's process died), run again in a process of its own: the
         one that crashes is recorded as a crash, the others get their verdicts."""
-        with futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as alone:
+        with _spawned_pool(1) as alone:
             try:
                 return alone.submit(cpu_stages, job).result()
             except futures.process.BrokenProcessPool:

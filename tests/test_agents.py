@@ -264,8 +264,10 @@ def test_regions_too_large_to_interpret_are_checked_at_the_largest_capped_shapes
 
 
 def landscape_ms(schedule: ElementwiseSchedule) -> float:
-    """A made-up time with one best (as tests/agent_doubles.py's): block_size 512, 4 CTAs per SM."""
-    return 1.0 + abs(schedule.block_size - 512) / 512 + abs(schedule.ctas_per_sm - 4) / 8
+    """The stand-in GPU's made-up time, with one best: block_size 512, 4 CTAs per SM."""
+    from agent_doubles import shaped_ms
+
+    return shaped_ms(schedule.to_dict())
 
 
 def timed_attempts(schedules: list[ElementwiseSchedule]) -> list[Attempt]:

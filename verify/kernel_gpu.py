@@ -42,6 +42,11 @@ def moved_bytes(kernel: Kernel) -> int:
     return sum(math.prod(p.type.shape) * p.type.dtype.itemsize for p in list(kernel.inputs) + list(kernel.outputs))
 
 
+def largest_elements(kernel: Kernel) -> int:
+    """The element count of the kernel's largest input or output."""
+    return max(math.prod(p.type.shape) for p in list(kernel.inputs) + list(kernel.outputs))
+
+
 def _on_device(values: list[np.ndarray], device: str) -> list[torch.Tensor]:
     return [torch.from_numpy(np.ascontiguousarray(v)).to(device) for v in values]
 
