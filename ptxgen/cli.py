@@ -146,6 +146,19 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Exit 0: results written (failures of single problems are in them); 2: the bench could not run."""
+    from ptxgen.bench import BenchOptions, main_bench
+
+    if args.reps < 1 or args.workers < 1:
+        raise argparse.ArgumentTypeError("--reps and --workers must be at least 1")
+    options = BenchOptions(Path(args.suite), Path(args.out), tuple(m for m in args.match.split(",") if m),
+                           reps=args.reps, workers=args.workers, compile=not args.no_compile,
+                           schedules=Path(args.schedules) if args.schedules else None, fresh=args.fresh,
+                           log=lambda line: print(line, flush=True))
+    return main_bench(options)
+
+
 def _kernel_of(spec: str) -> Any:
     """FILE or FILE:KERNEL: the named kernel of an IR file, or its only one."""
     from ir import parse_module
@@ -265,6 +278,19 @@ def build_parser() -> argparse.ArgumentParser:
     optimize.add_argument("--history", action="append", default=[], metavar="ATTEMPTS.jsonl",
                           help="other runs' attempt records for the cost model to learn from (repeatable)")
     optimize.set_defaults(run=cmd_optimize)
+
+    bench = commands.add_parser("bench", help="every problem of a suite as a drop-in PTX module: checked, and timed "
+                                "beside eager and torch.compile; DIR/results.json, results.md and plots (GPU)")
+    bench.add_argument("suite", metavar="SUITE_DIR", help="a folder of KernelBench-format problems (searched below)")
+    bench.add_argument("--out", required=True, metavar="DIR")
+    bench.add_argument("--match", default="", help="comma-separated parts of problem paths to run")
+    bench.add_argument("--reps", type=int, default=15, help="timed runs of each candidate per round (two rounds)")
+    bench.add_argument("--workers", type=int, default=8, help="processes that lower, check and compile baselines")
+    bench.add_argument("--no-compile", action="store_true", help="no torch.compile baseline")
+    bench.add_argument("--schedules", metavar="RUNS_DIR", help="folders of `ptxgen optimize` runs, one per problem "
+                       "(its path with '/' as '__'): each region takes the fastest schedule its search admitted")
+    bench.add_argument("--fresh", action="store_true", help="measure again what an earlier run measured")
+    bench.set_defaults(run=cmd_bench)
 
     equiv = commands.add_parser("equiv", help="prove two IR kernels equal element for element (inputs matched "
                                 "by position), or show an input that tells them apart")

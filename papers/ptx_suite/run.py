@@ -11,9 +11,7 @@ not lower yet are listed with the reason. Writes results.json after every proble
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime
-import functools
 import json
 import sys
 import traceback
@@ -25,83 +23,17 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from ir.frontend import capture, load_problem  # noqa: E402
-from ir.frontend.problem import Problem  # noqa: E402
 from ir.frontend.program import flatten_tensors  # noqa: E402
-from ptxgen.emit import emit_model_new, load_model_new  # noqa: E402
-from ptxgen.lower import LoweringError, default_schedule, lower_all  # noqa: E402
+from ptxgen.bench import build, check, odd_sizes  # noqa: E402
+from ptxgen.lower import LoweringError, default_schedule  # noqa: E402
 from ptxgen.schedule import Schedule, ScheduleError, schedule_from_dict  # noqa: E402
 from ptxgen.targets import default_target  # noqa: E402
 from verify.timing import copy_bandwidth, flush_buffer, summary, time_ms  # noqa: E402
 
-TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 1.6e-2, torch.float16: 2e-3}
-ODD_SIZES = (37, 1003, 5)  # given to the problem's size constants in turn: tails and broadcasts
-
-
-
-def max_error(got: torch.Tensor, want: torch.Tensor) -> float:
-    """max |got - want| / (|want| + 1): relative for large values, absolute near zero."""
-    if not want.is_floating_point():
-        return float((got.to(want.dtype) != want).sum())
-    diff = (got.double() - want).abs() / (want.abs() + 1)
-    nan_mismatch = torch.isnan(got.double()) != torch.isnan(want)
-    return float("inf") if nan_mismatch.any() else float(diff.nan_to_num(0).max())
-
-
-def size_key(sizes: dict[str, int] | None) -> tuple[tuple[str, int], ...]:
-    return tuple(sorted((sizes or {}).items()))
-
-
-@functools.lru_cache(maxsize=4)
-def captured(path: Path, sizes: tuple[tuple[str, int], ...]) -> tuple[Problem, Any]:
-    """The problem and its captured program (traced on the GPU), reused across schedule variants."""
-    problem = load_problem(path, sizes=dict(sizes))
-    with torch.device("cuda"):
-        return problem, capture(problem)
-
-
-def build(path: Path, sizes: dict[str, int] | None = None, choose: Any = None) -> tuple[Problem, Any, Any, Any]:
-    """(problem, Model, ModelNew, lowered kernels) on the GPU; ModelNew holds Model's parameters."""
-    target = default_target()
-    problem, program = captured(path, size_key(sizes))
-    with torch.device("cuda"):
-        model = problem.model()
-    kernels = lower_all([r.kernel for r in program.regions], target, choose)
-    module = load_model_new(emit_model_new(path, program, kernels, target.name, problem.overrides))
-    with torch.device("cuda"):
-        new = module.ModelNew(*problem.init_inputs())
-    new.reference.load_state_dict(model.state_dict())
-    return problem, model, new, kernels
-
-
-def check(path: Path, sizes: dict[str, int] | None, seed: int) -> dict[str, Any]:
-    """ModelNew's outputs and eager's against Model in float64, on fresh inputs drawn with `seed`."""
-    problem, model, new, kernels = build(path, sizes)
-    with torch.device("cuda"):
-        inputs = problem.inputs(seed)
-    with torch.no_grad():
-        ours = flatten_tensors(new(*inputs))
-        eager = flatten_tensors(model(*inputs))
-        reference = flatten_tensors(copy.deepcopy(model).double()(*[x.double() if x.is_floating_point() else x
-                                                              for x in inputs]))
-    dtype = next(t.dtype for t in inputs if t.is_floating_point())
-    errors = [max_error(o, r) for o, r in zip(ours, reference)]
-    eager_errors = [max_error(e, r) for e, r in zip(eager, reference)]
-    glue = len(captured(path, size_key(sizes))[1].glue)
-    return {"shapes": problem.size_constants(), "glue": glue, "error": max(errors), "eager_error": max(eager_errors),
-            "tolerance": TOLERANCE[dtype], "passed": max(errors) <= TOLERANCE[dtype],
-            "kernels": {name: {"schedule": k.schedule.to_dict(), "grid": k.launch.grid, "block": k.launch.block}
-                        for name, k in kernels.items()}}
-
-
-def odd_sizes(problem_path: Path) -> dict[str, int]:
-    constants = load_problem(problem_path).size_constants()
-    large = [k for k, v in constants.items() if v > 32]
-    return {k: ODD_SIZES[i % len(ODD_SIZES)] for i, k in enumerate(large)}
-
 
 def timing(path: Path, flush: torch.Tensor, reps: int, with_compile: bool) -> dict[str, Any]:
-    problem, model, new, _ = build(path)
+    built = build(path)
+    problem, model, new = built.problem, built.model, built.new
     with torch.device("cuda"):
         inputs = problem.inputs(7)
     rows: dict[str, Any] = {}
@@ -159,7 +91,8 @@ def sweep(path: Path, knob_sets: list[dict[str, Any]], flush: torch.Tensor, reps
             return schedule_from_dict({**default_schedule(kernel, t).to_dict(), **knobs})
 
         try:
-            problem, _, new, kernels = build(path, choose=choose)
+            built = build(path, choose=choose)
+            problem, new, kernels = built.problem, built.new, built.kernels
         except ScheduleError:
             continue
         with torch.device("cuda"):
