@@ -51,6 +51,7 @@ COPY_BYTES = 2 * 2**30
 MATMUL_SIDE = 4096
 MATMUL_DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 RESULTS_FILE = "results.json"
+RETRIED_ALONE = ("its process died", "OutOfMemoryError")  # failures that may be the neighbours' doing
 
 
 class BenchError(RuntimeError):
@@ -63,7 +64,7 @@ class BenchOptions:
     out: Path
     match: tuple[str, ...] = ()
     reps: int = 15
-    workers: int = 8
+    workers: int = 6
     compile: bool = True
     schedules: Path | None = None  # folders of `ptxgen optimize` runs, one per problem
     fresh: bool = False
@@ -246,27 +247,29 @@ def _pool(workers: int) -> futures.ProcessPoolExecutor:
 
 
 def prepare_all(jobs: list[dict[str, Any]], workers: int, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
-    """Each job's row; a job whose process dies is tried once more alone, then recorded as failed."""
+    """Each job's row. A job whose process dies, or which runs out of GPU memory beside the others,
+    is tried once more alone; what fails then is recorded as failed."""
     rows: dict[str, dict[str, Any]] = {}
     started = time.perf_counter()
     pending, alone = list(jobs), False
     while pending:
-        died: list[dict[str, Any]] = []
+        again: list[dict[str, Any]] = []
         with _pool(1 if alone else workers) as pool:
             running = {pool.submit(_prepare_guarded, job): job for job in pending}
             for done in futures.as_completed(running):
                 job = running[done]
                 try:
-                    rows[job["name"]] = done.result()
+                    row = done.result()
                 except futures.process.BrokenProcessPool:
-                    died.append(job)
+                    row = {"problem": job["name"], "failure": "its process died"}
+                if not alone and row.get("failure", "").startswith(RETRIED_ALONE):
+                    again.append(job)
+                    log(f"[prepare] {job['name']}: {row['failure'][:80]}; tried again alone")
                     continue
+                rows[job["name"]] = row
                 log(f"[prepared {len(rows)}/{len(jobs)}, {time.perf_counter() - started:.0f} s] {job['name']}: "
-                    f"{_prepared_status(rows[job['name']])}")
-        if alone:
-            rows.update({job["name"]: {"problem": job["name"], "failure": "its process died (twice)"} for job in died})
-            break
-        pending, alone = died, True
+                    f"{_prepared_status(row)}")
+        pending, alone = (again, True) if not alone else ([], True)
     return rows
 
 
@@ -362,18 +365,18 @@ def require_gpu() -> str:
 def environment(device: str) -> dict[str, Any]:
     return {"device": device, "target": default_target().name, "host": platform.node(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "versions": _versions(), "commit": _commit()}
+            "versions": _versions(), "sources": sources_hash()}
 
 
-def _commit() -> str:
-    import subprocess
-
-    try:
-        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
-                              cwd=Path(__file__).resolve().parent)
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return done.stdout.strip()
+def sources_hash() -> str:
+    """A hash of the project's own sources (ir, ptxgen, verify, agents): which code measured."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for package in ("ir", "ptxgen", "verify", "agents"):
+        for path in sorted((root / package).rglob("*")):
+            if path.suffix in (".py", ".lark") and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(root)).encode() + b"\x00" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def run_bench(options: BenchOptions) -> dict[str, Any]:

@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", required=True, metavar="DIR")
     bench.add_argument("--match", default="", help="comma-separated parts of problem paths to run")
     bench.add_argument("--reps", type=int, default=15, help="timed runs of each candidate per round (two rounds)")
-    bench.add_argument("--workers", type=int, default=8, help="processes that lower, check and compile baselines")
+    bench.add_argument("--workers", type=int, default=6, help="processes that lower, check and compile baselines")
     bench.add_argument("--no-compile", action="store_true", help="no torch.compile baseline")
     bench.add_argument("--schedules", metavar="RUNS_DIR", help="folders of `ptxgen optimize` runs, one per problem "
                        "(its path with '/' as '__'): each region takes the fastest schedule its search admitted")

@@ -78,7 +78,7 @@ def timed_row(name: str, ours: float, eager: float, compiled: float, io_bytes: i
 
 def results_of(rows: list[dict]) -> dict:
     return {"environment": {"device": "Stand-in GPU", "target": "sm_90a", "date": "2026-11-27T00:00:00+00:00",
-                            "versions": {"torch": "x"}, "commit": "abc"},
+                            "versions": {"torch": "x"}, "sources": "abc"},
             "ceilings": {**CEILINGS, "copy_after": {"gb_per_s": 2990.0}}, "problems": rows}
 
 
