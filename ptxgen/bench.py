@@ -225,6 +225,11 @@ def prepare(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _warm_compile(built: Built) -> None:
+    """Compiled code into the shared cache; no autotuning choice made here (on a shared GPU) is
+    kept (the cache key ignores this setting, so the timing process still finds the code)."""
+    import torch._inductor.config
+
+    torch._inductor.config.autotune_local_cache = False
     with torch.device("cuda"):
         inputs = built.problem.inputs(TIMING_SEED)
     with torch.no_grad():
