@@ -18,6 +18,7 @@ import copy
 import dataclasses
 import datetime
 import functools
+import gc
 import hashlib
 import json
 import multiprocessing
@@ -318,7 +319,7 @@ def time_problem(row: dict[str, Any], path: Path, flush: torch.Tensor, reps: int
         fast = torch.compile(model)
         candidates["torch.compile"] = lambda: fast(*inputs)
     times: dict[str, list[float]] = {name: [] for name in candidates}
-    with torch.no_grad():
+    with torch.no_grad(), _without_gc():
         outputs = flatten_tensors(model(*inputs))
         for _ in range(2):  # interleaved: each timed in turn, twice
             for name, fn in candidates.items():
@@ -330,6 +331,17 @@ def time_problem(row: dict[str, Any], path: Path, flush: torch.Tensor, reps: int
         stats["gb_per_s"] = io_bytes / (stats["median_ms"] * 1e-3) / 1e9
     dtype = next(str(t.dtype).removeprefix("torch.") for t in flatten_tensors(inputs) if t.is_floating_point())
     return {"io_bytes": io_bytes, "flops": flops_of(model, inputs), "dtype": dtype, "times": result}
+
+
+@contextlib.contextmanager
+def _without_gc() -> Any:
+    """No garbage collection pause inside a timed call (as timeit does)."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def speed_of_light(row: dict[str, Any], ceiling: dict[str, Any]) -> dict[str, Any]:

@@ -43,6 +43,13 @@ def ours_alone(row: dict[str, Any]) -> bool:
     return row.get("full", {}).get("glue") == 0
 
 
+NOISY = 1.10  # a candidate whose third quartile exceeds its first by more than this is marked
+
+
+def noisy(row: dict[str, Any]) -> bool:
+    return any(stats.get("q3_ms", 0) > NOISY * stats.get("q1_ms", math.inf) for stats in row["times"].values())
+
+
 def summary(results: dict[str, Any]) -> dict[str, Any]:
     rows = timed(results)
     ratios = {name: [speedups(r)[name] for r in rows if name in speedups(r)] for name in ("eager", "torch.compile")}
@@ -55,7 +62,8 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
             "cached": sum(bool(r.get("cached")) for r in rows),
             "geomean": {name: statistics.geometric_mean(v) for name, v in ratios.items() if v},
             "geomean_best": statistics.geometric_mean(vs_best) if vs_best else None,
-            "memory_bound_ours_alone": len(memory), "reaching_target": len(reaching)}
+            "memory_bound_ours_alone": len(memory), "reaching_target": len(reaching),
+            "noisy": sum(noisy(r) for r in rows)}
 
 
 def _check_cell(row: dict[str, Any]) -> str:
@@ -75,7 +83,8 @@ def _row(row: dict[str, Any]) -> str:
     compiled = t.get("torch.compile", {}).get("median_ms")
     ups = speedups(row)
     schedules = sorted(set(row.get("schedules", {}).values())) or ["default"]
-    return (f"| `{row['problem']}` | {_check_cell(row)} | {t['ours']['median_ms']:.3f} | "
+    mark = " (noisy)" if noisy(row) else ""
+    return (f"| `{row['problem']}`{mark} | {_check_cell(row)} | {t['ours']['median_ms']:.3f} | "
             f"{t['eager']['median_ms']:.3f} | "
             f"{'' if compiled is None else f'{compiled:.3f}'} | {ups['eager']:.2f} | "
             f"{ups.get('torch.compile', float('nan')):.2f} | {sol['bound']} | {sol['fraction']['ours']:.0%} | "
@@ -96,7 +105,8 @@ def render(results: dict[str, Any]) -> str:
              + ", ".join(f"{k} {v:,.0f} TFLOP/s" for k, v in ceil["matmul_tflops"].items()) + ".",
              f"- {facts['problems']} problems: {facts['timed']} timed ({facts['cached']} of them measured in an "
              f"earlier run of the same module, device and versions), {facts['passed']} pass both checks; "
-             f"{facts['not_lowered']} not lowered, {facts['failed']} failed.",
+             f"{facts['not_lowered']} not lowered, {facts['failed']} failed; {facts['noisy']} marked noisy (a "
+             f"candidate's quartiles more than {NOISY - 1:.0%} apart).",
              ]
     if facts["geomean"]:
         lines.append(f"- Geometric-mean speedup: {facts['geomean'].get('eager', float('nan')):.2f}x over eager, "
