@@ -417,7 +417,8 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     results: dict[str, Any] = {"environment": environment(device), "options": {
         "reps": options.reps, "compile": options.compile, "workers": options.workers,
         "schedules": str(options.schedules) if options.schedules else None},
-        "ceilings": ceilings(flush, options.reps), "problems": []}
+        "ceilings": ceilings(flush, options.reps), "problems": [],
+        "load_average": {"timing_start": os.getloadavg()}}  # other work on the host shows as noisy times
     options.log(f"copy {results['ceilings']['copy']['gb_per_s']:,.0f} GB/s; matrix products "
                 + ", ".join(f"{k} {v:,.0f} TFLOP/s" for k, v in results["ceilings"]["matmul_tflops"].items()))
     for index, path in enumerate(paths):
@@ -428,6 +429,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     from verify.timing import copy_bandwidth
 
     results["ceilings"]["copy_after"] = copy_bandwidth("cuda", options.reps, flush, COPY_BYTES)
+    results["load_average"]["timing_end"] = os.getloadavg()
     results["seconds"] = time.perf_counter() - started
     write_results(options.out, results)
     return results
