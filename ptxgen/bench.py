@@ -52,7 +52,7 @@ COPY_BYTES = 2 * 2**30
 MATMUL_SIDE = 4096
 MATMUL_DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 RESULTS_FILE = "results.json"
-RETRIED_ALONE = ("its process died", "OutOfMemoryError")  # failures that may be the neighbours' doing
+RETRIED_ALONE = ("its process died", "OutOfMemoryError", "out of memory")  # failures that may be the neighbours' doing
 
 
 class BenchError(RuntimeError):
@@ -268,7 +268,7 @@ def prepare_all(jobs: list[dict[str, Any]], workers: int, log: Callable[[str], N
                     row = done.result()
                 except futures.process.BrokenProcessPool:
                     row = {"problem": job["name"], "failure": "its process died"}
-                if not alone and row.get("failure", "").startswith(RETRIED_ALONE):
+                if not alone and any(sign in row.get("failure", "") for sign in RETRIED_ALONE):
                     again.append(job)
                     log(f"[prepare] {job['name']}: {row['failure'][:80]}; tried again alone")
                     continue
@@ -305,7 +305,7 @@ def ceilings(flush: torch.Tensor, reps: int) -> dict[str, Any]:
 
 
 def time_problem(row: dict[str, Any], path: Path, flush: torch.Tensor, reps: int, compiled: bool) -> dict[str, Any]:
-    from verify.timing import flops_of, summary, time_ms
+    from verify.timing import flops_of, summary, time_queued_ms
 
     problem = load_problem(path)
     module = load_model_new(Path(row["module"]).read_text())
@@ -323,7 +323,7 @@ def time_problem(row: dict[str, Any], path: Path, flush: torch.Tensor, reps: int
         outputs = flatten_tensors(model(*inputs))
         for _ in range(2):  # interleaved: each timed in turn, twice
             for name, fn in candidates.items():
-                times[name] += time_ms(fn, "cuda", reps, flush)
+                times[name] += time_queued_ms(fn, reps, flush)
     tensors = flatten_tensors(inputs) + outputs + list(model.parameters()) + list(model.buffers())
     io_bytes = sum(t.numel() * t.element_size() for t in tensors)
     result = {name: summary(values) for name, values in times.items()}

@@ -46,6 +46,31 @@ def time_ms(fn: Callable[[], Any], device: str, reps: int, flush: torch.Tensor) 
     return times
 
 
+HOLD_CYCLES = 2_000_000  # about 1 ms of spinning on the GPU: longer than any candidate's launch work on the host
+
+
+def time_queued_ms(fn: Callable[[], Any], reps: int, flush: torch.Tensor,
+                   hold_cycles: int = HOLD_CYCLES) -> list[float]:
+    """Per-call device times in milliseconds, host overhead hidden alike for every candidate: before
+    each call the stream is held by a spinning kernel, so that the call's launches are queued before
+    its start event is reached. A call that waits on the device itself (a synchronization) still
+    shows it."""
+    for _ in range(WARMUP):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        flush.zero_()
+        torch.cuda._sleep(hold_cycles)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    return times
+
+
 def summary(times: list[float]) -> dict[str, float]:
     quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
     return {"median_ms": statistics.median(times), "q1_ms": quartiles[0], "q3_ms": quartiles[2],
