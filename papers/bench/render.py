@@ -6,6 +6,10 @@ speed_of_light.svg, through ptxgen/bench_report.py; no number is typed by hand.
 The measurement (on the GPU, about three minutes for the whole suite on an H100):
 
     ptxgen bench datasets/problems --out DIR --schedules papers/optimize/runs
+
+`compile_variance.py` times torch.compile's result across fresh compilations (each alone, with an
+empty cache) and from a bench run's cache: whether compiling the baselines side by side in a pool
+costs them speed.
 """
 
 from __future__ import annotations
