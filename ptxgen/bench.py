@@ -68,6 +68,7 @@ class BenchOptions:
     workers: int = 6
     compile: bool = True
     schedules: Path | None = None  # folders of `ptxgen optimize` runs, one per problem
+    optimize_s: float = 0.0  # > 0: search each problem this long first (resumed from OUT/runs), then use its schedules
     fresh: bool = False
     log: Callable[[str], None] = print
 
@@ -405,9 +406,12 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")  # the pool is the parallelism
     started = time.perf_counter()
     names = {p: str(p.relative_to(options.suite).with_suffix("")) for p in paths}
+    schedules = options.schedules
+    if options.optimize_s > 0:
+        schedules = search_all(paths, names, options)
     jobs = [{"path": str(p), "name": names[p], "out": str(options.out), "reps": options.reps,
              "compile": options.compile, "fresh": options.fresh,
-             "schedules": str(options.schedules) if options.schedules else ""} for p in paths]
+             "schedules": str(schedules) if schedules else ""} for p in paths]
     options.log(f"{device}: {len(jobs)} problems; preparing in {options.workers} processes")
     prepared = prepare_all(jobs, options.workers, options.log)
     _forget_autotuning(Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]))
@@ -416,7 +420,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     flush = flush_buffer("cuda")
     results: dict[str, Any] = {"environment": environment(device), "options": {
         "reps": options.reps, "compile": options.compile, "workers": options.workers,
-        "schedules": str(options.schedules) if options.schedules else None},
+        "schedules": str(schedules) if schedules else None, "optimize_s": options.optimize_s},
         "ceilings": ceilings(flush, options.reps), "problems": [],
         "load_average": {"timing_start": os.getloadavg()}}  # other work on the host shows as noisy times
     options.log(f"copy {results['ceilings']['copy']['gb_per_s']:,.0f} GB/s; matrix products "
@@ -433,6 +437,25 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     results["seconds"] = time.perf_counter() - started
     write_results(options.out, results)
     return results
+
+
+def search_all(paths: list[Path], names: dict[Path, str], options: BenchOptions) -> Path:
+    """`ptxgen optimize` on each problem for `optimize_s` seconds, into OUT/runs (a run there is
+    resumed: nothing recorded is evaluated again); returns the folder of runs."""
+    from agents import OptimizeError
+    from agents.supervisor import OptimizeOptions, Supervisor
+
+    runs = options.out / "runs"
+    search = OptimizeOptions(default_target(), budget_s=options.optimize_s, final_check=False,
+                             log=lambda line: None)
+    for index, path in enumerate(paths):
+        try:
+            report = Supervisor(path, run_folder(runs, names[path]), search).run()
+            found = ", ".join(f"{r['region']}: {r['attempts']} tried" for r in report["regions"])
+        except (OptimizeError, LoweringError, ScheduleError) as err:
+            found = f"not searched: {err}"
+        options.log(f"[searched {index + 1}/{len(paths)}] {names[path]}: {found}")
+    return runs
 
 
 def _timed_row(row: dict[str, Any], path: Path, flush: torch.Tensor, options: BenchOptions,

@@ -152,9 +152,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.reps < 1 or args.workers < 1:
         raise argparse.ArgumentTypeError("--reps and --workers must be at least 1")
+    if args.optimize is not None and (args.optimize <= 0 or args.schedules):
+        raise argparse.ArgumentTypeError("--optimize takes a positive number of seconds, and replaces --schedules")
     options = BenchOptions(Path(args.suite), Path(args.out), tuple(m for m in args.match.split(",") if m),
                            reps=args.reps, workers=args.workers, compile=not args.no_compile,
-                           schedules=Path(args.schedules) if args.schedules else None, fresh=args.fresh,
+                           schedules=Path(args.schedules) if args.schedules else None,
+                           optimize_s=args.optimize or 0.0, fresh=args.fresh,
                            log=lambda line: print(line, flush=True))
     return main_bench(options)
 
@@ -289,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-compile", action="store_true", help="no torch.compile baseline")
     bench.add_argument("--schedules", metavar="RUNS_DIR", help="folders of `ptxgen optimize` runs, one per problem "
                        "(its path with '/' as '__'): each region takes the fastest schedule its search admitted")
+    bench.add_argument("--optimize", type=float, metavar="S", help="search each problem for S seconds first "
+                       "(`ptxgen optimize`, runs kept and resumed in DIR/runs), then bench its fastest schedules")
     bench.add_argument("--fresh", action="store_true", help="measure again what an earlier run measured")
     bench.set_defaults(run=cmd_bench)
 

@@ -144,6 +144,13 @@ def test_bench_without_a_gpu_says_so(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert not (tmp_path / "out" / "results.json").exists()
 
 
+def test_optimize_takes_seconds_and_replaces_recorded_schedules(tmp_path: Path) -> None:
+    suite = str(write_suite(tmp_path / "suite"))
+    for extra in (["--optimize", "0"], ["--optimize", "5", "--schedules", str(tmp_path)]):
+        with pytest.raises(SystemExit):
+            main(["bench", suite, "--out", str(tmp_path / "out"), *extra])
+
+
 def test_searched_schedules_are_the_fastest_admitted_on_this_device(tmp_path: Path) -> None:
     suite = write_suite(tmp_path / "suite")
     kernel = capture(load_problem(suite / "act" / "relu.py")).regions[0].kernel
@@ -192,3 +199,15 @@ def test_bench_checks_times_and_reuses_measurements(tmp_path: Path) -> None:
     write_report(again, tmp_path / "out")
     assert "2 timed (2 of them measured in an earlier run" in (tmp_path / "out" / "results.md").read_text()
     assert json.loads((tmp_path / "out" / "results.json").read_text())["problems"][0]["problem"] == "act/relu"
+
+
+@pytest.mark.gpu
+def test_bench_can_search_first_and_then_uses_what_the_search_admitted(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path / "suite", rows=4096)
+    options = BenchOptions(suite, tmp_path / "out", reps=5, workers=2, optimize_s=3.0, log=lambda _: None)
+    results = run_bench(options)
+    assert results["options"]["optimize_s"] == 3.0
+    for row in results["problems"]:
+        assert (run_folder(tmp_path / "out" / "runs", row["problem"]) / "attempts.jsonl").exists()
+        assert set(row["schedules"].values()) == {"search"}, row["schedules"]
+        assert row["odd"]["passed"] and row["full"]["passed"]
