@@ -124,9 +124,10 @@ def training_set(attempts: Sequence[Attempt]) -> tuple[np.ndarray, np.ndarray] |
     """Rows and targets from attempts that carry their kernel's features: a timed one's log time
     minus its region's mean log time; a rejected one's (a crash, a wrong result, a refuted proof)
     as REJECTED_PENALTY above its region's slowest, so the model learns to avoid what fails. None
-    below MIN_TRAINING timed attempts."""
-    known = [a for a in attempts if a.kernel_features and a.verdict not in ("pending", "admitted") or
-             a.kernel_features and a.admitted and a.median_ms]
+    below MIN_TRAINING timed attempts. PTX a proposer wrote is left out: its schedule does not
+    describe it."""
+    usable = [a for a in attempts if a.kernel_features and not a.written_ptx]
+    known = [a for a in usable if a.verdict not in ("pending", "admitted") or a.admitted and a.median_ms]
     if sum(a.admitted for a in known) < MIN_TRAINING:
         return None
     groups: dict[tuple[str, str], list[Attempt]] = {}

@@ -5,7 +5,13 @@ gate's feedback: ptxas errors, counterexamples, GPU failures, times). Its answer
 a JSON schema of the region's schedules (each knob an enum of the values the target allows),
 sent as `response_format` (vLLM's structured outputs). What comes back malformed, off the schema
 or invalid for the kernel proposes nothing and is told to the model in the next prompt; the loop
-goes on either way."""
+goes on either way.
+
+`LlmPtxProposer` asks the same server for the PTX itself, for the launch of the fastest schedule
+so far (its lowered PTX shown as the reference to beat), constrained by our PTX grammar
+(`verify/ptx.lark`, sent as vLLM's `structured_outputs.grammar`). What our parser cannot read is
+told back; what it reads goes through the gate like any kernel (ptxas, the proof, the emulator,
+the GPU check at the problem's own shapes)."""
 
 from __future__ import annotations
 
@@ -13,12 +19,14 @@ import dataclasses
 import json
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
-from agents.proposers import Region, knob_values, valid
-from agents.records import Attempt, schedule_key
+from agents.proposers import Region, WrittenPtx, knob_values, valid
+from agents.records import Attempt, candidate_key, schedule_key
+from ir.kernel import Kernel
 from ir.printer import format_kernel
-from ptxgen.lower import default_schedule
+from ptxgen.lower import LaunchConfig, default_schedule, lower
 from ptxgen.schedule import Schedule, ScheduleError, schedule_from_dict
 from ptxgen.targets import Target
 
@@ -27,6 +35,9 @@ REQUEST_TIMEOUT_S = 120.0
 SYSTEM = ("You tune schedules of GPU kernels written in PTX. You answer with JSON only, following the schema: "
           "schedules you expect to run fastest that have not been tried yet. Every schedule you propose is "
           "lowered, assembled, proved equal to the IR, emulated, checked on the GPU and timed.")
+PTX_SYSTEM = ("You write PTX kernels for NVIDIA GPUs. You answer with one PTX module only: the kernel the user "
+              "describes, equal to its IR on every element, for the target and launch configuration given.")
+PTX_GRAMMAR = Path(__file__).resolve().parents[1] / "verify" / "ptx.lark"
 
 
 def schedule_schema(region: Region) -> dict[str, Any]:
@@ -47,6 +58,29 @@ def machine_model(target: Target) -> str:
             f"{target.shared_memory_per_sm // 1024} KiB shared memory per SM, {target.l2_bytes // 2**20} MiB L2, "
             f"{target.dram_bandwidth / 1e12:.2f} TB/s DRAM, clusters of up to {target.max_cluster_size} CTAs, "
             f"features: {', '.join(sorted(f.value for f in target.features))}")
+
+
+def ptx_messages(kernel: Kernel, target: Target, launch: LaunchConfig) -> list[dict[str, str]]:
+    """The request for a kernel's PTX at a fixed launch (also the prompt of the training data's
+    PTX pairs)."""
+    cluster = "" if launch.cluster == (1, 1, 1) else f", clusters of {launch.cluster}"
+    request = (f"The kernel, in our IR:\n\n{format_kernel(kernel)}\n\nThe GPU: {machine_model(target)}.\n\n"
+               f"Write it in PTX ISA {target.ptx_isa} for {target.name}, entry `{kernel.name}`, launched with grid "
+               f"{launch.grid}, block {launch.block}, {launch.shared_bytes} bytes of dynamic shared memory{cluster}. "
+               "Parameters: a 64-bit global address for each input, then each output, in the IR's order.")
+    return [{"role": "system", "content": PTX_SYSTEM}, {"role": "user", "content": request}]
+
+
+def chat(url: str, body: dict[str, Any], timeout_s: float) -> str:
+    """The content of the first choice of an OpenAI-compatible chat completion."""
+    request = urllib.request.Request(url.rstrip("/") + "/chat/completions", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        answer = json.loads(response.read())
+    return str(answer["choices"][0]["message"]["content"])
+
+
+REQUEST_ERRORS = (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError)
 
 
 def _history_line(attempt: Attempt) -> str:
@@ -86,18 +120,11 @@ class LlmProposer:
                                     "json_schema": {"name": "schedules", "schema": schedule_schema(region),
                                                     "strict": True}}}
         try:
-            content = self._chat(body)
-        except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError) as err:
+            content = chat(self.url, body, self.timeout_s)
+        except REQUEST_ERRORS as err:
             self.notes.append(f"the request failed: {err}")
             return []
         return self._schedules(region, content, count)
-
-    def _chat(self, body: dict[str, Any]) -> str:
-        request = urllib.request.Request(self.url.rstrip("/") + "/chat/completions", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-            answer = json.loads(response.read())
-        return str(answer["choices"][0]["message"]["content"])
 
     def _schedules(self, region: Region, content: str, count: int) -> list[Schedule]:
         try:
@@ -122,3 +149,68 @@ class LlmProposer:
                 chosen.append(schedule)
                 tried.add(schedule_key(schedule.to_dict()))
         return chosen
+
+
+def _unfenced(content: str) -> str:
+    """The answer without a Markdown code fence around it, if it has one."""
+    text = content.strip()
+    if text.startswith("```"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+        text = text.rsplit("```", 1)[0]
+    return text.strip() + "\n"
+
+
+@dataclasses.dataclass
+class LlmPtxProposer:
+    """PTX written by the model for the launch of the fastest schedule so far (the default before
+    any is timed); one kernel per request."""
+
+    url: str
+    model: str = "default"
+    hint: str = ""
+    timeout_s: float = REQUEST_TIMEOUT_S
+    notes: list[str] = dataclasses.field(default_factory=list)
+    name: str = "llm-ptx"
+
+    def propose(self, region: Region, count: int) -> list[WrittenPtx]:
+        fastest = region.fastest(1)
+        base = schedule_from_dict(fastest[0].schedule) if fastest else default_schedule(region.kernel, region.target)
+        reference = lower(region.kernel, base, region.target)
+        body = {"model": self.model, "temperature": 0.7, "messages": self.messages(region, reference),
+                "structured_outputs": {"grammar": PTX_GRAMMAR.read_text()}}
+        try:
+            content = chat(self.url, body, self.timeout_s)
+        except REQUEST_ERRORS as err:
+            self.notes.append(f"the request failed: {err}")
+            return []
+        return self._written(region, base, _unfenced(content))
+
+    def messages(self, region: Region, reference: Any) -> list[dict[str, str]]:
+        system, user = ptx_messages(region.kernel, region.target, reference.launch)
+        lines = [user["content"], f"A correct kernel for this launch, to beat:\n\n{reference.ptx}"]
+        if self.hint:
+            lines.append(f"The user's hint: {self.hint}")
+        fastest = region.fastest(1)
+        if fastest and fastest[0].median_ms is not None:
+            lines.append(f"The fastest so far takes {fastest[0].median_ms * 1e3:.1f} us.")
+        written = [a for a in region.attempts if a.written_ptx][-HISTORY:]
+        if written:
+            lines.append("Your kernels so far (PTX hash: verdict):\n" + "\n".join(
+                f"- {a.ptx_hash}: {a.verdict} ({a.feedback[:300]})" for a in written))
+        if self.notes:
+            lines.append("Your previous answers could not be used:\n" + "\n".join(f"- {n}" for n in self.notes[-4:]))
+        lines.append("Answer with the whole PTX module.")
+        return [system, {"role": "user", "content": "\n\n".join(lines)}]
+
+    def _written(self, region: Region, base: Schedule, text: str) -> list[WrittenPtx]:
+        from verify.ptxparse import PtxSyntaxError, parse_ptx
+
+        try:
+            parse_ptx(text)
+        except PtxSyntaxError as err:
+            self.notes.append(f"not PTX our grammar reads: {str(err)[:300]}")
+            return []
+        if candidate_key(base.to_dict(), text) in region.tried():
+            self.notes.append("the same PTX as one tried before")
+            return []
+        return [WrittenPtx(base, text)]

@@ -5,17 +5,20 @@ judges every proposal alike.
 - seeds: the default schedule, then its neighbours that the machine model favours (enough CTAs in
   flight to cover the SMs, the widest vectors);
 - neighbours: a beam search, the schedules one knob away from the fastest admitted so far;
-- random: schedules drawn from the valid space, the baseline search is measured against."""
+- random: schedules drawn from the valid space, the baseline search is measured against.
+
+A proposer may also write the PTX itself (`WrittenPtx`, for a schedule's launch): the LLM proposer
+does (`agents.llm.LlmPtxProposer`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from agents.records import Attempt, schedule_key
+from agents.records import Attempt, candidate_key, schedule_key
 from ir.kernel import Kernel
 from ptxgen.lower import default_schedule, kind_space, lowering_for, sample_schedules
 from ptxgen.schedule import Schedule, ScheduleError
@@ -33,17 +36,34 @@ class Region:
     attempts: list[Attempt] = field(default_factory=list)
 
     def tried(self) -> set[str]:
-        return {schedule_key(a.schedule) for a in self.attempts}
+        """The candidate keys tried: schedules lowered (their schedule keys) and written PTX."""
+        return {candidate_key(a.schedule, a.written_ptx) for a in self.attempts}
 
     def fastest(self, count: int) -> list[Attempt]:
         timed = [a for a in self.attempts if a.admitted and a.median_ms is not None]
         return sorted(timed, key=lambda a: a.median_ms or 0.0)[:count]
 
 
+@dataclass(frozen=True)
+class WrittenPtx:
+    """PTX a proposer wrote for the region, to run with `schedule`'s launch configuration."""
+
+    schedule: Schedule
+    ptx: str
+
+
+Candidate = Schedule | WrittenPtx
+
+
+def candidate_parts(candidate: Candidate) -> tuple[Schedule, str]:
+    """(schedule, written PTX or "")."""
+    return (candidate.schedule, candidate.ptx) if isinstance(candidate, WrittenPtx) else (candidate, "")
+
+
 class Proposer(Protocol):
     name: str
 
-    def propose(self, region: Region, count: int) -> list[Schedule]: ...
+    def propose(self, region: Region, count: int) -> Sequence[Candidate]: ...
 
 
 def valid(kernel: Kernel, schedule: Schedule, target: Target) -> bool:

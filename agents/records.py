@@ -26,6 +26,11 @@ def schedule_key(schedule: dict[str, Any]) -> str:
     return json.dumps(schedule, sort_keys=True)
 
 
+def candidate_key(schedule: dict[str, Any], written_ptx: str = "") -> str:
+    """A schedule lowered, or PTX a proposer wrote for the schedule's launch: never the same."""
+    return schedule_key(schedule) + (f" written {text_hash(written_ptx)}" if written_ptx else "")
+
+
 @dataclass
 class Attempt:
     """One candidate through the gate. `verdict` is the first stage that rejected it (`ptxas`,
@@ -48,10 +53,11 @@ class Attempt:
     seconds: float = 0.0  # wall time of the attempt through the gate
     versions: dict[str, str] = field(default_factory=dict)
     recorded: str = ""  # UTC time the attempt finished
+    written_ptx: str = ""  # PTX a proposer wrote for this schedule's launch (empty: the lowering's)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
-        return (self.ir_hash, schedule_key(self.schedule), self.target, self.device)
+        return (self.ir_hash, candidate_key(self.schedule, self.written_ptx), self.target, self.device)
 
     @property
     def admitted(self) -> bool:

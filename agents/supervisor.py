@@ -11,6 +11,7 @@ default schedule first), writes the module and says that timing needs a GPU."""
 from __future__ import annotations
 
 import concurrent.futures as futures
+import dataclasses
 import datetime
 import json
 import multiprocessing
@@ -25,16 +26,16 @@ from typing import Any
 from agents import OptimizeError
 from agents.cost_model import CostModelProposer, kernel_features
 from agents.gate import CpuJob, cpu_stages
-from agents.llm import LlmProposer
-from agents.proposers import Neighbours, Proposer, RandomSearch, Region, Seeds
-from agents.records import Attempt, Records, read_attempts, schedule_key, text_hash, versions
+from agents.llm import LlmProposer, LlmPtxProposer
+from agents.proposers import Candidate, Neighbours, Proposer, RandomSearch, Region, Seeds, candidate_parts
+from agents.records import Attempt, Records, candidate_key, read_attempts, text_hash, versions
 from agents.workers import GPU_EVALUATOR, JOB_TIMEOUT_S, Worker
 from ir.frontend import capture, load_problem
 from ir.frontend.program import Program
 from ir.kernel import Kernel
 from ir.printer import format_kernel
 from ptxgen.lower import LoweredKernel, lower
-from ptxgen.schedule import Schedule, schedule_from_dict
+from ptxgen.schedule import schedule_from_dict
 from ptxgen.targets import Target
 from verify.kernel_gpu import largest_elements
 
@@ -65,6 +66,7 @@ class OptimizeOptions:
     final_check: bool = True  # the strict checker on the emitted module, with eager and torch.compile timed
     llm_url: str = ""  # an OpenAI-compatible server (vLLM) for the LLM proposer; empty: none
     llm_model: str = "default"
+    llm_ptx: bool = False  # the LLM also writes PTX for the fastest schedule's launch (checked like any kernel)
     hint: str = ""  # the user's hint, in the LLM proposer's prompt
     history: list[Path] = field(default_factory=list)  # other runs' attempts.jsonl the cost model also learns from
     seed: int = 0
@@ -193,6 +195,8 @@ class Supervisor:
                                      RandomSearch(opts.seed)]
         if opts.llm_url:
             proposers.insert(1, LlmProposer(opts.llm_url, opts.llm_model, opts.hint))
+            if opts.llm_ptx:
+                proposers.insert(2, LlmPtxProposer(opts.llm_url, opts.llm_model, opts.hint))
         batch_size = max(2, opts.cpu_workers)
         first = True  # the first batch (the default schedule and its neighbours) is judged whatever the budget
         while len(region.attempts) < opts.max_trials and (first or time.perf_counter() < deadline):
@@ -200,10 +204,10 @@ class Supervisor:
             if not batch:
                 opts.log(f"{kernel.name}: no schedule left to try")
                 break
-            for proposer, schedule, cpu in self._cpu_results(ir_text, small, batch, None if first else deadline):
+            for proposer, candidate, cpu in self._cpu_results(ir_text, small, batch, None if first else deadline):
                 if not first and time.perf_counter() > deadline:
                     break  # not recorded: a resumed run judges it
-                attempt = self._attempt(problem, kernel.name, ir_hash, proposer, schedule, cpu, ir_text, check,
+                attempt = self._attempt(problem, kernel.name, ir_hash, proposer, candidate, cpu, ir_text, check,
                                         features)
                 self.records.add(attempt)
                 region.attempts.append(attempt)
@@ -213,10 +217,11 @@ class Supervisor:
         return RegionResult(kernel.name, region.attempts, best, time.perf_counter() - started)
 
     def _proposals(self, region: Region, proposers: list[Proposer], count: int,
-                   first: bool) -> list[tuple[str, Schedule]]:
+                   first: bool) -> list[tuple[str, Candidate]]:
         """The first batch from the first proposer (the seeds); later ones shared among all, each
-        asked for its share in turn and the rest filled in the same order."""
-        chosen: list[tuple[str, Schedule]] = []
+        asked for its share in turn and the rest filled in the same order (a batch smaller than the
+        number of proposers goes to the first ones that propose something)."""
+        chosen: list[tuple[str, Candidate]] = []
         keys = region.tried()
         share = count if first else max(1, count // len(proposers))
         for limit in (share, count):
@@ -224,20 +229,22 @@ class Supervisor:
                 wanted = min(limit, count - len(chosen))
                 if wanted <= 0:
                     break
-                for schedule in proposer.propose(region, wanted):
-                    key = schedule_key(schedule.to_dict())
+                for candidate in proposer.propose(region, wanted):
+                    schedule, written = candidate_parts(candidate)
+                    key = candidate_key(schedule.to_dict(), written)
                     if key not in keys:
                         keys.add(key)
-                        chosen.append((proposer.name, schedule))
+                        chosen.append((proposer.name, candidate))
         return chosen
 
-    def _cpu_results(self, ir_text: str, small: str | None, batch: list[tuple[str, Schedule]],
-                     deadline: float | None) -> list[tuple[str, Schedule, dict[str, Any]]]:
+    def _cpu_results(self, ir_text: str, small: str | None, batch: list[tuple[str, Candidate]],
+                     deadline: float | None) -> list[tuple[str, Candidate, dict[str, Any]]]:
         """The CPU stages' results in proposal order; those not finished by `deadline` are left out
         (their processes are stopped)."""
         opts = self.options
-        jobs = [CpuJob(ir_text, small, s.to_dict(), opts.target.name, opts.require_proof, opts.prove)
-                for _, s in batch]
+        jobs = [CpuJob(ir_text, small, schedule.to_dict(), opts.target.name, opts.require_proof, opts.prove,
+                       ptx=written or None)
+                for schedule, written in (candidate_parts(c) for _, c in batch)]
         if self.pool is None:
             return [(p, s, cpu_stages(job)) for (p, s), job in zip(batch, jobs)]
         submitted = [self.pool.submit(cpu_stages, job) for job in jobs]
@@ -277,15 +284,22 @@ class Supervisor:
                 return {"verdict": "crash", "feedback": "crash: the CPU stages' process died on this candidate",
                         "stages": {}}
 
-    def _attempt(self, problem: str, region: str, ir_hash: str, proposer: str, schedule: Schedule,
+    def _attempt(self, problem: str, region: str, ir_hash: str, proposer: str, candidate: Candidate,
                  cpu: dict[str, Any], ir_text: str, check: str | None, features: dict[str, float]) -> Attempt:
         started = time.perf_counter()
+        schedule, written = candidate_parts(candidate)
         attempt = Attempt(problem, region, ir_hash, schedule.to_dict(), self.options.target.name, self.device,
                           proposer, verdict=cpu["verdict"], ptx_hash=text_hash(cpu.get("ptx", "")),
                           stages=dict(cpu["stages"]), resources=cpu.get("resources", {}), feedback=cpu["feedback"],
-                          versions=versions(), kernel_features=features)
+                          versions=versions(), kernel_features=features, written_ptx=written)
         attempt.seconds = cpu.get("seconds", 0.0)
         if cpu["verdict"] != "passed":
+            return attempt
+        if written and check is not None:  # the GPU check runs the lowering at capped shapes, not this PTX
+            attempt.verdict = "gpu"
+            attempt.feedback = ("gpu: written PTX is checked on the GPU at the problem's shapes only, and this "
+                                f"region's are too large to check against the interpreter (over {CHECK_ELEMENTS} "
+                                "elements)")
             return attempt
         if self.worker is None:
             attempt.verdict, attempt.feedback = "admitted", "admitted on the CPU stages; timing needs a GPU"
@@ -307,6 +321,7 @@ class Supervisor:
     def _progress(self, region: Region, attempt: Attempt) -> None:
         best = region.fastest(1)
         knobs = ", ".join(f"{k}={v}" for k, v in attempt.schedule.items() if k != "kind")
+        knobs += " (PTX written by the proposer for this launch)" if attempt.written_ptx else ""
         timing = f" {attempt.median_ms * 1e3:.1f} us" if attempt.median_ms is not None else ""
         leader = f" (best {best[0].median_ms * 1e3:.1f} us)" if best and best[0].median_ms is not None else ""
         self.options.log(f"{region.kernel.name} [{len(region.attempts)}/{self.options.max_trials}] {attempt.proposer}: "
@@ -355,8 +370,10 @@ class Supervisor:
         assert result.best is not None
         region = next(r for r in program.regions if r.kernel.name == result.name)
         lowered = lower(region.kernel, schedule_from_dict(result.best.schedule), self.options.target)
+        if result.best.written_ptx:  # the proposer's PTX, with the launch of the schedule it was written for
+            lowered = dataclasses.replace(lowered, ptx=result.best.written_ptx)
         if text_hash(lowered.ptx) != result.best.ptx_hash:
-            raise RuntimeError(f"{result.name}: lowering the chosen schedule again gave other PTX than was checked")
+            raise RuntimeError(f"{result.name}: the chosen kernel's PTX is not the PTX that was checked")
         return lowered
 
     def _region_report(self, result: RegionResult) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.llm import SYSTEM as SCHEDULE_SYSTEM
-from agents.llm import machine_model, prompt
+from agents.llm import prompt, ptx_messages
 from agents.proposers import Region
 from agents.records import Attempt, read_attempts, schedule_key, text_hash
 from ir.kernel import Kernel
@@ -45,8 +45,6 @@ TOP_CHOSEN = 3  # chosen sides of preference pairs: the fastest few of a region
 REFUSED = frozenset({"ptxas", "proof", "emulator", "gpu", "crash"})  # the gate's refusals ("error" is ours)
 MIN_REWARD = 0.05  # the least an admitted kernel earns, however slow
 FILES = ("sft_schedule", "sft_ptx", "preference_schedule", "trajectories")
-PTX_SYSTEM = ("You write PTX kernels for NVIDIA GPUs. You answer with one PTX module only: the kernel the user "
-              "describes, equal to its IR on every element, for the target and launch configuration given.")
 CPU_DEVICES = frozenset({"", "cpu"})
 
 
@@ -172,15 +170,6 @@ def schedule_messages(kernel: Kernel, target: Target) -> list[dict[str, str]]:
 
 def schedule_answer(schedule: dict[str, Any]) -> list[dict[str, str]]:
     return [{"role": "assistant", "content": json.dumps({"schedules": [schedule]}, sort_keys=True)}]
-
-
-def ptx_messages(kernel: Kernel, target: Target, launch: Any) -> list[dict[str, str]]:
-    cluster = "" if launch.cluster == (1, 1, 1) else f", clusters of {launch.cluster}"
-    request = (f"The kernel, in our IR:\n\n{format_kernel(kernel)}\n\nThe GPU: {machine_model(target)}.\n\n"
-               f"Write it in PTX ISA {target.ptx_isa} for {target.name}, entry `{kernel.name}`, launched with grid "
-               f"{launch.grid}, block {launch.block}, {launch.shared_bytes} bytes of dynamic shared memory{cluster}. "
-               "Parameters: a 64-bit global address for each input, then each output, in the IR's order.")
-    return [{"role": "system", "content": PTX_SYSTEM}, {"role": "user", "content": request}]
 
 
 def reward(attempt: Attempt, reference_ms: float | None) -> float:

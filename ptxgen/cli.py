@@ -128,7 +128,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     options = OptimizeOptions(target, budget_s=args.budget, max_trials=args.max_trials,
                               require_proof=args.require_proof, sizes=_sizes(args.size), gpu=not args.no_gpu,
                               final_check=not args.no_check, seed=args.seed, llm_url=args.llm or "",
-                              llm_model=args.llm_model, hint=args.hint or "",
+                              llm_model=args.llm_model, llm_ptx=args.llm_ptx, hint=args.hint or "",
                               history=[Path(h) for h in args.history],
                               **({"cpu_workers": args.workers} if args.workers is not None else {}))
     out = Path(args.out)
@@ -277,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     optimize.add_argument("--llm", metavar="URL", help="an OpenAI-compatible server (vLLM) for the LLM proposer, "
                           "e.g. http://localhost:8000/v1")
     optimize.add_argument("--llm-model", default="default", metavar="NAME", help="the model the server serves")
+    optimize.add_argument("--llm-ptx", action="store_true", help="the LLM also writes PTX itself, for the fastest "
+                          "schedule's launch, constrained by our PTX grammar and checked like any kernel")
     optimize.add_argument("--hint", metavar="TEXT", help="a hint for the LLM proposer's prompt")
     optimize.add_argument("--history", action="append", default=[], metavar="ATTEMPTS.jsonl",
                           help="other runs' attempt records for the cost model to learn from (repeatable)")

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 COPY_GB_PER_S = 3000.0
+HAND_TUNED = "// hand-tuned"
 
 
 def shaped_ms(schedule: dict[str, Any]) -> float:
@@ -23,7 +24,9 @@ def shaped_times(job: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
         os._exit(3)  # the process dies, as a kernel that corrupts the context takes it down
     if schedule.get("block_size") == 128:
         time.sleep(60)
-    return {"status": "passed", "reasons": [], "timing": {"median_ms": shaped_ms(schedule)}, "moved_bytes": 2**20}
+    faster = 0.5 if HAND_TUNED in job.get("ptx", "") else 1.0  # PTX a proposer wrote, marked as twice as fast
+    return {"status": "passed", "reasons": [], "timing": {"median_ms": shaped_ms(schedule) * faster},
+            "moved_bytes": 2**20}
 
 
 def crash_on_marker(job: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:

@@ -15,10 +15,11 @@ from conftest import PROBLEMS
 
 from agents.gate import CpuJob, cpu_stages
 from agents.proposers import Neighbours, RandomSearch, Region, Seeds, valid
-from agents.records import RECORDS_FILE, Attempt, Records, schedule_key
+from agents.records import RECORDS_FILE, Attempt, Records, candidate_key, schedule_key, text_hash
 from agents.supervisor import OptimizeOptions, Supervisor
 from agents.workers import Worker
 from ir import format_kernel, parse
+from ir.frontend import capture, load_problem
 from ptxgen.cli import main
 from ptxgen.lower import default_schedule, lower
 from ptxgen.ptxas import ptxas_path
@@ -318,18 +319,20 @@ def test_the_cost_model_waits_for_timings_and_learns_to_avoid_what_was_rejected(
 class ChatServer:
     """A local /v1/chat/completions that answers with scripted contents and keeps every request."""
 
-    def __init__(self, answers: list[str]) -> None:
+    def __init__(self, answers: list[str], ptx_answers: list[str] | None = None) -> None:
         import http.server
         import threading
 
         self.answers, self.requests = list(answers), []  # type: ignore[var-annotated]
+        self.ptx_answers = list(ptx_answers or [])  # for requests that carry the PTX grammar
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append((self.path, body))
-                content = server.answers.pop(0) if server.answers else '{"schedules": []}'
+                queue = server.ptx_answers if "structured_outputs" in body else server.answers
+                content = queue.pop(0) if queue else '{"schedules": []}'
                 reply = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -402,6 +405,81 @@ def test_optimize_takes_the_llm_proposers_schedules_through_the_gate(tmp_path: P
     assert [a.schedule for a in from_llm] == [ElementwiseSchedule(block_size=1024, unroll=4).to_dict()]
     assert from_llm[0].verdict == "admitted" and from_llm[0].stages["proof"]["status"] == "proved"
     assert report["llm"]["url"] == server.url and report["hint"] == "h" and report["regions"][0]["attempts"] == 4
+
+
+def test_the_llm_ptx_proposer_sends_our_grammar_and_feeds_unreadable_answers_back() -> None:
+    from agents.llm import PTX_GRAMMAR, LlmPtxProposer
+    from agents.proposers import WrittenPtx
+
+    reference = lower(SQUARE, default_schedule(SQUARE, TARGET), TARGET).ptx
+    fenced = "```ptx\n// a kernel written by hand\n" + reference + "```"
+    server = ChatServer([], ["Here is your kernel: it is fast.", fenced, fenced])
+    try:
+        proposer = LlmPtxProposer(server.url, "tiny", hint="use wider loads")
+        region = Region(SQUARE, TARGET)
+        assert proposer.propose(region, 1) == []  # prose: our parser cannot read it
+        (written,) = proposer.propose(region, 1)
+        assert written == WrittenPtx(default_schedule(SQUARE, TARGET), "// a kernel written by hand\n" + reference)
+        region.attempts.append(dataclasses.replace(attempt(written.schedule), written_ptx=written.ptx))
+        assert proposer.propose(region, 1) == [] and proposer.notes[-1] == "the same PTX as one tried before"
+    finally:
+        server.close()
+    first = server.requests[0][1]
+    assert first["structured_outputs"]["grammar"] == PTX_GRAMMAR.read_text() and "response_format" not in first
+    asked = first["messages"][1]["content"]
+    assert "%y = mul(%x, %x)" in asked and reference in asked and "use wider loads" in asked and "grid" in asked
+    assert "not PTX our grammar reads" in server.requests[1][1]["messages"][1]["content"]
+
+
+def test_optimize_takes_written_ptx_through_the_gate_refutes_a_wrong_one_and_tells_the_model(tmp_path: Path) -> None:
+    sizes = {"batch_size": 16, "dim": 4096}
+    kernel = capture(load_problem(RELU, sizes=sizes)).regions[0].kernel
+    right = lower(kernel, default_schedule(kernel, TARGET), TARGET).ptx
+    wrong = right.replace("max.NaN.f32", "min.NaN.f32")  # a ReLU that returns min(x, 0)
+    assert wrong != right
+    server = ChatServer([], [wrong, "// second try\n" + right])
+    try:
+        options = OptimizeOptions(TARGET, max_trials=10, cpu_workers=0, gpu=False, final_check=False, sizes=sizes,
+                                  llm_url=server.url, llm_ptx=True, log=lambda line: None)
+        Supervisor(RELU, tmp_path, options).run()
+    finally:
+        server.close()
+    written = [a for a in Records(tmp_path).attempts if a.proposer == "llm-ptx"]
+    assert [a.written_ptx for a in written[:2]] == [wrong, "// second try\n" + right]
+    assert written[0].verdict == "proof" and "refuted" in written[0].feedback
+    assert written[1].verdict == "admitted" and written[1].stages["proof"]["status"] == "proved"
+    assert written[1].ptx_hash == text_hash("// second try\n" + right)
+    prompts = [body["messages"][1]["content"] for _, body in server.requests if "structured_outputs" in body]
+    assert written[0].feedback[:200] in prompts[1]  # the refutation is told back
+
+
+def test_the_fastest_kernel_may_be_written_ptx_and_the_module_embeds_it(tmp_path: Path) -> None:
+    from agent_doubles import HAND_TUNED, shaped_ms
+
+    sizes = {"batch_size": 16, "dim": 4096}
+    kernel = capture(load_problem(RELU, sizes=sizes)).regions[0].kernel
+    tuned = f"{HAND_TUNED}\n" + lower(kernel, default_schedule(kernel, TARGET), TARGET).ptx
+    server = ChatServer([], [tuned])
+    try:
+        options = OptimizeOptions(TARGET, max_trials=4, cpu_workers=0, prove=False, final_check=False, sizes=sizes,
+                                  evaluator="agent_doubles:shaped_times", llm_url=server.url, llm_ptx=True,
+                                  log=lambda line: None)
+        report = Supervisor(RELU, tmp_path, options).run()
+    finally:
+        server.close()
+    (region,) = report["regions"]
+    assert region["best"]["proposer"] == "llm-ptx"
+    assert region["best"]["median_ms"] == pytest.approx(shaped_ms(region["best"]["schedule"]) / 2)
+    assert HAND_TUNED in (tmp_path / "model_new.py").read_text()
+
+
+def test_written_ptx_and_the_lowered_ptx_of_one_schedule_are_two_candidates() -> None:
+    schedule = ElementwiseSchedule().to_dict()
+    lowered = attempt(ElementwiseSchedule(), 1.0)
+    written = dataclasses.replace(attempt(ElementwiseSchedule(), 0.9), written_ptx="// x\n")
+    assert lowered.key != written.key and candidate_key(schedule) == schedule_key(schedule)
+    assert Region(SQUARE, TARGET, [lowered, written]).tried() == {candidate_key(schedule),
+                                                                  candidate_key(schedule, "// x\n")}
 
 
 # ---- the Python API
