@@ -6,8 +6,8 @@ preference formats; Hugging Face `datasets` loads them with `load_dataset("json"
   with no history); completion = the fastest admitted schedule, as the JSON the proposer's schema
   asks for. A model tuned on it answers `ptxgen optimize --llm` directly.
 - `sft_ptx`: prompt = the IR, the target and the launch configuration; completion = the PTX of the
-  fastest admitted schedule, lowered again here and kept only if its hash is the one the gate
-  checked.
+  fastest admitted kernel (lowered again here, or as a proposer wrote it), kept only if its hash is
+  the one the gate checked.
 - `preference_schedule`: chosen = an admitted schedule among the fastest; rejected = one measured
   slower by more than the noise margin in the same run, or one the gate refused.
 - `trajectories`: each run's attempts at a region in the order they were judged, each with a reward
@@ -33,7 +33,7 @@ from typing import Any
 from agents.llm import SYSTEM as SCHEDULE_SYSTEM
 from agents.llm import prompt, ptx_messages
 from agents.proposers import Region
-from agents.records import Attempt, read_attempts, schedule_key, text_hash
+from agents.records import Attempt, candidate_key, read_attempts, schedule_key, text_hash
 from ir.kernel import Kernel
 from ir.printer import format_kernel
 from ptxgen.lower import default_schedule, lower
@@ -61,9 +61,14 @@ class Episode:
 
     @property
     def timed(self) -> list[Attempt]:
-        """Admitted attempts with a time, fastest first."""
+        """Admitted schedules (lowered, not PTX a proposer wrote) with a time, fastest first."""
+        return [a for a in self.timed_kernels if not a.written_ptx]
+
+    @property
+    def timed_kernels(self) -> list[Attempt]:
+        """Admitted kernels with a time, written PTX included, fastest first."""
         found = [a for a in self.attempts if a.admitted and a.median_ms is not None]
-        return sorted(found, key=lambda a: (a.median_ms, schedule_key(a.schedule)))
+        return sorted(found, key=lambda a: (a.median_ms, candidate_key(a.schedule, a.written_ptx)))
 
     @property
     def reference_ms(self) -> float | None:
@@ -202,22 +207,24 @@ def sft_schedule_row(episode: Episode) -> dict[str, Any] | None:
 
 
 def sft_ptx_row(episode: Episode, skipped: Skipped) -> dict[str, Any] | None:
-    timed = episode.timed
+    timed = episode.timed_kernels
     if not timed:
         return None
     best = timed[0]
     lowered = lower(episode.kernel, schedule_from_dict(best.schedule), episode.target)
-    if text_hash(lowered.ptx) != best.ptx_hash:
+    ptx = best.written_ptx or lowered.ptx  # what a proposer wrote, or the lowering's, at the schedule's launch
+    if text_hash(ptx) != best.ptx_hash:
         skipped.add("PTX changed since it was checked (sft_ptx)")
         return None
     return {"prompt": ptx_messages(episode.kernel, episode.target, lowered.launch),
-            "completion": [{"role": "assistant", "content": lowered.ptx}], **_common(episode),
-            "median_ms": best.median_ms, "proof": _proof(best), "ptx_hash": best.ptx_hash}
+            "completion": [{"role": "assistant", "content": ptx}], **_common(episode),
+            "median_ms": best.median_ms, "proof": _proof(best), "ptx_hash": best.ptx_hash,
+            "written_by": best.proposer if best.written_ptx else "ptxgen"}
 
 
 def preference_rows(episode: Episode) -> list[dict[str, Any]]:
     timed = episode.timed
-    refused = [a for a in episode.attempts if a.verdict in REFUSED]
+    refused = [a for a in episode.attempts if a.verdict in REFUSED and not a.written_ptx]
     messages = schedule_messages(episode.kernel, episode.target)
     rows = []
     for chosen in timed[:TOP_CHOSEN]:
@@ -234,7 +241,8 @@ def preference_rows(episode: Episode) -> list[dict[str, Any]]:
 def trajectory_row(episode: Episode) -> dict[str, Any]:
     reference = episode.reference_ms
     steps = [{"proposer": a.proposer, "schedule": json.dumps(a.schedule, sort_keys=True), "verdict": a.verdict,
-              "feedback": a.feedback, "median_ms": a.median_ms, "proof": _proof(a), "reward": reward(a, reference)}
+              "feedback": a.feedback, "median_ms": a.median_ms, "proof": _proof(a), "reward": reward(a, reference),
+              "written_ptx_hash": a.ptx_hash if a.written_ptx else ""}
              for a in episode.attempts]
     return {"prompt": schedule_messages(episode.kernel, episode.target), **_common(episode),
             "reference_ms": reference, "steps": steps, "best_reward": max((s["reward"] for s in steps), default=0.0)}

@@ -134,6 +134,29 @@ def test_ptx_completions_carry_the_checked_ptx(tmp_path: Path) -> None:
         capture(load_problem(problems / "elementwise/tiny_square.py")).regions[0].kernel) in row["prompt"][1]["content"]
 
 
+def test_ptx_a_proposer_wrote_is_taught_as_ptx_and_never_as_a_schedule(tmp_path: Path) -> None:
+    problems = write_suite(tmp_path)
+    record_run(problems, tmp_path / "run", ["elementwise/tiny_square"])
+    kernel = capture(load_problem(problems / "elementwise/tiny_square.py")).regions[0].kernel
+    base = default_schedule(kernel, TARGET)
+    written = "// hand-written\n" + lower(kernel, base, TARGET).ptx
+    records = Records(tmp_path / "run")
+    for ptx, verdict, ms in ((written, "admitted", 0.25), ("// refused\n" + written, "proof", None)):
+        records.add(Attempt("tiny_square", kernel.name, text_hash(format_kernel(kernel)), base.to_dict(), TARGET.name,
+                            DEVICE, "llm-ptx", verdict=verdict, ptx_hash=text_hash(ptx), median_ms=ms,
+                            written_ptx=ptx, recorded="2026-11-27T10:00:09+00:00"))
+    build([tmp_path / "run" / "attempts.jsonl"], problems, tmp_path / "out", log=lambda _: None)
+    (ptx_row,) = rows(tmp_path / "out", "sft_ptx")
+    assert ptx_row["completion"][0]["content"] == written and ptx_row["written_by"] == "llm-ptx"
+    (schedule_row,) = rows(tmp_path / "out", "sft_schedule")
+    assert json.loads(schedule_row["completion"][0]["content"]) == {"schedules": [{**base.to_dict(), "ctas_per_sm": 2}]}
+    pairs = rows(tmp_path / "out", "preference_schedule")
+    assert all(p["chosen_ms"] != 0.25 and "refused" not in json.dumps(p) for p in pairs)
+    (trajectory,) = rows(tmp_path / "out", "trajectories")
+    assert [s["written_ptx_hash"] for s in trajectory["steps"][-2:]] == [text_hash(written),
+                                                                         text_hash("// refused\n" + written)]
+
+
 def test_preference_pairs_prefer_faster_by_more_than_noise_or_admitted_over_refused(built) -> None:
     _, out, _ = built
     pairs = rows(out, "preference_schedule")
