@@ -33,12 +33,7 @@ def time_ms(fn: Callable[[], Any], device: str, reps: int, flush: torch.Tensor) 
     for _ in range(reps):
         flush.zero_()
         if device == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
+            times.append(_event_ms(fn))
         else:
             begin = time.perf_counter()
             fn()
@@ -62,13 +57,18 @@ def time_queued_ms(fn: Callable[[], Any], reps: int, flush: torch.Tensor,
     for _ in range(reps):
         flush.zero_()
         torch.cuda._sleep(hold_cycles)
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
+        times.append(_event_ms(fn))
     return times
+
+
+def _event_ms(fn: Callable[[], Any]) -> float:
+    """Milliseconds between CUDA events recorded on the current stream around one call."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end)
 
 
 def summary(times: list[float]) -> dict[str, float]:
