@@ -165,7 +165,8 @@ def searched_chooser(schedules: Path | None, name: str, device: str) -> tuple[Ch
     found: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
     if schedules is not None:
         for attempt in read_attempts(run_folder(schedules, name) / "attempts.jsonl"):
-            if attempt.admitted and attempt.median_ms is not None and attempt.device == device:
+            usable = attempt.admitted and attempt.median_ms is not None and not attempt.written_ptx
+            if usable and attempt.device == device:  # written PTX's time is not its schedule's
                 key = (attempt.region, attempt.ir_hash, attempt.target)
                 if key not in found or attempt.median_ms < found[key][0]:
                     found[key] = (attempt.median_ms, attempt.schedule)
@@ -194,8 +195,10 @@ def _versions() -> dict[str, str]:
 
 def row_key(problem_source: str, module_source: str, device: str, reps: int, compiled: bool) -> str:
     """What a measurement depends on: the problem, our module (its PTX, launcher and glue), the
-    device, the library versions and how it was timed."""
-    parts = [problem_source, module_source, device, json.dumps(_versions(), sort_keys=True), str(reps), str(compiled)]
+    project's code (the checks and the timing), the device, the library versions and how it was
+    timed."""
+    parts = [problem_source, module_source, sources_hash(), device, json.dumps(_versions(), sort_keys=True),
+             str(reps), str(compiled)]
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:24]
 
 
@@ -386,6 +389,7 @@ def environment(device: str) -> dict[str, Any]:
             "versions": _versions(), "sources": sources_hash()}
 
 
+@functools.lru_cache(maxsize=1)
 def sources_hash() -> str:
     """A hash of the project's own sources (ir, ptxgen, verify, agents): which code measured."""
     root = Path(__file__).resolve().parents[1]

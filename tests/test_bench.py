@@ -159,9 +159,11 @@ def test_searched_schedules_are_the_fastest_admitted_on_this_device(tmp_path: Pa
     for knobs, ms, device, verdict in [({"block_size": 128}, 0.9, "GPU A", "admitted"),
                                        ({"block_size": 512}, 0.7, "GPU A", "admitted"),
                                        ({"block_size": 1024}, 0.5, "GPU B", "admitted"),  # another device
-                                       ({"block_size": 64}, 0.1, "GPU A", "proof")]:  # refused
+                                       ({"block_size": 64}, 0.1, "GPU A", "proof"),  # refused
+                                       ({"block_size": 256}, 0.2, "GPU A", "written")]:  # PTX a proposer wrote
         records.add(Attempt("relu", kernel.name, text_hash(format_kernel(kernel)), {**base, **knobs}, TARGET.name,
-                            device, "seeds", verdict=verdict, median_ms=ms))
+                            device, "seeds", verdict="admitted" if verdict == "written" else verdict, median_ms=ms,
+                            written_ptx="// written\n" if verdict == "written" else ""))
     choose, used = searched_chooser(tmp_path / "runs", "act/relu", "GPU A")
     assert choose(kernel, TARGET) == schedule_from_dict({**base, "block_size": 512})
     assert used == {kernel.name: "search"}
