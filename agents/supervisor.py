@@ -16,6 +16,7 @@ import datetime
 import json
 import multiprocessing
 import os
+import queue
 import sys
 import time
 from collections.abc import Callable
@@ -61,6 +62,7 @@ class OptimizeOptions:
     sizes: dict[str, int] = field(default_factory=dict)
     cpu_workers: int = max(1, os.cpu_count() or 1)  # 0: the CPU stages run in this process
     gpu: bool = True  # use a GPU where one is present
+    gpu_workers: int = 0  # worker processes, one per GPU (0: every visible GPU)
     evaluator: str = GPU_EVALUATOR
     gpu_timeout_s: float = JOB_TIMEOUT_S  # a candidate's GPU work longer than this is killed (recorded as a crash)
     final_check: bool = True  # the strict checker on the emitted module, with eager and torch.compile timed
@@ -123,7 +125,8 @@ class Supervisor:
     def __init__(self, problem_path: Path, out: Path, options: OptimizeOptions) -> None:
         self.problem_path, self.out, self.options = problem_path, out, options
         self.records = Records(out)
-        self.worker: Worker | None = None
+        self.workers: list[Worker] = []  # one per GPU, all of the same model
+        self.free: queue.Queue[Worker] = queue.Queue()  # the workers not evaluating a candidate now
         self.device = CPU_DEVICE
         self.copy_gb_per_s: float | None = None
         self.pool: futures.Executor | None = None
@@ -158,23 +161,47 @@ class Supervisor:
         if opts.cpu_workers > 0:
             self.pool = _spawned_pool(opts.cpu_workers)
         if opts.gpu and (gpu_present() or opts.evaluator != GPU_EVALUATOR):  # another evaluator: tests
-            self.worker = Worker(0, opts.evaluator, opts.gpu_timeout_s)
-            described = self.worker.evaluate({"describe": True})
-            if described.get("status") != "passed":
-                opts.log(f"the GPU worker did not start: {described.get('reasons')}; going on without timing")
-                self.worker.close()
-                self.worker = None
-            else:
-                self.device, self.copy_gb_per_s = described["device"], described["copy_gb_per_s"]
-                opts.log(f"GPU: {self.device}, device-to-device copy {self.copy_gb_per_s:,.0f} GB/s")
-        if self.worker is None:
+            for index in range(self._gpu_count()):
+                self._start_worker(index)
+        for worker in self.workers:
+            self.free.put(worker)
+        if self.workers:
+            opts.log(f"GPU: {self.device} x {len(self.workers)}, device-to-device copy {self.copy_gb_per_s:,.0f} GB/s")
+        else:
             opts.log("no GPU: candidates are lowered, proved and emulated; timing needs a GPU")
+
+    def _gpu_count(self) -> int:
+        """Workers to start: as asked, else one per visible GPU (one for a stand-in evaluator)."""
+        if self.options.gpu_workers > 0:
+            return self.options.gpu_workers
+        if self.options.evaluator != GPU_EVALUATOR:
+            return 1
+        import torch
+
+        return max(1, torch.cuda.device_count())
+
+    def _start_worker(self, index: int) -> None:
+        """A worker on GPU `index`, kept if it starts and its GPU is the same model as the first's
+        (times from different models are not compared)."""
+        opts = self.options
+        worker = Worker(index, opts.evaluator, opts.gpu_timeout_s)
+        described = worker.evaluate({"describe": True})
+        if described.get("status") != "passed":
+            opts.log(f"the GPU worker on device {index} did not start: {described.get('reasons')}")
+        elif self.workers and described["device"] != self.device:
+            opts.log(f"device {index} is a {described['device']}, not a {self.device}: not used")
+        else:
+            if not self.workers:
+                self.device, self.copy_gb_per_s = described["device"], described["copy_gb_per_s"]
+            self.workers.append(worker)
+            return
+        worker.close()
 
     def _stop_workers(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
-        if self.worker is not None:
-            self.worker.close()
+        for worker in self.workers:
+            worker.close()
 
     # ---- one region
 
@@ -204,14 +231,18 @@ class Supervisor:
             if not batch:
                 opts.log(f"{kernel.name}: no schedule left to try")
                 break
-            for proposer, candidate, cpu in self._cpu_results(ir_text, small, batch, None if first else deadline):
-                if not first and time.perf_counter() > deadline:
-                    break  # not recorded: a resumed run judges it
-                attempt = self._attempt(problem, kernel.name, ir_hash, proposer, candidate, cpu, ir_text, check,
-                                        features)
-                self.records.add(attempt)
-                region.attempts.append(attempt)
-                self._progress(region, attempt)
+            judged = self._cpu_results(ir_text, small, batch, None if first else deadline)
+            with futures.ThreadPoolExecutor(max(1, len(self.workers))) as gpus:  # one candidate per GPU at a time
+                running = [gpus.submit(self._attempt, problem, kernel.name, ir_hash, proposer, candidate, cpu, ir_text,
+                                       check, features, None if first else deadline)
+                           for proposer, candidate, cpu in judged]
+                for future in running:  # recorded in proposal order
+                    attempt = future.result()
+                    if attempt is None:
+                        continue  # the budget ran out before a GPU was free: not recorded, a resumed run judges it
+                    self.records.add(attempt)
+                    region.attempts.append(attempt)
+                    self._progress(region, attempt)
             first = False
         best = self._best(region)
         return RegionResult(kernel.name, region.attempts, best, time.perf_counter() - started)
@@ -285,7 +316,12 @@ class Supervisor:
                         "stages": {}}
 
     def _attempt(self, problem: str, region: str, ir_hash: str, proposer: str, candidate: Candidate,
-                 cpu: dict[str, Any], ir_text: str, check: str | None, features: dict[str, float]) -> Attempt:
+                 cpu: dict[str, Any], ir_text: str, check: str | None, features: dict[str, float],
+                 deadline: float | None = None) -> Attempt | None:
+        """The candidate's attempt through the GPU stage (on whichever GPU is free); None where the
+        deadline passes before one is."""
+        if deadline is not None and time.perf_counter() > deadline:
+            return None
         started = time.perf_counter()
         schedule, written = candidate_parts(candidate)
         attempt = Attempt(problem, region, ir_hash, schedule.to_dict(), self.options.target.name, self.device,
@@ -301,14 +337,20 @@ class Supervisor:
                                 f"region's are too large to check against the interpreter (over {CHECK_ELEMENTS} "
                                 "elements)")
             return attempt
-        if self.worker is None:
+        if not self.workers:
             attempt.verdict, attempt.feedback = "admitted", "admitted on the CPU stages; timing needs a GPU"
             attempt.stages["gpu"] = {"status": "skipped", "reason": "no GPU"}
             return attempt
-        run = self.worker.evaluate({"kernel": ir_text, "ptx": cpu["ptx"], "launch": cpu["launch"],
-                                    "params": cpu["params"], "target": self.options.target.name,
-                                    "schedule": schedule.to_dict(), "check_kernel": check})
-        attempt.stages["gpu"] = run
+        worker = self.free.get()
+        try:
+            if deadline is not None and time.perf_counter() > deadline:
+                return None
+            run = worker.evaluate({"kernel": ir_text, "ptx": cpu["ptx"], "launch": cpu["launch"],
+                                   "params": cpu["params"], "target": self.options.target.name,
+                                   "schedule": schedule.to_dict(), "check_kernel": check})
+        finally:
+            self.free.put(worker)
+        attempt.stages["gpu"] = {**run, "gpu_index": worker.device}
         attempt.seconds = round(time.perf_counter() - started + attempt.seconds, 3)
         if run.get("status") != "passed":
             attempt.verdict = "crash" if run.get("status") in ("crash", "timeout") else "gpu"
@@ -347,7 +389,7 @@ class Supervisor:
             "llm": {"url": self.options.llm_url, "model": self.options.llm_model} if self.options.llm_url else None,
             "hint": self.options.hint,
         }
-        if self.worker is None:
+        if not self.workers:
             report["skipped"].append("GPU check and timing of candidates: no GPU (choice by heuristic order)")
         missing = [r.name for r in results if r.best is None]
         kernels = {r.name: self._relowered(program, r) for r in results if r.best is not None}
@@ -398,7 +440,7 @@ class Supervisor:
         if not self.options.final_check:
             report["skipped"].append("the strict check of the module: not asked for")
             return
-        if self.worker is None and not gpu_present():
+        if not self.workers and not gpu_present():
             report["skipped"].append("the strict check of the module and its timing beside eager and torch.compile: "
                                      "no GPU")
             return

@@ -203,6 +203,21 @@ def test_search_with_timings_finds_the_fastest_and_a_crash_or_a_hang_costs_one_c
     assert region["best"]["of_copy"] == pytest.approx(2**20 / 1e-3 / 1e9 / 3000.0)
 
 
+def test_one_worker_per_gpu_judges_candidates_side_by_side_and_records_them_in_proposal_order(tmp_path: Path) -> None:
+    def search(folder: Path, gpus: int) -> list[Attempt]:
+        options = OptimizeOptions(TARGET, max_trials=8, cpu_workers=0, prove=False, final_check=False,
+                                  evaluator="agent_doubles:shaped_times", gpu_workers=gpus, gpu_timeout_s=3,
+                                  sizes={"batch_size": 16, "dim": 4096}, log=lambda line: None)
+        Supervisor(RELU, folder, options).run()
+        return Records(folder).attempts
+
+    alone, pair = search(tmp_path / "one", 1), search(tmp_path / "two", 2)
+    assert [(a.schedule, a.verdict, a.median_ms) for a in pair] == [(a.schedule, a.verdict, a.median_ms)
+                                                                    for a in alone]
+    assert {a.stages["gpu"]["gpu_index"] for a in pair if a.admitted} == {0, 1}
+    assert {a.stages["gpu"]["gpu_index"] for a in alone if a.admitted} == {0}
+
+
 # ---- the GPU stage's check, its comparison run on the CPU with launches that stand in for kernels
 
 
