@@ -75,6 +75,12 @@ class OptimizeOptions:
     log: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
 
 
+def _checked_on_cpu(attempt: Attempt) -> bool:
+    """The CPU stages checked the kernel themselves: emulated against the IR, or proved whole."""
+    stages = attempt.stages
+    return stages.get("emulator", {}).get("status") == "match" or stages.get("proof", {}).get("status") == "proved"
+
+
 def gpu_present() -> bool:
     try:
         import torch
@@ -336,6 +342,11 @@ class Supervisor:
             attempt.feedback = ("gpu: written PTX is checked on the GPU at the problem's shapes only, and this "
                                 f"region's are too large to check against the interpreter (over {CHECK_ELEMENTS} "
                                 "elements)")
+            return attempt
+        if not self.workers and written and not _checked_on_cpu(attempt):
+            attempt.verdict = "emulator"
+            attempt.feedback = ("emulator: written PTX this large is neither emulated nor fully proved on the CPU; "
+                                "it needs the GPU check")
             return attempt
         if not self.workers:
             attempt.verdict, attempt.feedback = "admitted", "admitted on the CPU stages; timing needs a GPU"

@@ -488,6 +488,22 @@ def test_the_fastest_kernel_may_be_written_ptx_and_the_module_embeds_it(tmp_path
     assert HAND_TUNED in (tmp_path / "model_new.py").read_text()
 
 
+def test_without_a_gpu_written_ptx_is_admitted_only_if_emulated_or_proved(tmp_path: Path) -> None:
+    sizes = {"batch_size": 256, "dim": 4096}  # 8 MB moved: too large to emulate PTX written for these shapes
+    kernel = capture(load_problem(RELU, sizes=sizes)).regions[0].kernel
+    written = "// unchecked\n" + lower(kernel, default_schedule(kernel, TARGET), TARGET).ptx
+    server = ChatServer([], [written])
+    try:
+        options = OptimizeOptions(TARGET, max_trials=4, cpu_workers=0, prove=False, gpu=False, final_check=False,
+                                  sizes=sizes, llm_url=server.url, llm_ptx=True, log=lambda line: None)
+        Supervisor(RELU, tmp_path, options).run()
+    finally:
+        server.close()
+    (attempt_,) = [a for a in Records(tmp_path).attempts if a.written_ptx]
+    assert attempt_.stages["emulator"]["status"] == "skipped" and attempt_.verdict == "emulator"
+    assert "needs the GPU check" in attempt_.feedback
+
+
 def test_written_ptx_and_the_lowered_ptx_of_one_schedule_are_two_candidates() -> None:
     schedule = ElementwiseSchedule().to_dict()
     lowered = attempt(ElementwiseSchedule(), 1.0)
