@@ -108,7 +108,7 @@ class Kernels:
 
     def __init__(self, problems: Path, log: Callable[[str], None]) -> None:
         self.problems, self.names, self.log = problems, problem_index(problems), log
-        self.captured: dict[str, dict[str, Kernel]] = {}
+        self.captured: dict[str, dict[str, Kernel] | str] = {}  # its regions, or why it cannot be captured
 
     def canonical(self, problem: str) -> str | None:
         return self.names.get(problem)
@@ -116,15 +116,25 @@ class Kernels:
     def find(self, problem: str, region: str, ir_hash: str) -> Kernel | str:
         """The kernel of `problem` (a canonical name), or why none fits."""
         if problem not in self.captured:
-            from ir.frontend import capture, load_problem
-
-            self.log(f"capturing {problem}")
-            program = capture(load_problem(self.problems / f"{problem}.py"))
-            self.captured[problem] = {r.kernel.name: r.kernel for r in program.regions}
-        kernel = self.captured[problem].get(region)
+            self.captured[problem] = self._capture(problem)
+        regions = self.captured[problem]
+        if isinstance(regions, str):
+            return regions
+        kernel = regions.get(region)
         if kernel is None:
             return "region not in the problem any more"
         return kernel if text_hash(format_kernel(kernel)) == ir_hash else "IR changed since it was recorded"
+
+    def _capture(self, problem: str) -> dict[str, Kernel] | str:
+        from ir.frontend import capture, load_problem
+
+        self.log(f"capturing {problem}")
+        try:
+            program = capture(load_problem(self.problems / f"{problem}.py"))
+        except Exception as err:  # a problem that no longer loads: its records are counted out, not fatal
+            self.log(f"{problem}: {type(err).__name__}: {err}")
+            return "problem does not capture any more"
+        return {r.kernel.name: r.kernel for r in program.regions}
 
 
 def episodes(sources: Iterable[Path], kernels: Kernels, skipped: Skipped) -> list[Episode]:

@@ -248,6 +248,15 @@ def test_the_script_builds_from_committed_records(tmp_path: Path) -> None:
     assert "sft_schedule:" in done.stdout and (tmp_path / "README.md").read_text().startswith("# Training data")
 
 
+def test_records_of_a_problem_that_no_longer_loads_are_counted_out(tmp_path: Path) -> None:
+    problems = write_suite(tmp_path)
+    record_run(problems, tmp_path / "run", ["elementwise/tiny_relu", "elementwise/tiny_tanh"])
+    (problems / "elementwise" / "tiny_tanh.py").write_text("raise RuntimeError('broken')\n")
+    card = build([tmp_path / "run" / "attempts.jsonl"], problems, tmp_path / "out", log=lambda _: None)
+    assert card["skipped"]["problem does not capture any more"] == len(PLAN)
+    assert [r["problem"] for r in rows(tmp_path / "out", "sft_schedule")] == ["elementwise/tiny_relu"]
+
+
 def test_the_script_says_which_records_file_is_missing(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(REPO / "datasets" / "make_training_data.py"), "--out", str(tmp_path),
                            str(tmp_path / "nothing.jsonl")], capture_output=True, text=True, timeout=120)
