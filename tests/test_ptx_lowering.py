@@ -29,7 +29,7 @@ def kernels(path: Path, odd: bool) -> tuple[Kernel, ...]:
     if odd:
         large = [k for k, v in problem.size_constants().items() if v > 32]
         problem = load_problem(path, sizes={k: ODD[i % len(ODD)] for i, k in enumerate(large)})
-    return tuple(r.kernel for r in capture(problem).regions)
+    return tuple(r.kernel for r in capture(problem, shapes_only=not odd).regions)  # production shapes: traced on meta
 
 
 @needs_ptxas
