@@ -81,16 +81,6 @@ class Episode:
         return times[len(times) // 2] if times else None
 
 
-@dataclasses.dataclass
-class Skipped:
-    """What was left out, and why, by reason."""
-
-    counts: Counter[str] = dataclasses.field(default_factory=Counter)
-
-    def add(self, reason: str, count: int = 1) -> None:
-        self.counts[reason] += count
-
-
 # ---- finding each record's region
 
 def problem_index(problems: Path) -> dict[str, str]:
@@ -137,7 +127,7 @@ class Kernels:
         return {r.kernel.name: r.kernel for r in program.regions}
 
 
-def episodes(sources: Iterable[Path], kernels: Kernels, skipped: Skipped) -> list[Episode]:
+def episodes(sources: Iterable[Path], kernels: Kernels, skipped: Counter[str]) -> list[Episode]:
     """The records of each file grouped by (problem, region, target, device); attempts without a
     GPU time (CPU-only runs) and regions that cannot be reproduced are counted as skipped."""
     found: list[Episode] = []
@@ -145,18 +135,18 @@ def episodes(sources: Iterable[Path], kernels: Kernels, skipped: Skipped) -> lis
         groups: dict[tuple[str, str, str, str, str], list[Attempt]] = {}
         for attempt in read_attempts(source):
             if attempt.device in CPU_DEVICES:
-                skipped.add("no GPU time (recorded without a GPU)")
+                skipped["no GPU time (recorded without a GPU)"] += 1
                 continue
             problem = kernels.canonical(attempt.problem)
             if problem is None:
-                skipped.add("problem not in the suite")
+                skipped["problem not in the suite"] += 1
                 continue
             key = (problem, attempt.region, attempt.ir_hash, attempt.target, attempt.device)
             groups.setdefault(key, []).append(attempt)
         for (problem, region, ir_hash, target_name, device), attempts in sorted(groups.items()):
             episode = _episode(str(source), problem, region, ir_hash, target_name, device, attempts, kernels)
             if isinstance(episode, str):
-                skipped.add(episode, len(attempts))
+                skipped[episode] += len(attempts)
             else:
                 found.append(episode)
     return found
@@ -216,7 +206,7 @@ def sft_schedule_row(episode: Episode) -> dict[str, Any] | None:
             "proof": _proof(best), "attempts": len(episode.attempts)}
 
 
-def sft_ptx_row(episode: Episode, skipped: Skipped) -> dict[str, Any] | None:
+def sft_ptx_row(episode: Episode, skipped: Counter[str]) -> dict[str, Any] | None:
     timed = episode.timed_kernels
     if not timed:
         return None
@@ -224,7 +214,7 @@ def sft_ptx_row(episode: Episode, skipped: Skipped) -> dict[str, Any] | None:
     lowered = lower(episode.kernel, schedule_from_dict(best.schedule), episode.target)
     ptx = best.written_ptx or lowered.ptx  # what a proposer wrote, or the lowering's, at the schedule's launch
     if text_hash(ptx) != best.ptx_hash:
-        skipped.add("PTX changed since it was checked (sft_ptx)")
+        skipped["PTX changed since it was checked (sft_ptx)"] += 1
         return None
     return {"prompt": ptx_messages(episode.kernel, episode.target, lowered.launch),
             "completion": [{"role": "assistant", "content": ptx}], **_common(episode),
@@ -282,13 +272,13 @@ def _identity(row: dict[str, Any]) -> str:
     return json.dumps([row[k] for k in keys], sort_keys=True)
 
 
-def deduplicated(rows: list[dict[str, Any]], skipped: Skipped, name: str) -> list[dict[str, Any]]:
+def deduplicated(rows: list[dict[str, Any]], skipped: Counter[str], name: str) -> list[dict[str, Any]]:
     seen: set[str] = set()
     kept = []
     for row in rows:
         identity = _identity(row)
         if identity in seen:
-            skipped.add(f"duplicate ({name})")
+            skipped[f"duplicate ({name})"] += 1
             continue
         seen.add(identity)
         kept.append(row)
@@ -309,7 +299,7 @@ def best_episode_rows(episodes_: list[Episode], make: Callable[[Episode], Row | 
     return [r for r in rows if r is not None]
 
 
-def datasets_of(found: list[Episode], skipped: Skipped) -> dict[str, list[dict[str, Any]]]:
+def datasets_of(found: list[Episode], skipped: Counter[str]) -> dict[str, list[dict[str, Any]]]:
     tables = {"sft_schedule": best_episode_rows(found, sft_schedule_row),
               "sft_ptx": best_episode_rows(found, lambda e: sft_ptx_row(e, skipped)),
               "preference_schedule": [r for e in found for r in preference_rows(e)],
@@ -325,7 +315,7 @@ def build(sources: list[Path], problems: Path, out: Path, test_fraction: float =
           test_problems: Iterable[str] = (), log: Callable[[str], None] = print) -> dict[str, Any]:
     """Writes OUT/{name}.{train,test}.jsonl for each dataset, OUT/card.json and OUT/README.md
     (the dataset card); returns the card."""
-    skipped = Skipped()
+    skipped: Counter[str] = Counter()
     found = episodes(sources, Kernels(problems, log), skipped)
     tables = datasets_of(found, skipped)
     split = problem_split([e.problem for e in found], test_fraction, test_problems)
@@ -356,11 +346,11 @@ def _source_facts(path: Path, found: list[Episode]) -> dict[str, Any]:
 
 
 def _card(sources: list[Path], found: list[Episode], split: dict[str, str], counts: dict[str, dict[str, int]],
-          skipped: Skipped) -> dict[str, Any]:
+          skipped: Counter[str]) -> dict[str, Any]:
     return {"built": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "sources": [_source_facts(p, found) for p in sources],
             "split": {side: sorted(p for p, s in split.items() if s == side) for side in ("train", "test")},
-            "counts": counts, "skipped": dict(sorted(skipped.counts.items())),
+            "counts": counts, "skipped": dict(sorted(skipped.items())),
             "verdicts": dict(sorted(Counter(a.verdict for e in found for a in e.attempts).items())),
             "noise_margin": NOISE_MARGIN, "top_chosen": TOP_CHOSEN, "min_reward": MIN_REWARD}
 

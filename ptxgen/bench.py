@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from agents.records import read_attempts, text_hash
+from agents.records import read_attempts, text_hash, versions
 from ir.frontend import capture, load_problem
 from ir.frontend.problem import Problem
 from ir.frontend.program import flatten_tensors
@@ -49,7 +49,6 @@ ODD_SIZES = (37, 1003, 5)  # given to the problem's size constants in turn: tail
 CHECK_SEEDS = {"odd": 11, "full": 12}
 TIMING_SEED = 7
 COPY_BYTES = 2 * 2**30
-MATMUL_SIDE = 4096
 MATMUL_DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 RESULTS_FILE = "results.json"
 RETRIED_ALONE = ("its process died", "OutOfMemoryError", "out of memory")  # failures that may be the neighbours' doing
@@ -185,7 +184,8 @@ def searched_chooser(schedules: Path | None, name: str, device: str) -> tuple[Ch
 # ---- phase 1: in a pool
 
 def _versions() -> dict[str, str]:
-    found = {"python": platform.python_version(), "torch": torch.__version__, "cuda": str(torch.version.cuda)}
+    """The attempt records' library versions, and triton's (torch.compile's code generator)."""
+    found = versions()
     with contextlib.suppress(ImportError):
         import triton
 
@@ -297,19 +297,14 @@ def _prepared_status(row: dict[str, Any]) -> str:
 
 def ceilings(flush: torch.Tensor, reps: int) -> dict[str, Any]:
     """The measured ceilings: device-to-device copy, and matrix products per dtype (cuBLAS)."""
-    from verify.timing import copy_bandwidth, summary, time_ms
+    from verify.timing import copy_bandwidth, matmul_rate
 
-    rates = {}
-    for label, dtype in MATMUL_DTYPES.items():
-        a = torch.randn(MATMUL_SIDE, MATMUL_SIDE, device="cuda", dtype=dtype)
-        b = torch.randn_like(a)
-        stats = summary(time_ms(lambda: a @ b, "cuda", reps, flush))
-        rates[label] = 2 * MATMUL_SIDE**3 / (stats["median_ms"] * 1e-3) / 1e12
+    rates = {label: matmul_rate("cuda", flush, dtype, reps) / 1e12 for label, dtype in MATMUL_DTYPES.items()}
     return {"copy": copy_bandwidth("cuda", reps, flush, COPY_BYTES), "matmul_tflops": rates}
 
 
 def time_problem(row: dict[str, Any], path: Path, flush: torch.Tensor, reps: int, compiled: bool) -> dict[str, Any]:
-    from verify.timing import flops_of, summary, time_queued_ms
+    from verify.timing import flops_of, summary, tensor_bytes, time_queued_ms
 
     problem = load_problem(path)
     module = load_model_new(Path(row["module"]).read_text())
@@ -328,8 +323,7 @@ def time_problem(row: dict[str, Any], path: Path, flush: torch.Tensor, reps: int
         for _ in range(2):  # interleaved: each timed in turn, twice
             for name, fn in candidates.items():
                 times[name] += time_queued_ms(fn, reps, flush)
-    tensors = flatten_tensors(inputs) + outputs + list(model.parameters()) + list(model.buffers())
-    io_bytes = sum(t.numel() * t.element_size() for t in tensors)
+    io_bytes = tensor_bytes(flatten_tensors(inputs) + outputs + [*model.parameters(), *model.buffers()])
     result = {name: summary(values) for name, values in times.items()}
     for stats in result.values():
         stats["gb_per_s"] = io_bytes / (stats["median_ms"] * 1e-3) / 1e9

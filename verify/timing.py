@@ -170,11 +170,11 @@ def timing_rows(times: dict[str, list[list[tuple[float, float]]]]) -> dict[str, 
     return rows
 
 
-def matmul_rate(device: str, flush: torch.Tensor) -> float:
-    """FLOP/s of a bf16 matrix product of side MATMUL_SIDE (cuBLAS), the matrix-rate ceiling."""
-    a = torch.randn(MATMUL_SIDE, MATMUL_SIDE, device=device, dtype=torch.bfloat16)
+def matmul_rate(device: str, flush: torch.Tensor, dtype: torch.dtype = torch.bfloat16, reps: int = 10) -> float:
+    """FLOP/s of a matrix product of side MATMUL_SIDE in `dtype` (cuBLAS), the matrix-rate ceiling."""
+    a = torch.randn(MATMUL_SIDE, MATMUL_SIDE, device=device, dtype=dtype)
     b = torch.randn_like(a)
-    stats = summary(time_ms(lambda: a @ b, device, 10, flush))
+    stats = summary(time_ms(lambda: a @ b, device, reps, flush))
     return 2 * MATMUL_SIDE**3 / (stats["median_ms"] * 1e-3)
 
 
