@@ -284,8 +284,8 @@ def test_a_launch_that_breaks_the_kernels_requirements_is_refused() -> None:
 
 
 def test_unmodelled_forms_are_named() -> None:
-    with pytest.raises(NotModelled, match="rounding mode .rz"):
-        run("add.rz.f32 %f3, %f1, %f2;\nmov.b32 %r3, %f3;", A, B)
+    with pytest.raises(NotModelled, match=r"cvt\.rn from float to integer"):
+        run("cvt.rn.s32.f32 %r3, %f1;", A, B)
     with pytest.raises(NotModelled, match="bar.sync"):
         run("bar.sync 0, 64;\nmov.u32 %r3, 0;", A, B)
 

@@ -42,6 +42,13 @@ OPCODES = (
     "cvt.rpi.u64.f64", "cvt.rni.s16.f16", "cvt.rzi.s8.bf16", "cvt.rpi.ftz.s32.f32", "cvt.rn.ftz.f32.f64",
     "cvt.ftz.f32.f16", "cvt.rn.sat.f32.f32", "cvt.rn.sat.f16.f32", "cvt.rn.sat.f16.s32", "cvt.sat.f64.f32",
     "cvt.rni.ftz.f32.f32",
+    # directed rounding: toward zero, -inf and +inf
+    "add.rz.f32", "add.rm.f32", "add.rp.f32", "sub.rm.f32", "sub.rp.bf16", "mul.rz.f32", "mul.rm.f16",
+    "mul.rp.bf16", "fma.rz.f32", "fma.rm.f32", "fma.rp.f16", "fma.rz.bf16", "div.rz.f32", "div.rm.f32",
+    "div.rp.f32", "div.rz.f16", "sqrt.rz.f32", "sqrt.rm.f32", "sqrt.rp.f32", "rcp.rz.f32", "rcp.rp.f32",
+    "add.rz.ftz.f32", "mul.rm.sat.f32", "add.rm.f16", "cvt.rz.bf16.f32", "cvt.rm.bf16.f32", "cvt.rp.f16.f32",
+    "cvt.rz.f32.f64", "cvt.rm.f16.f64", "cvt.rp.bf16.f64", "cvt.rz.ftz.f32.f64", "cvt.rz.f32.s32",
+    "cvt.rm.bf16.s64", "cvt.rp.f16.u32", "cvt.rz.f32.u64",
 )
 # approximate instruction: the operation the domains see
 APPROXIMATE = {"ex2.approx.f32": "ex2", "lg2.approx.f32": "lg2", "rsqrt.approx.f32": "rsqrt",
@@ -53,8 +60,8 @@ APPROXIMATE = {"ex2.approx.f32": "ex2", "lg2.approx.f32": "lg2", "rsqrt.approx.f
 COMPUTED_EXACTLY = (("rcp.approx.f32", "rcp.rn.f32"), ("sqrt.approx.f32", "sqrt.rn.f32"),
                     ("div.approx.f32", "div.rn.f32"), ("div.full.f32", "div.rn.f32"),
                     ("sqrt.approx.ftz.f32", "sqrt.rn.ftz.f32"), ("div.approx.ftz.f32", "div.rn.ftz.f32"))
-REFUSED = ("mul.hi.u64", "mad.hi.s64", "add.rz.f32", "cvt.rz.f16.f32", "cvt.rni.f16.f32", "cvt.rn.s32.f32",
-           "cvt.rz.f32.s32", "setp.lo.f32", "setp.equ.s32", "add.sat.s32", "cvt.sat.s8.s32")
+REFUSED = ("mul.hi.u64", "mad.hi.s64", "add.rz.f64", "fma.rm.f64", "cvt.rz.f64.s64", "cvt.rni.f16.f32",
+           "cvt.rn.s32.f32", "setp.lo.f32", "setp.equ.s32", "add.sat.s32", "cvt.sat.s8.s32")
 # min/max modifiers outside the model: (opcode, the modifier the refusal names)
 MIN_MAX_REFUSED = (("min.xorsign.abs.f16", "xorsign"), ("max.abs.f32", "abs"), ("max.relu.bf16", "relu"),
                    ("min.NaN.relu.f16", "relu"))
@@ -124,6 +131,27 @@ PINNED = (
     ("cvt.rn.f32.u64", (2**64 - 1,), f32(2.0**64), "UINT64_MAX rounds to 2**64"),
     ("cvt.rn.bf16.f64", (f64(1 + 2**-7 + 2**-8 - 2**-40),), 0x3F81, "f64 rounds once to bf16 (via float32, twice)"),
     ("cvt.rn.f16.f64", (f64(1 + 2**-11 + 2**-40),), 0x3C01, "f64 rounds once to f16: just above a tie rounds up"),
+    ("add.rz.f32", (f32(1.0), f32(2.0**-30)), f32(1.0), "toward zero: a small positive addend is dropped"),
+    ("add.rp.f32", (f32(1.0), f32(2.0**-30)), f32(1.0) + 1, "toward +inf: it moves the sum up one ulp"),
+    ("add.rm.f32", (f32(1.0), f32(-(2.0**-30))), f32(1.0) - 1, "toward -inf: a small negative addend moves it down"),
+    ("add.rm.f32", (f32(1.0), f32(-1.0)), 0x80000000, "an exact zero sum is -0.0 toward -inf"),
+    ("add.rz.f32", (f32(1.0), f32(-1.0)), 0, "and +0.0 in every other mode"),
+    ("add.rm.f32", (0, 0), 0, "but +0.0 + +0.0 stays +0.0 toward -inf"),
+    ("mul.rz.f32", (0x7F7FFFFF, f32(2.0)), 0x7F7FFFFF, "overflow toward zero gives the largest finite number"),
+    ("mul.rm.f32", (0x7F7FFFFF, f32(-2.0)), 0xFF800000, "overflow toward -inf of a negative product is -inf"),
+    ("mul.rp.f32", (1, f32(0.5)), 1, "a positive product below the smallest subnormal rounds up to it"),
+    ("mul.rm.f32", (1, f32(-0.5)), 0x80000001, "a negative one rounds down to minus the smallest subnormal"),
+    ("div.rz.f32", (f32(1.0), f32(3.0)), 0x3EAAAAAA, "1/3 toward zero (nearest is 0x3EAAAAAB)"),
+    ("div.rp.f32", (f32(2.0), f32(3.0)), 0x3F2AAAAB, "2/3 toward +inf (nearest is also 0x3F2AAAAB)"),
+    ("div.rm.f32", (f32(2.0), f32(3.0)), 0x3F2AAAAA, "2/3 toward -inf"),
+    ("sqrt.rz.f32", (f32(2.0),), 0x3FB504F3, "sqrt(2) toward zero (nearest rounds down too)"),
+    ("sqrt.rp.f32", (f32(2.0),), 0x3FB504F4, "sqrt(2) toward +inf"),
+    ("sqrt.rp.f32", (f32(4.0),), f32(2.0), "an exact square root is not moved"),
+    ("cvt.rz.bf16.f32", (0x3F81FFFF,), 0x3F81, "toward zero to bf16 truncates the low bits"),
+    ("cvt.rp.bf16.f32", (0x3F810001,), 0x3F82, "toward +inf, any low bit rounds up"),
+    ("cvt.rm.bf16.f32", (0xBF810001,), 0xBF82, "toward -inf, a negative value with low bits rounds away from zero"),
+    ("cvt.rz.f32.s32", (16777217,), f32(16777216.0), "2**24 + 1 toward zero"),
+    ("cvt.rp.f32.s32", (16777217,), f32(16777218.0), "2**24 + 1 toward +inf"),
 )
 
 

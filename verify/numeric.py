@@ -10,6 +10,14 @@ to the narrower format, which is correct because rounding to odd keeps a sticky 
 fma is computed exactly, element by element. Conversions to a narrower float go the same way, so
 each rounds once.
 
+Directed rounding (.rz, .rm, .rp) of add, sub, mul, fma, div, rcp, sqrt and of conversions to f32,
+f16 and bf16 goes the same way: the exact result rounded to odd in float64 (sums by an error-free
+sum; quotients and square roots by an error-free product that gives the remainder's sign), rounded
+to nearest in the format, then moved one step where that passed the value on the wrong side.
+Rounding to odd keeps a sticky last bit, and no value of the narrower format lies strictly
+between the exact result and its odd rounding, so the step is taken exactly where one directed
+rounding of the exact result would differ. Directed rounding of f64 results is not modelled.
+
 A NaN result of an arithmetic operation or conversion is the canonical NaN (0x7FFF..., PTX's for
 f16, bf16 and f32; the same pattern for f64), as in the z3 domain; sign operations (abs, neg,
 copysign) and min/max act on the bits, so NaN payloads pass through and min/max order -0.0 below
@@ -122,6 +130,111 @@ def _odd_float32(values: Array) -> Array:
 def _round_once(values: Array, type_: str) -> Array:
     """float64 values, exact or rounded to odd (f64: exact only), rounded once to `type_`."""
     return _rounded(values if type_ in ("f32", "f64") else _odd_float32(values), type_)
+
+
+DIRECTED = ("rz", "rm", "rp")
+# Where nearest rounding passed the value on the side the mode forbids.
+PASSED: dict[str, Callable[[Array, Array], Array]] = {
+    "rz": lambda rounded, value: np.abs(rounded) > np.abs(value),
+    "rm": lambda rounded, value: rounded > value,
+    "rp": lambda rounded, value: rounded < value,
+}
+
+
+def _directed(values: Array, type_: str, rounding: str) -> Array:
+    """float64 values, exact or rounded to odd, rounded once toward zero (rz), -inf (rm) or +inf
+    (rp) in `type_` (f32, f16 or bf16): nearest rounding, then one step back where it passed the
+    value. A step toward zero lowers the magnitude, one away raises it (the largest finite number
+    becomes infinity, infinity the largest finite number); from a zero it lands on the smallest
+    subnormal of the sign asked."""
+    nearest = _round_once(values, type_)
+    passed = PASSED[rounding](to_float(nearest, type_).astype(np.float64), values)
+    one, sign = storage(type_).type(1), storage(type_).type(_sign_bit(type_))
+    negative = (nearest & sign) != 0
+    away = {"rz": np.zeros_like(negative), "rm": negative, "rp": ~negative}[rounding]
+    stepped = np.where(away, nearest + one, nearest - one)
+    from_zero = (sign if rounding == "rm" else storage(type_).type(0)) | one
+    stepped = np.where((nearest & ~sign) == 0, from_zero, stepped)
+    return np.where(passed, stepped, nearest).astype(storage(type_))
+
+
+def _split(a: Array) -> tuple[Array, Array]:
+    """Veltkamp's split of float64 values into two halves of 26 bits each, summing exactly to a."""
+    c = 134217729.0 * a  # 2**27 + 1
+    high = c - (c - a)
+    return high, a - high
+
+
+def _product_error(a: Array, b: Array, product: Array) -> Array:
+    """a * b - product exactly, where product is a * b rounded (Dekker's error-free product)."""
+    (ah, al), (bh, bl) = _split(a), _split(b)
+    return ((ah * bh - product) + ah * bl + al * bh) + al * bl
+
+
+def _to_odd(result: Array, remainder_sign: Array) -> Array:
+    """A float64 result rounded to nearest, moved to odd where the exact value lies to the side
+    `remainder_sign` says (0: exact)."""
+    even = (result.view(np.uint64) & np.uint64(1)) == 0
+    move = (remainder_sign != 0) & even & np.isfinite(result)
+    return np.where(move, np.nextafter(result, np.copysign(np.inf, remainder_sign)), result)
+
+
+def _odd_quotient(x: Array, y: Array) -> Array:
+    """x / y rounded to odd in float64, for values of f32 or narrower (no underflow or overflow
+    in float64): x - q * y, exact by Sterbenz's lemma and the error-free product, gives the side."""
+    q = x / y
+    product = q * y
+    remainder = (x - product) - _product_error(q, y, product)
+    side = np.where(np.isfinite(q) & (q != 0) & np.isfinite(y), np.sign(remainder) * np.sign(y), 0.0)
+    return _to_odd(q, side)
+
+
+def _odd_sqrt(x: Array) -> Array:
+    """sqrt(x) rounded to odd in float64, for values of f32 or narrower."""
+    s = np.sqrt(x)
+    square = s * s
+    remainder = (x - square) - _product_error(s, s, square)
+    return _to_odd(s, np.where(np.isfinite(s) & (s > 0), np.sign(remainder), 0.0))
+
+
+# The exact result of an IEEE operation on float64 values of f32 or narrower, rounded to odd.
+ODD_RESULTS: dict[str, Callable[..., Array]] = {
+    "add": lambda a, b: _odd_sum(a, b),
+    "sub": lambda a, b: _odd_sum(a, -b),
+    "mul": lambda a, b: a * b,  # exact: 48 significand bits at most, and no underflow in float64
+    "fma": lambda a, b, c: _odd_sum(a * b, c),
+    "div": _odd_quotient,
+    "rcp": lambda a: _odd_quotient(np.ones_like(a), a),
+    "sqrt": _odd_sqrt,
+}
+
+
+# The two addends of a sum-like operation, for the sign of an exact zero.
+ADDENDS: dict[str, Callable[..., tuple[Array, Array]]] = {
+    "add": lambda a, b: (a, b),
+    "sub": lambda a, b: (a, -b),
+    "fma": lambda a, b, c: (a * b, c),
+}
+
+
+def _signed_zero_sum(name: str, rounding: str, values: list[Array], result: Array) -> Array:
+    """IEEE 754's sign of an exact zero sum: -0.0 toward -inf, +0.0 otherwise, unless both addends
+    are zeros of one sign (float64's nearest rounding gives the rest)."""
+    if rounding != "rm" or name not in ADDENDS:
+        return result
+    p, q = ADDENDS[name](*values)
+    alike_zeros = (p == 0) & (q == 0) & (np.signbit(p) == np.signbit(q))
+    return np.where((result == 0) & ~alike_zeros, -0.0, result)
+
+
+def directed_op(name: str, type_: str, rounding: str, *bits: Array) -> Array:
+    """An IEEE operation of f32, f16 or bf16 rounded once toward zero, -inf or +inf."""
+    if type_ == "f64" or name not in ODD_RESULTS:
+        raise NotModelled(f"{name}.{rounding}.{type_}: directed rounding of this operation")
+    values = [to_float(b, type_).astype(np.float64) for b in bits]
+    exact = _signed_zero_sum(name, rounding, values, ODD_RESULTS[name](*values))
+    result = _directed(exact, type_, rounding)
+    return np.where(np.isnan(to_float(result, type_)), storage(type_).type(canonical_nan(type_)), result)
 
 
 def _halves(integers: Array) -> tuple[Array, Array]:
@@ -408,9 +521,9 @@ class NumpyDomain:
         value = _signed(a, source).astype(np.int64) if is_signed(source) else a.astype(np.uint64)
         return value.astype(storage(dest))
 
-    def float_op(self, name: str, type_: str, *args: Array) -> Array:
+    def float_op(self, name: str, type_: str, *args: Array, rounding: str = "rn") -> Array:
         with np.errstate(all="ignore"):
-            return FLOAT_OPS[name](type_, *args)
+            return FLOAT_OPS[name](type_, *args) if rounding == "rn" else directed_op(name, type_, rounding, *args)
 
     def flush(self, a: Array, type_: str) -> Array:
         return flush(a, type_)
@@ -433,10 +546,11 @@ class NumpyDomain:
                 raise NotModelled(f"cvt.{rounding} between different float types")
             return _rounded(ROUND_TO_INTEGER[rounding](to_float(a, source)), dest)
         narrowing = FLOAT_TYPES[dest] < FLOAT_TYPES[source] or (source, dest) == ("f16", "bf16")
-        if rounding != "rn" and narrowing:
-            raise NotModelled(f"cvt.{rounding} narrowing a float")
+        if rounding != "rn" and narrowing and dest == "f64":
+            raise NotModelled(f"cvt.{rounding} narrowing a float to f64")
         with np.errstate(all="ignore"):
-            return _round_once(to_float(a, source).astype(np.float64), dest)
+            value = to_float(a, source).astype(np.float64)  # exact
+            return _directed(value, dest, rounding) if rounding != "rn" and narrowing else _round_once(value, dest)
 
     def float_to_int(self, a: Array, source: str, dest: str, rounding: str) -> Array:
         """Rounded as asked, saturated to the destination's range (PTX's cvt)."""
@@ -447,14 +561,15 @@ class NumpyDomain:
             return _saturated_integer(whole, source, dest)
 
     def int_to_float(self, a: Array, source: str, dest: str, rounding: str) -> Array:
-        if rounding != "rn":
-            raise NotModelled(f"cvt.{rounding} from integer to float")
+        if rounding not in ("rn",) + DIRECTED or (rounding != "rn" and dest == "f64"):
+            raise NotModelled(f"cvt.{rounding} from integer to {dest}")
         values = (_signed(a, source) if is_signed(source) else a).astype(np.int64 if is_signed(source) else np.uint64)
         high, low = _halves(values)
         if dest == "f64":
             return _rounded(high + low, dest)  # one rounding of the exact sum
         with np.errstate(all="ignore"):
-            return _round_once(_odd_sum(high, low), dest)
+            odd = _odd_sum(high, low)
+            return _round_once(odd, dest) if rounding == "rn" else _directed(odd, dest, rounding)
 
     def select(self, pred: Array, a: Array, b: Array) -> Array:
         return np.where(pred, a, b)

@@ -71,7 +71,8 @@ def decode(opcode: str) -> Op:
 class Domain(Protocol):
     """The primitives the table is written in. Types are PTX type names ("u32", "f32", "pred").
 
-    Float operations round once, to nearest even, to their type; `flush` turns the subnormals of a
+    Float operations round once to their type, to nearest even unless `rounding` names a directed
+    mode (rz, rm, rp; IEEE operations only); `flush` turns the subnormals of a
     type's own format into zeros of the same sign (.ftz) and `saturate` clamps to [+0.0, 1.0] with
     NaN and -0.0 becoming +0.0 (.sat). Which operands and results .ftz and .sat touch is the table's
     business, not the domain's."""
@@ -80,7 +81,7 @@ class Domain(Protocol):
     def int_op(self, name: str, type_: str, *args: V) -> V: ...
     def int_compare(self, cmp: str, type_: str, a: V, b: V) -> V: ...
     def int_convert(self, a: V, source: str, dest: str) -> V: ...
-    def float_op(self, name: str, type_: str, *args: V) -> V: ...
+    def float_op(self, name: str, type_: str, *args: V, rounding: str = "rn") -> V: ...
     def flush(self, a: V, type_: str) -> V: ...
     def saturate(self, a: V, type_: str) -> V: ...
     def float_compare(self, cmp: str, type_: str, a: V, b: V) -> V: ...
@@ -136,6 +137,7 @@ def _rounding(op: Op, default: str) -> str:
 # are, under a name of their own (rcp.approx -> "rcp_approx", div.full -> "div_full").
 APPROXIMATE_FORMS = ("approx", "full")
 HAS_APPROXIMATE_FORMS = frozenset({"rcp", "div", "sqrt"})
+DIRECTED_ROUNDING = frozenset({"add", "sub", "mul", "fma", "div", "rcp", "sqrt"})  # .rz, .rm, .rp of these
 MIN_MAX_NOT_MODELLED = ("xorsign", "abs", "relu")
 
 
@@ -148,22 +150,24 @@ def _flushed(d: Domain, op: Op, type_: str, values: list[V]) -> list[V]:
     return [d.flush(v, type_) for v in values] if op.has("ftz") else values
 
 
-def _float_result(d: Domain, op: Op, name: str, a: list[V]) -> V:
+def _float_result(d: Domain, op: Op, name: str, a: list[V], rounding: str = "rn") -> V:
     """A float operation with its modifiers: .ftz flushes the operands and the result, .sat clamps the
     rounded result."""
-    result = d.float_op(name, op.type, *_flushed(d, op, op.type, a))
+    result = d.float_op(name, op.type, *_flushed(d, op, op.type, a), rounding=rounding)
     if op.has("ftz"):
         result = d.flush(result, op.type)
     return d.saturate(result, op.type) if op.has("sat") else result
 
 
 def _float(name: str) -> Fn:
-    """A float instruction; only round-to-nearest-even is modelled for IEEE forms."""
+    """A float instruction. IEEE forms round to nearest even, or toward zero, -inf or +inf as their
+    modifier says (directed rounding of f32, f16 and bf16 only)."""
 
     def meaning(d: Domain, op: Op, a: list[V]) -> V:
-        if _rounding(op, "rn") != "rn":
-            raise NotModelled(f"{op.opcode}: rounding mode .{_rounding(op, 'rn')}")
-        return _float_result(d, op, _operation(name, op), a)
+        rounding, operation = _rounding(op, "rn"), _operation(name, op)
+        if rounding != "rn" and (operation not in DIRECTED_ROUNDING or op.type == "f64"):
+            raise NotModelled(f"{op.opcode}: rounding mode .{rounding}")
+        return _float_result(d, op, operation, a, rounding)
     return meaning
 
 

@@ -4,7 +4,8 @@ evaluated here is a symbolic executor.
 
 Integers are two's-complement bit-vector arithmetic. Floats are decoded from their bits into
 z3's IEEE floating-point theory (f16, bf16 = 8 exponent and 8 significand bits, f32, f64),
-computed with one rounding, and encoded back; a NaN result is encoded as the canonical NaN
+computed with one rounding (to nearest even, or toward zero, -inf or +inf where the
+instruction says so), and encoded back; a NaN result is encoded as the canonical NaN
 (0x7FFF..., PTX's for f16, bf16 and f32; the same pattern for f64) because z3 leaves the bits
 of a NaN unspecified, and a proof must not depend on bits nobody fixed. Sign
 operations (abs, neg, copysign) and min/max act on the bits, so NaN payloads pass through and
@@ -127,15 +128,16 @@ SIGN_OPS: dict[str, Callable[..., Bits]] = {
     "max_nan": _choose(smaller=False, propagate_nan=True),
 }
 
-# IEEE operations, rounded once to nearest even in the operand's own format.
+# IEEE operations, rounded once in the operand's own format, each given its rounding mode first
+# (nearest even, or .rz, .rm, .rp).
 IEEE_OPS: dict[str, Callable[..., Float]] = {
-    "add": lambda a, b: z3.fpAdd(z3.RNE(), a, b),
-    "sub": lambda a, b: z3.fpSub(z3.RNE(), a, b),
-    "mul": lambda a, b: z3.fpMul(z3.RNE(), a, b),
-    "div": lambda a, b: z3.fpDiv(z3.RNE(), a, b),
-    "fma": lambda a, b, c: z3.fpFMA(z3.RNE(), a, b, c),
-    "sqrt": lambda a: z3.fpSqrt(z3.RNE(), a),
-    "rcp": lambda a: z3.fpDiv(z3.RNE(), _one(a.sort()), a),
+    "add": z3.fpAdd,
+    "sub": z3.fpSub,
+    "mul": z3.fpMul,
+    "div": z3.fpDiv,
+    "fma": z3.fpFMA,
+    "sqrt": z3.fpSqrt,
+    "rcp": lambda mode, a: z3.fpDiv(mode, _one(a.sort()), a),
 }
 
 FLOAT_COMPARE: dict[str, Callable[[Float, Float], z3.BoolRef]] = {
@@ -276,13 +278,15 @@ class Z3Domain:
     def int_convert(self, a: Bits, source: str, dest: str) -> Bits:
         return _resize(a, width(dest), is_signed(source))
 
-    def float_op(self, name: str, type_: str, *args: Bits) -> Bits:
+    def float_op(self, name: str, type_: str, *args: Bits, rounding: str = "rn") -> Bits:
+        if rounding != "rn" and name not in IEEE_OPS:
+            raise NotModelled(f"{name}.{rounding}.{type_}: directed rounding of this operation")
         if name in SIGN_OPS:
             return SIGN_OPS[name](type_, *args)
         values = [to_float(a, type_) for a in args]
         if name in APPROXIMATE:
             return to_bits(self.approximation(name, type_)(*values), type_)
-        return to_bits(IEEE_OPS[name](*values), type_)
+        return to_bits(IEEE_OPS[name](ROUNDING_MODES[rounding](), *values), type_)
 
     def flush(self, bits: Bits, type_: str) -> Bits:
         return _flush(bits, type_)
@@ -306,8 +310,8 @@ class Z3Domain:
         if rounding in INTEGER_ROUNDING and source != dest:
             raise NotModelled(f"cvt.{rounding} between different float types")
         narrowing = FLOAT_TYPES[dest] < FLOAT_TYPES[source] or (source, dest) == ("f16", "bf16")
-        if rounding not in INTEGER_ROUNDING and rounding != "rn" and narrowing:
-            raise NotModelled(f"cvt.{rounding} narrowing a float")
+        if rounding not in INTEGER_ROUNDING and rounding != "rn" and narrowing and dest == "f64":
+            raise NotModelled(f"cvt.{rounding} narrowing a float to f64")
         value, mode = to_float(a, source), ROUNDING_MODES[rounding]()
         converted = z3.fpRoundToIntegral(mode, value) if rounding in INTEGER_ROUNDING \
             else z3.fpFPToFP(mode, value, float_sort(dest))
@@ -331,10 +335,10 @@ class Z3Domain:
         return z3.If(z3.fpIsNaN(value), self.constant(_nan_as_integer(source, dest), dest), clamped)
 
     def int_to_float(self, a: Bits, source: str, dest: str, rounding: str) -> Bits:
-        if rounding != "rn":
-            raise NotModelled(f"cvt.{rounding} from integer to float")
+        if rounding not in ("rn", "rz", "rm", "rp") or (rounding != "rn" and dest == "f64"):
+            raise NotModelled(f"cvt.{rounding} from integer to {dest}")
         convert = z3.fpSignedToFP if is_signed(source) else z3.fpUnsignedToFP
-        return to_bits(convert(z3.RNE(), a, float_sort(dest)), dest)
+        return to_bits(convert(ROUNDING_MODES[rounding](), a, float_sort(dest)), dest)
 
     def select(self, pred: z3.BoolRef, a: z3.ExprRef, b: z3.ExprRef) -> z3.ExprRef:
         return z3.If(pred, a, b)
