@@ -44,10 +44,13 @@ def test_accuracy_in_ulp_and_special_values(name: str) -> None:
 
 
 def test_coefficients_are_the_fit() -> None:
+    """The stored coefficients are the documented least-squares fit, as LAPACK builds reproduce it:
+    within 1e-6 relative or 1e-9 absolute (a change far below a float32 ulp of the values the
+    polynomials give, 6e-8 near 1; the accuracy itself is measured by the tests above)."""
     small, large, tanh_small = mathlib.fit_coefficients()
-    np.testing.assert_allclose(small, mathlib.ERF_SMALL, rtol=1e-6)
-    np.testing.assert_allclose(large, mathlib.ERF_LARGE, rtol=1e-6)
-    np.testing.assert_allclose(tanh_small, mathlib.TANH_SMALL, rtol=1e-6)
+    np.testing.assert_allclose(small, mathlib.ERF_SMALL, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(large, mathlib.ERF_LARGE, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(tanh_small, mathlib.TANH_SMALL, rtol=1e-6, atol=1e-9)
 
 
 APPROX_MAX_RELATIVE = 2.0**-12  # far below bf16/f16 rounding (2**-9, 2**-12)

@@ -35,6 +35,24 @@ class Inexact(Exception):
     """The IR op has no exact z3 meaning (its lowering is checked numerically, not proved)."""
 
 
+def accumulated(instr: Instr) -> z3.FuncDeclRef:
+    """A reduction's accumulated float32 value for each result element (by its flat index), in
+    whatever order of accumulation: what a kernel's reduction tree over the same elements is
+    proved to equal (`verify.reductions`)."""
+    return z3.Function(f"accumulated {instr.op.value} {instr.result}", z3.BitVecSort(64), F32)
+
+
+# A reduction's value from its accumulated value: mean multiplies by 1/n (in float32, as
+# PyTorch's mean does), then the result is rounded to its dtype.
+ACCUMULATED: dict[Op, Callable[[Value, int, DType], Value]] = {
+    Op.SUM: lambda total, n, dtype: _round(total, dtype),
+    Op.MEAN: lambda total, n, dtype: _round(z3.fpMul(RNE, total, z3.FPVal(float(struct.unpack(
+        "<f", struct.pack("<f", 1.0 / n))[0]), F32)), dtype),
+    Op.AMAX: lambda total, n, dtype: _round(total, dtype),
+    Op.AMIN: lambda total, n, dtype: _round(total, dtype),
+}
+
+
 def _round(value: Value, dtype: DType) -> Value:
     """A float32 value rounded to `dtype` and widened back (half types); others unchanged."""
     if dtype in HALF_SORTS:
@@ -173,14 +191,21 @@ class IrTerms:
     """Terms of a kernel's values at given coordinates, memoised per (value, coordinates)."""
 
     def __init__(self, kernel: Kernel, inputs: dict[str, z3.ArrayRef], opaque: bool = False,
-                 approx: bool | None = None) -> None:
+                 approx: bool | None = None, reductions: bool = False) -> None:
         """`opaque`: ops without an exact IEEE meaning become uninterpreted functions (one per op
         and dtype) instead of raising Inexact: equal arguments give equal results, nothing more is
         known of them (`opaque_ops` lists those used). `approx`: the form (approximate or not) of
         the schedule the kernel was lowered with; such ops are then mathlib's formulas for that
-        form (`formulas` lists those used)."""
-        if any(i.op in REDUCTIONS or i.op == Op.MATMUL for i in kernel.body):
-            raise Inexact("a reduction: the values of reductions are not modelled yet")
+        form (`formulas` lists those used). `reductions`: a sum, mean, amax or amin is the
+        uninterpreted float32 function `accumulated` gives (of the reduced element's flat index):
+        its value modulo the order of accumulation, followed by the op's own last steps (mean's
+        product with 1/n, the rounding to the result's dtype); `uses` lists each such element
+        asked for. Other reductions raise Inexact."""
+        unmodelled = [i.op for i in kernel.body if i.op == Op.MATMUL or
+                      (i.op in REDUCTIONS and not (reductions and i.op in ACCUMULATED))]
+        if unmodelled:
+            raise Inexact(f"a reduction ({unmodelled[0].value}): its values are not modelled yet")
+        self.uses: list[tuple[Instr, z3.BitVecRef]] = []
         self.kernel, self.inputs, self.opaque = kernel, inputs, opaque
         self.opaque_ops: set[str] = set()
         self.approx = approx
@@ -205,9 +230,29 @@ class IrTerms:
         instr = self.defs[name]
         if instr.op == Op.CONST:
             return _const(instr)
+        if instr.op in ACCUMULATED:
+            self.uses.append((instr, own.flat))
+            return ACCUMULATED[instr.op](accumulated(instr)(own.flat), self.reduced_count(instr), instr.type.dtype)
         if instr.op == Op.RESHAPE:  # the same flat index in the source's shape
             return self.value(instr.args[0], At(own.flat, self.types[instr.args[0]].shape, own.scaled))
         return self._apply(instr, [self.value(a, own) for a in instr.args])
+
+    def reduced_count(self, instr: Instr) -> int:
+        """How many elements each result of a reduction accumulates."""
+        shape = self.types[instr.args[0]].shape
+        return math.prod(shape[a] for a in instr.attr("axes"))  # type: ignore[union-attr]
+
+    def reduced_elements(self, instr: Instr, flat: int) -> list[int]:
+        """The flat indices (in the reduction's input) of the elements result `flat` accumulates."""
+        shape = self.types[instr.args[0]].shape
+        axes = set(instr.attr("axes"))  # type: ignore[arg-type]
+        kept = tuple(1 if d in axes else n for d, n in enumerate(shape))
+        coords = [flat // math.prod(kept[d + 1:]) % n for d, n in enumerate(kept)]
+        strides = [math.prod(shape[d + 1:]) for d in range(len(shape))]
+        elements = [sum(c * st for c, st in zip(coords, strides))]
+        for axis in sorted(axes):
+            elements = [e + k * strides[axis] for e in elements for k in range(shape[axis])]
+        return sorted(elements)
 
     def _apply(self, instr: Instr, args: list[Value]) -> Value:
         dtype = instr.type.dtype  # type: ignore[union-attr]

@@ -27,6 +27,9 @@ solver query each:
 - output values: every stored element equals the IR's value for it (`verify.ir_symbolic`); a few
   threads are first tested on random input bytes, so that a difference many threads show is found
   without a search (a difference found this way is a model like any other, checked by the solver).
+  A reduction's tree in the stored value is first proved to accumulate the IR's elements, each once
+  (`verify.reductions`, which follows the provenance kept for shuffles and shared loads), and
+  replaced by the IR's accumulated value.
 
 Each obligation is proved (the query is unsatisfiable), refuted (a model: the thread and element
 it fails for, in the user's terms; never one that rests on abstracted values; replayed concretely
@@ -56,7 +59,7 @@ from verify.memory import layout
 from verify.ptxparse import Addr, Entry, Imm, Instruction, Reg, Sym, Vec, parse_ptx, type_bytes
 from verify.replay import Replayable, chosen_bytes, replay
 from verify.semantics import SEMANTICS, NotModelled, Op, decode, width
-from verify.symbolic import Z3Domain
+from verify.symbolic import Z3Domain, to_float
 
 ALIGNMENT = 256  # buffers start at multiples of this (what the CUDA allocator guarantees)
 MAX_PATHS = 128
@@ -96,6 +99,38 @@ class SharedAccess:
     epoch: int
     cluster: bool  # through the cluster window (.shared::cluster): another CTA's shared memory may be meant
     occurrence: int = 0  # the instruction's how-manieth execution on its path (a loop's trip), from 0
+    data: z3.BitVecRef | None = None  # a store's bytes, the first lowest
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """Where a value another thread supplies came from: a shuffle of `source` (the register's value
+    in the thread that supplies it, a term of that thread's coordinates) from the lane `lane` and
+    `clamp` select under `mode`; or a load of shared memory at `address` (an offset into the CTA's
+    window). The loaded or shuffled value is the abstract symbol this is recorded under."""
+
+    kind: str  # "shfl" | "shared"
+    instruction: Instruction
+    condition: z3.BoolRef
+    epoch: int
+    source: z3.BitVecRef | None = None
+    mode: str = ""
+    lane: z3.BitVecRef | None = None
+    clamp: z3.BitVecRef | None = None
+    mask: z3.BitVecRef | None = None
+    address: z3.BitVecRef | None = None
+    size: int = 0
+    cluster: bool = False
+
+
+@dataclass(frozen=True)
+class Combine:
+    """A float add, max or min of two values (bits), as executed: the nodes of a reduction tree."""
+
+    opcode: str
+    result: z3.BitVecRef
+    first: z3.BitVecRef
+    second: z3.BitVecRef
 
 
 @dataclass(frozen=True)
@@ -135,6 +170,10 @@ class Tile:
     memory: dict[str, z3.ArrayRef] = field(default_factory=dict)  # parameter -> its bytes (inputs' contents)
     shared: list[SharedAccess] = field(default_factory=list)
     barriers: list[Barrier] = field(default_factory=list)
+    exchanges: dict[str, Exchange] = field(default_factory=dict)  # abstract symbol's name -> where it came from
+    exchange_ids: dict[int, tuple[z3.ExprRef, Exchange]] = field(default_factory=dict)  # by the symbol's term id
+    combines: dict[int, Combine] = field(default_factory=dict)  # a float add/max/min result's term id -> it
+    paths: int = 0  # paths the execution finished
 
     def bytes_of(self, param: str) -> z3.ArrayRef:
         if param not in self.memory:
@@ -271,6 +310,7 @@ class Executor:
                 if state.pc < 0:
                     break
             finished += 1
+        self.tile.paths = finished
 
     def step(self, state: _State, ins: Instruction) -> _State | None:
         """Run one instruction; returns the other side of a conditional branch, if any."""
@@ -286,7 +326,14 @@ class Executor:
         if (isinstance(ins.operands[0], Vec) or any(isinstance(o, Vec) for o in ins.operands[1:])) and op.base != "mov":
             raise Unsupported(f"line {ins.line}: {ins.opcode} with a vector operand")
         sources = [self.read(state, o, t) for o, t in zip(ins.operands[1:], types[1:])]
-        self.write(state, ins.operands[0], spec.meaning(self.domain, op, sources), guard)
+        result = spec.meaning(self.domain, op, sources)
+        if op.base in COMBINING and op.type in ("f32", "f16", "bf16") and len(sources) == 2:
+            combine = Combine(ins.opcode, result, *sources)
+            self.tile.combines[result.get_id()] = combine
+            value = to_float(result, op.type)  # the float itself, as later float operations see it
+            if not value.eq(z3.fpBVToFP(result, value.sort())):
+                self.tile.combines[value.get_id()] = combine
+        self.write(state, ins.operands[0], result, guard)
         state.pc += 1
         return None
 
@@ -342,9 +389,12 @@ def _branch(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
     return other
 
 
-def _abstract(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
+def _abstract(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None,
+              provenance: Callable[[int], Exchange] | None = None) -> _State | None:
     """What other threads supply (a shuffle, a shared or cluster-shared load, mapa): any value at
-    all, named "abstract ..." so that a refutation resting on one is not believed."""
+    all, named "abstract ..." so that a refutation resting on one is not believed. `provenance`
+    gives, for the index of a destination, where its value came from (kept for the reduction
+    proofs, which follow it to the thread that supplied it)."""
     destinations = ins.operands[0].regs if isinstance(ins.operands[0], Vec) else (ins.operands[0],)
     for index, dest in enumerate(destinations):
         if dest is None:
@@ -354,9 +404,23 @@ def _abstract(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.B
         ex.abstractions += 1
         value = z3.Bool(f"abstract {ex.abstractions}") if type_ == "pred" else \
             z3.BitVec(f"abstract {ex.abstractions} line {ins.line}.{index}", width(type_))
+        if provenance is not None and type_ != "pred":
+            ex.tile.exchanges[str(value)] = provenance(index)
+            ex.tile.exchange_ids[value.get_id()] = (value, ex.tile.exchanges[str(value)])
         ex.write(state, Reg(name), value, guard)
     state.pc += 1
     return None
+
+
+def _shuffle(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
+    """shfl.sync.MODE.b32 d, a, b, c, mask: the value is abstracted; where it came from is kept."""
+    modes = [m for m in op.mods if m in ("bfly", "down", "up", "idx")]
+    if len(ins.operands) != 5 or not isinstance(ins.operands[0], Reg) or not modes:
+        return _abstract(ex, state, ins, op, guard)
+    source, lane, clamp, mask = (ex.read(state, o, "b32") for o in ins.operands[1:])
+    exchange = Exchange("shfl", ins, _condition(state, guard), state.epoch, source=source, mode=modes[0],
+                        lane=lane, clamp=clamp, mask=mask)
+    return _abstract(ex, state, ins, op, guard, lambda index: exchange)
 
 
 def _no_effect(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
@@ -392,6 +456,7 @@ def _barrier(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Bo
 
 
 INTRA_CTA_SPACES = ("shared", "shared::cta", "shared::cluster")
+COMBINING = frozenset({"add", "max", "min"})  # float ops recorded as the nodes of reduction trees
 
 
 def _shared(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None,
@@ -404,10 +469,20 @@ def _shared(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
     base = address_operand.base
     start = ex.read(state, base, "u32") if isinstance(base, (Reg, Sym)) else z3.BitVecVal(int(base), 32)
     count = len(values.regs) if isinstance(values, Vec) else 1
-    ex.tile.shared.append(SharedAccess(
-        "load" if op.base == "ld" else "store", ins, start + z3.BitVecVal(address_operand.offset, 32),
-        type_bytes(op.type) * count, _condition(state, guard), state.epoch, op.has("shared::cluster"), occurrence))
-    return (_abstract if op.base == "ld" else _no_effect)(ex, state, ins, op, guard)
+    address, lane_bytes = start + z3.BitVecVal(address_operand.offset, 32), type_bytes(op.type)
+    condition, cluster = _condition(state, guard), op.has("shared::cluster")
+    data = None
+    if op.base == "st":
+        parts = values.regs if isinstance(values, Vec) else (values,)
+        stored = [ex.read(state, Reg(p) if isinstance(p, str) else p, op.type) for p in parts]
+        data = z3.Concat(*reversed(stored)) if len(stored) > 1 else stored[0]
+    ex.tile.shared.append(SharedAccess("load" if op.base == "ld" else "store", ins, address, lane_bytes * count,
+                                       condition, state.epoch, cluster, occurrence, data))
+    if op.base != "ld":
+        return _no_effect(ex, state, ins, op, guard)
+    return _abstract(ex, state, ins, op, guard, lambda index: Exchange(
+        "shared", ins, condition, state.epoch, address=address + index * lane_bytes, size=lane_bytes,
+        cluster=cluster))
 
 
 def _memory(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
@@ -480,7 +555,7 @@ def _unsupported(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z
 
 STEPS: dict[str, Callable[[Executor, _State, Instruction, Op, z3.BoolRef | None], _State | None]] = {
     "bra": _branch, "ld": _memory, "st": _memory, "cvta": _identity_u64, "ret": _exit, "exit": _exit,
-    "bar": _barrier, "barrier": _barrier, "fence": _no_effect, "membar": _no_effect, "shfl": _abstract,
+    "bar": _barrier, "barrier": _barrier, "fence": _no_effect, "membar": _no_effect, "shfl": _shuffle,
     "mapa": _abstract, "atom": _unsupported, "red": _unsupported,
 }
 
@@ -535,8 +610,12 @@ def _merged_shared(accesses: list[SharedAccess]) -> list[SharedAccess]:
             address = z3.If(access.condition, access.address, address)
         condition = z3.Or(*[a.condition for a in group]) if len(group) > 1 else group[0].condition
         first = group[0]
+        data = group[-1].data
+        for access in reversed(group[:-1]):
+            if data is not None and access.data is not None:
+                data = z3.If(access.condition, access.data, data)
         merged.append(SharedAccess(first.kind, first.instruction, address, first.size, condition, first.epoch,
-                                   first.cluster, first.occurrence))
+                                   first.cluster, first.occurrence, data))
     return sorted(merged, key=lambda a: (a.epoch, a.instruction.line))
 
 
@@ -992,9 +1071,10 @@ class Prover:
         with no exact meaning are mathlib's formulas for the schedule's form `approx` (None: not
         known, and such ops are left inconclusive)."""
         params = [p.name for p in self.tile.entry.params]
+        self.reduction_trees: reductions.Trees | None = None
         try:
             terms = IrTerms(ir, {p.name: self.tile.bytes_of(params[i]) for i, p in enumerate(ir.inputs)},
-                            approx=approx)
+                            approx=approx, reductions=True)
             for index, output in enumerate(ir.outputs):
                 for store in self.stores_to(params[len(ir.inputs) + index]):
                     verdict = self._store_values(terms, index, output.type.dtype, store, params[len(ir.inputs) + index])
@@ -1002,7 +1082,14 @@ class Prover:
                         return verdict
         except Inexact as err:
             return "inconclusive", str(err)
+        except reductions.Open as err:
+            return "inconclusive", f"a reduction: {err}"
+        except reductions.Wrong as err:
+            return "refuted", f"a reduction: {err}"
         detail = "every stored element is bit for bit the IR's value (NaN for NaN)"
+        if self.reduction_trees is not None and self.reduction_trees.verdicts:
+            detail += (", each reduction equal to the IR's modulo the order of accumulation (the same terms, "
+                       "each once)")
         if terms.formulas:
             form = "approximate" if approx else "accurate"
             detail += (f", with {', '.join(sorted(terms.formulas))} as ptxgen.mathlib's {form} formulas "
@@ -1018,8 +1105,12 @@ class Prover:
         placed = [z3.URem(offset, store.size) == 0, z3.ULE(offset, max(self.sizes[param] - store.size, 0))]
         for k in range(store.size // itemsize):
             flat = z3.UDiv(offset, itemsize) + k
+            used = len(terms.uses)
             want = terms.output_bits(index, flat, offset + k * itemsize)
             got = z3.Extract((k + 1) * itemsize * 8 - 1, k * itemsize * 8, store.data)
+            if terms.uses[used:]:
+                stored = reductions.Stored(flat, self.output_shape(terms, param), store.condition)
+                got = self.trees(terms).replaced(got, terms.uses[used:], stored)
             facts = tile.assumptions() + self.base_facts() + placed + [store.condition]
             got = self.specialised(got, facts)
             want = self.specialised(self.unified(want, got, facts), facts)
@@ -1047,6 +1138,17 @@ class Prover:
                                f"{_value(found, flat)} of {self.names[param]}; the IR gives "
                                f"{describe(_value(found, want), dtype)}")
         return None
+
+    def output_shape(self, terms: IrTerms, param: str) -> tuple[int, ...]:
+        return terms.kernel.outputs[self.outputs.index(param)].type.shape
+
+    def trees(self, terms: IrTerms) -> reductions.Trees:
+        """The reduction trees of this value obligation (made on first use)."""
+        if self.reduction_trees is None:
+            itemsizes = {str(array): terms.types[name].dtype.itemsize for name, array in terms.inputs.items()}
+            self.reduction_trees = reductions.Trees(self.tile, terms, itemsizes,
+                                                    lambda facts: self.check(self.base_facts() + facts)[0])
+        return self.reduction_trees
 
     def sampled_difference(self, facts: list[z3.BoolRef], same: z3.BoolRef, got: z3.ExprRef, want: z3.ExprRef,
                            seed: int) -> z3.ModelRef | None:
@@ -1270,3 +1372,6 @@ def prove_manifest(manifest_path: Path, kernel: str | None = None) -> Iterator[K
         ir, ptx, launch = lowered_files(manifest_path, entry)
         approx = entry.get("schedule", {}).get("approx_math")
         yield KernelProof(entry["name"], prove_kernel(ptx, launch, ir, approx))
+
+
+from verify import reductions  # noqa: E402  (last: it builds on this module's types)

@@ -18,6 +18,10 @@ GATES = ("ptxas", "z3 memory obligations", "emulator (error)", "emulator (mismat
 # Why a survivor's value proof is open, by a phrase of the prover's reason.
 OPEN_BECAUSE = (
     ("values of reductions are not modelled", "the reduction's value is not proved (reductions are not modelled)"),
+    ("another reduction's result", "the reduction's terms use another reduction's result (not modelled yet)"),
+    ("other than the innermost axes", "a reduction along a middle axis (not modelled yet)"),
+    ("across the CTAs of a cluster", "a reduction across the CTAs of a cluster (not modelled yet)"),
+    ("its values are not modelled yet", "an argmax or argmin, whose values are not modelled"),
     ("module-scope globals", "the kernel is outside the prover (a workspace shared by CTAs)"),
     ("abstracted", "the change reaches the output only through an approximate instruction the prover leaves free"),
     ("gave up", "the solver gave up on the values"),

@@ -16,12 +16,18 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 VALUES = "Output values: each stored element is compared, bit for bit (any NaN for any NaN), with the IR's " \
-         "value for that element, computed in z3's IEEE arithmetic at the interpreter's precision. This covers " \
-         "elementwise kernels. Ops with no exact IEEE meaning (exp, tanh, erf, sigmoid, x**y, and the division of " \
+         "value for that element, computed in z3's IEEE arithmetic at the interpreter's precision. Ops with no " \
+         "exact IEEE meaning (exp, tanh, erf, sigmoid, x**y, and the division of " \
          "approximate schedules) are the formulas of `ptxgen/mathlib.py` for the schedule's form, evaluated with " \
          "the PTX semantics, their approximate instructions uninterpreted: such a proof says the kernel computes " \
          "the formula bit for bit, and the formula's accuracy is tested numerically (`tests/test_mathlib.py`), " \
-         "not proved. Reductions are not yet modelled, so their value obligation is inconclusive."
+         "not proved. A reduction's value is proved modulo the order of accumulation (`verify/reductions.py`): its " \
+         "tree of float32 adds (or NaN-propagating max, min), followed through shuffles and shared memory to the " \
+         "threads that supplied each part, accumulates every element the IR does exactly once, each term bit for " \
+         "bit the IR's; the IR's accumulated value is then one uninterpreted value per result, and the rest of " \
+         "the kernel is compared bit for bit. Not modelled yet (inconclusive): trees whose terms use another " \
+         "reduction's result (softmax's exponentials of x - max, layernorm's variance), reductions across the " \
+         "CTAs of a cluster, online softmax, argmax and argmin, and reductions along other than the innermost axes."
 
 
 def _first_open(row: dict[str, Any]) -> str:
@@ -36,10 +42,11 @@ def _reason(obligation: dict[str, Any]) -> str:
     """An inconclusive obligation's reason, without the line numbers that make each one unique."""
     detail = obligation["detail"]
     if "not affine" in detail or "neither affine" in detail:
-        return "coverage: a store whose offset is neither affine nor a sum of weighted index bits"
+        return "coverage: an access whose offset is neither affine nor a sum of weighted index bits"
     if "through the cluster window" in detail:
         return "races: accesses to other CTAs' shared memory (a cluster's) are not modelled; none among the CTA's own"
-    return re.sub(r"line \d+: ", "", detail).split(" (")[0][:120]
+    detail = re.sub(r"a reduction \((\w+)\)", r"a reduction of \1", re.sub(r"line \d+: ", "", detail))
+    return detail.split(" (")[0][:120]
 
 
 def _kinds(rows: list[dict[str, Any]]) -> list[str]:
