@@ -1,6 +1,6 @@
-"""Evaluation of z3 bit-vector and boolean terms on Python integers, for terms over a few symbols
-(a thread's coordinates) that are evaluated for many values: many times faster than substituting
-and simplifying with z3. A term with anything else (floats, arrays, other symbols) raises
+"""z3 bit-vector and boolean terms compiled to Python functions of a few symbols (a thread's
+coordinates), for terms evaluated at many values: many times faster than substituting and
+simplifying with z3 each time. A term with anything else (floats, arrays, other symbols) raises
 `NotEvaluable`; callers then fall back to z3."""
 
 from __future__ import annotations
@@ -25,117 +25,6 @@ def _udiv(a: int, b: int, bits: int) -> int:
 
 def _urem(a: int, b: int, bits: int) -> int:
     return a if b == 0 else a % b
-
-
-def _shift(bits: int, amount: int) -> int:
-    return min(amount, bits)
-
-
-# Z3 kind -> (node, evaluated children, the node's width) -> value.
-BINARY: dict[int, Callable[[list[int], int], int]] = {
-    z3.Z3_OP_BADD: lambda a, w: sum(a),
-    z3.Z3_OP_BSUB: lambda a, w: a[0] - a[1],
-    z3.Z3_OP_BMUL: lambda a, w: _product(a),
-    z3.Z3_OP_BUDIV: lambda a, w: _udiv(a[0], a[1], w),
-    z3.Z3_OP_BUDIV_I: lambda a, w: _udiv(a[0], a[1], w),
-    z3.Z3_OP_BUREM: lambda a, w: _urem(a[0], a[1], w),
-    z3.Z3_OP_BUREM_I: lambda a, w: _urem(a[0], a[1], w),
-    z3.Z3_OP_BAND: lambda a, w: _fold(a, lambda x, y: x & y),
-    z3.Z3_OP_BOR: lambda a, w: _fold(a, lambda x, y: x | y),
-    z3.Z3_OP_BXOR: lambda a, w: _fold(a, lambda x, y: x ^ y),
-    z3.Z3_OP_BNOT: lambda a, w: ~a[0],
-    z3.Z3_OP_BNEG: lambda a, w: -a[0],
-    z3.Z3_OP_BSHL: lambda a, w: a[0] << _shift(w, a[1]),
-    z3.Z3_OP_BLSHR: lambda a, w: a[0] >> _shift(w, a[1]),
-    z3.Z3_OP_BASHR: lambda a, w: _signed(a[0], w) >> _shift(w, a[1]),
-}
-COMPARE: dict[int, Callable[[int, int, int], bool]] = {
-    z3.Z3_OP_ULEQ: lambda a, b, w: a <= b, z3.Z3_OP_ULT: lambda a, b, w: a < b,
-    z3.Z3_OP_UGEQ: lambda a, b, w: a >= b, z3.Z3_OP_UGT: lambda a, b, w: a > b,
-    z3.Z3_OP_SLEQ: lambda a, b, w: _signed(a, w) <= _signed(b, w),
-    z3.Z3_OP_SLT: lambda a, b, w: _signed(a, w) < _signed(b, w),
-    z3.Z3_OP_SGEQ: lambda a, b, w: _signed(a, w) >= _signed(b, w),
-    z3.Z3_OP_SGT: lambda a, b, w: _signed(a, w) > _signed(b, w),
-}
-
-
-def _product(values: list[int]) -> int:
-    result = 1
-    for v in values:
-        result *= v
-    return result
-
-
-def _fold(values: list[int], fn: Callable[[int, int], int]) -> int:
-    result = values[0]
-    for v in values[1:]:
-        result = fn(result, v)
-    return result
-
-
-class Evaluator:
-    """Values of terms for one assignment of symbols (by name), memoised per node."""
-
-    def __init__(self, symbols: dict[str, int]) -> None:
-        self.symbols = symbols
-        self.memo: dict[int, Any] = {}
-
-    def __call__(self, term: z3.ExprRef) -> int | bool:
-        key = term.get_id()
-        if key not in self.memo:
-            self.memo[key] = self._eval(term)
-        return self.memo[key]
-
-    def _eval(self, term: z3.ExprRef) -> int | bool:
-        kind = term.decl().kind() if z3.is_app(term) else None
-        if z3.is_bv_value(term):
-            return term.as_long()
-        if z3.is_true(term) or z3.is_false(term):
-            return z3.is_true(term)
-        if kind == z3.Z3_OP_UNINTERPRETED and term.num_args() == 0:
-            name = str(term)
-            if name not in self.symbols:
-                raise NotEvaluable(name)
-            return self.symbols[name]
-        children = term.children()
-        if kind == z3.Z3_OP_ITE:
-            return self(children[1]) if self(children[0]) else self(children[2])
-        if kind in (z3.Z3_OP_AND, z3.Z3_OP_OR, z3.Z3_OP_NOT, z3.Z3_OP_EQ, z3.Z3_OP_DISTINCT, z3.Z3_OP_IMPLIES):
-            return _logic(kind, [self(c) for c in children])
-        if kind in COMPARE:
-            return COMPARE[kind](self(children[0]), self(children[1]), children[0].size())
-        if not z3.is_bv(term):
-            raise NotEvaluable(str(term.decl()))
-        bits, mask = term.size(), (1 << term.size()) - 1
-        if kind == z3.Z3_OP_EXTRACT:
-            high, low = term.params()
-            return (self(children[0]) >> low) & ((1 << (high - low + 1)) - 1)
-        if kind == z3.Z3_OP_CONCAT:
-            value = 0
-            for child in children:
-                value = (value << child.size()) | self(child)
-            return value
-        if kind == z3.Z3_OP_ZERO_EXT:
-            return self(children[0])
-        if kind == z3.Z3_OP_SIGN_EXT:
-            return _signed(self(children[0]), children[0].size()) & mask
-        if kind in BINARY:
-            return BINARY[kind]([self(c) for c in children], bits) & mask
-        raise NotEvaluable(str(term.decl()))
-
-
-def _logic(kind: int, values: list[Any]) -> bool:
-    if kind == z3.Z3_OP_AND:
-        return all(values)
-    if kind == z3.Z3_OP_OR:
-        return any(values)
-    if kind == z3.Z3_OP_NOT:
-        return not values[0]
-    if kind == z3.Z3_OP_IMPLIES:
-        return (not values[0]) or values[1]
-    if kind == z3.Z3_OP_EQ:
-        return values[0] == values[1]
-    return len(set(values)) == len(values)  # distinct
 
 
 # Python source for each kind, from the children's source and the node's width.
