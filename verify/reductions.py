@@ -194,7 +194,7 @@ class Expansion:
             self.at(exchange.mask, thread)
         segment, clamp = (c >> 8) & 0x1F, c & 0x1F
         high, low = (lane & segment) | (clamp & ~segment & 0x1F), lane & segment
-        source, valid = SHUFFLE_LANES[exchange.mode](lane, int(b), low, high, segment)
+        source, valid = SHUFFLE_LANES[exchange.mode](lane, int(b) & 0x1F, low, high, segment)  # b[4:0]
         source = source if valid else lane
         supplier = thread - lane + source
         if not (int(mask) >> lane) & 1 or not (int(mask) >> source) & 1:
