@@ -170,8 +170,8 @@ class Tile:
     memory: dict[str, z3.ArrayRef] = field(default_factory=dict)  # parameter -> its bytes (inputs' contents)
     shared: list[SharedAccess] = field(default_factory=list)
     barriers: list[Barrier] = field(default_factory=list)
-    exchanges: dict[str, Exchange] = field(default_factory=dict)  # abstract symbol's name -> where it came from
-    exchange_ids: dict[int, tuple[z3.ExprRef, Exchange]] = field(default_factory=dict)  # by the symbol's term id
+    # An abstract symbol's term id -> the symbol (kept, so that the id stays its) and where its value came from.
+    exchange_ids: dict[int, tuple[z3.ExprRef, Exchange]] = field(default_factory=dict)
     combines: dict[int, Combine] = field(default_factory=dict)  # a float add/max/min result's term id -> it
     paths: int = 0  # paths the execution finished
 
@@ -405,8 +405,7 @@ def _abstract(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.B
         value = z3.Bool(f"abstract {ex.abstractions}") if type_ == "pred" else \
             z3.BitVec(f"abstract {ex.abstractions} line {ins.line}.{index}", width(type_))
         if provenance is not None and type_ != "pred":
-            ex.tile.exchanges[str(value)] = provenance(index)
-            ex.tile.exchange_ids[value.get_id()] = (value, ex.tile.exchanges[str(value)])
+            ex.tile.exchange_ids[value.get_id()] = (value, provenance(index))
         ex.write(state, Reg(name), value, guard)
     state.pc += 1
     return None

@@ -42,7 +42,7 @@ from ir.kernel import Instr
 from ir.ops import Op as IrOp
 from verify.bv_eval import NotEvaluable, compiled
 from verify.ir_symbolic import At, IrTerms, accumulated
-from verify.prove import Combine, Exchange, SharedAccess, Tile, _memory_reads, _nodes
+from verify.prove import Combine, Exchange, SharedAccess, Tile, _check, _memory_reads, _nodes
 from verify.symbolic import to_bits, to_float
 
 Leaf = tuple[int, int]  # (term id, thread)
@@ -57,6 +57,7 @@ IDENTITIES: dict[str, frozenset[int]] = {
 
 
 ELEMENT = z3.BitVec("reduced element", 64)  # an element of a reduction's input, by its flat index
+DECIDE_MS = 2_000  # a condition on a thread that simplifying leaves the CTA in: the solver decides it
 
 
 class Open(Exception):
@@ -103,13 +104,6 @@ def kind_of(combine: Combine) -> str:
     return ".".join(word for word in combine.opcode.split(".") if word != "rn")
 
 
-def _solve(constraints: list[z3.BoolRef]) -> z3.CheckSatResult:
-    solver = z3.Solver()
-    solver.set("timeout", 2_000)
-    solver.add(*constraints)
-    return solver.check()
-
-
 def _constant(term: z3.ExprRef) -> int | bool | None:
     simple = z3.simplify(term)
     if z3.is_true(simple) or z3.is_false(simple):
@@ -154,8 +148,8 @@ class Expansion:
             value = _constant(mine)
             if value is None and z3.is_bool(mine):
                 ctas = [z3.ULT(self.tile.cta, self.tile.launch.ctas)]
-                value = True if _solve(ctas + [z3.Not(mine)]) == z3.unsat else \
-                    False if _solve(ctas + [mine]) == z3.unsat else None
+                value = True if _check(ctas + [z3.Not(mine)], DECIDE_MS)[0] == z3.unsat else \
+                    False if _check(ctas + [mine], DECIDE_MS)[0] == z3.unsat else None
             if value is None:
                 raise Open(f"{z3.simplify(term)} is not the same in every CTA for thread {thread}")
             self.decided[key] = value
@@ -320,19 +314,10 @@ class Templates:
 def formula(term: z3.ExprRef) -> Formula:
     """`term` (concrete addresses) with each buffer's bytes renamed by their offset from the first
     one it reads, so that the same computation on other elements has the same template."""
-    reads = _memory_reads(term)
-    by_buffer: dict[str, list[tuple[int, z3.ExprRef]]] = {}
-    for read in reads:
-        index = _constant(read.arg(1))
-        if index is None:
-            raise Open(f"a leaf reads {z3.simplify(read.arg(1))}, not a fixed place")
-        by_buffer.setdefault(str(read.arg(0)), []).append((int(index), read))
-    pairs, places = [], set()
-    for buffer, found in sorted(by_buffer.items()):
-        first = min(i for i, _ in found)
-        places |= {(buffer, i) for i, _ in found}
-        pairs += [(read, z3.BitVec(f"byte {buffer} +{i - first}", 8)) for i, read in found]
-    return Formula(tuple(sorted(places)), z3.simplify(z3.substitute(term, *pairs) if pairs else term))
+    found = Templates(term).at({})
+    if found is None:
+        raise Open(f"a leaf reads a place that is not fixed: {term}"[:300])
+    return found
 
 
 @dataclass
@@ -350,6 +335,9 @@ class ReductionProof:
     checked: set[tuple[int, int]] = field(default_factory=set)  # (thread, result) pairs matched
     ir_template: Templates | None = None
     kernel_templates: dict[int, Templates] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.expansion.leaf = self.leaf_bag
 
     def row(self, reduced: int) -> Counter[tuple[tuple[str, int], ...]]:
         """The IR's accumulated elements of result `reduced`, by the bytes each reads."""
@@ -395,8 +383,6 @@ class ReductionProof:
 
     def check_thread(self, root: z3.ExprRef, thread: int, reduced: int) -> None:
         """Thread `thread`'s tree at CTA 0 accumulates exactly the IR's elements of result `reduced`."""
-        if self.expansion.leaf is None:
-            self.expansion.leaf = self.leaf_bag
         bag = self.expansion.leaves(root, thread)
         if (bag, reduced) in self.checked:
             return
@@ -545,10 +531,8 @@ def _per_result(terms: IrTerms, instr: Instr, store: Stored) -> int:
     per_result = math.prod(store.shape) // max(math.prod(reduced_shape), 1)
     x = z3.BitVec("output element", 64)
     broadcast = At(x, store.shape).of(reduced_shape).flat
-    solver = z3.Solver()
-    solver.set("timeout", 10_000)
-    solver.add(z3.ULT(x, math.prod(store.shape)), broadcast != z3.UDiv(x, per_result))
-    if per_result < 1 or solver.check() != z3.unsat:
+    if per_result < 1 or _check([z3.ULT(x, math.prod(store.shape)), broadcast != z3.UDiv(x, per_result)])[0] \
+            != z3.unsat:
         raise Open(f"the output's elements do not use the reduction's results in runs of {per_result}")
     return per_result
 
