@@ -24,8 +24,8 @@ ACCUMULATE = re.compile(r"add\.rn\.f32 (%f\d+), \1, %f\d+;")
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 
-def lowered(sizes: dict[str, int]) -> tuple[object, list[str], Launch]:
-    kernel = capture(load_problem(RMSNORM, sizes=sizes), shapes_only=True).regions[0].kernel
+def lowered(sizes: dict[str, int], problem: Path = RMSNORM) -> tuple[object, list[str], Launch]:
+    kernel = capture(load_problem(problem, sizes=sizes), shapes_only=True).regions[0].kernel
     result = lower(kernel, default_schedule(kernel, TARGET), TARGET)
     return kernel, result.ptx.splitlines(), Launch.of(result.launch)
 
@@ -36,7 +36,8 @@ WARP_ROWS = {"num_tokens": 64, "hidden": 64}  # a warp to a row: the butterfly a
 
 
 def values(kernel: object, ptx: str, launch: Launch) -> Obligation:
-    return next(o for o in prove_kernel(ptx, launch, kernel, True) if o.name == VALUES)
+    approx = getattr(default_schedule(kernel, TARGET), "approx_math", None)  # the form the PTX was lowered with
+    return next(o for o in prove_kernel(ptx, launch, kernel, approx) if o.name == VALUES)
 
 
 def edited(lines: list[str], matches: Callable[[str], object], change: Callable[[str], str], nth: int = 0) -> str:
@@ -77,3 +78,53 @@ def test_an_accumulation_rounded_otherwise_is_not_proved() -> None:
     kernel, lines, launch = lowered(CTA_ROWS)
     mutant = edited(lines, ACCUMULATE.search, lambda line: line.replace("add.rn", "add.rz"), 1)
     assert values(kernel, mutant, launch).status == "inconclusive"
+
+
+# Reductions whose terms use another reduction's result: softmax's exponentials of x - max,
+# layernorm's squares of x - mean, logsumexp's max + log(sum(exp(x - max))).
+PROBLEMS = REPO / "datasets" / "problems" / "reduction"
+NESTED_ROWS = {"batch_size": 8, "dim": 2048}  # 64 threads to a row: two warps meet in shared memory
+
+
+@pytest.mark.parametrize("name", ["softmax_f32", "layernorm_f32", "logsumexp_f32"])
+def test_a_reduction_of_another_reductions_results_is_proved(name: str) -> None:
+    kernel, lines, launch = lowered(NESTED_ROWS, PROBLEMS / f"{name}.py")
+    found = values(kernel, "\n".join(lines), launch)
+    assert found.status == "proved", found.detail
+    assert "modulo the order of accumulation" in found.detail
+
+
+def after(first: str, pattern: re.Pattern[str]) -> Callable[[str], object]:
+    """Lines matching `pattern` once a line containing `first` has been seen."""
+    seen = [False]
+
+    def matches(line: str) -> object:
+        seen[0] = seen[0] or first in line
+        return seen[0] and pattern.search(line)
+    return matches
+
+
+NESTED_WRONG = {
+    "softmax's max misses an element": ("softmax_f32", lambda line: "max.NaN.f32 %f0, %f0, %f5;" in line,
+                                        lambda line: "// " + line, "refuted"),
+    "layernorm's variance misses a square": ("layernorm_f32", after("sub.rn.f32", ACCUMULATE),
+                                             lambda line: "// " + line, "refuted"),
+    "softmax exponentiates x - x": ("softmax_f32", lambda line: line.strip().startswith("sub.rn.f32"),
+                                    lambda line: re.sub(r", (%f\d+);", ", " + line.split(",")[1].strip() + ";", line),
+                                    "inconclusive"),
+}
+
+
+@pytest.mark.parametrize("case", NESTED_WRONG, ids=list(NESTED_WRONG))
+def test_a_wrong_nested_reduction_is_never_proved(case: str) -> None:
+    """A tree of the inner or outer reduction that misses a term is refuted; a term that does not
+    use the inner result the IR's does is not proved (the result is free in the query, so a
+    difference there refutes nothing)."""
+    name, matches, change, status = NESTED_WRONG[case]
+    kernel, lines, launch = lowered(NESTED_ROWS, PROBLEMS / f"{name}.py")
+    mutant = edited(lines, matches, change)
+    assert mutant != "\n".join(lines)
+    found = values(kernel, mutant, launch)
+    assert found.status == status, found.detail
+    if status == "refuted":
+        assert "a reduction: thread" in found.detail and "misses" in found.detail

@@ -27,9 +27,11 @@ solver query each:
 - output values: every stored element equals the IR's value for it (`verify.ir_symbolic`); a few
   threads are first tested on random input bytes, so that a difference many threads show is found
   without a search (a difference found this way is a model like any other, checked by the solver).
-  A reduction's tree in the stored value is first proved to accumulate the IR's elements, each once
-  (`verify.reductions`, which follows the provenance kept for shuffles and shared loads), and
-  replaced by the IR's accumulated value.
+  A reduction's tree in the stored value (and each one its terms use, such as softmax's max) is
+  first proved to accumulate the IR's elements, each once (`verify.reductions`, which follows the
+  provenance kept for shuffles and shared loads), and replaced by the IR's accumulated value; the
+  two sides are compared in one canonical form (`Canonical`), by congruence where they differ in
+  a few subterms, and whole.
 
 Each obligation is proved (the query is unsatisfiable), refuted (a model: the thread and element
 it fails for, in the user's terms; never one that rests on abstracted values; replayed concretely
@@ -59,7 +61,8 @@ from verify.memory import layout
 from verify.ptxparse import Addr, Entry, Imm, Instruction, Reg, Sym, Vec, parse_ptx, type_bytes
 from verify.replay import Replayable, chosen_bytes, replay
 from verify.semantics import SEMANTICS, NotModelled, Op, decode, width
-from verify.symbolic import Z3Domain, to_float
+from verify.symbolic import Z3Domain, decoded, to_float
+from verify.symbolic import nodes as _nodes
 
 ALIGNMENT = 256  # buffers start at multiples of this (what the CUDA allocator guarantees)
 MAX_PATHS = 128
@@ -618,21 +621,8 @@ def _merged_shared(accesses: list[SharedAccess]) -> list[SharedAccess]:
     return sorted(merged, key=lambda a: (a.epoch, a.instruction.line))
 
 
-def _nodes(*terms: z3.ExprRef) -> Iterator[z3.ExprRef]:
-    """Each distinct node of `terms` once (a term is a DAG: shared subterms are not walked twice)."""
-    seen: set[int] = set()
-    pending = list(terms)
-    while pending:
-        node = pending.pop()
-        if node.get_id() in seen:
-            continue
-        seen.add(node.get_id())
-        yield node
-        pending.extend(node.children())
-
-
 def _free_symbols(term: z3.ExprRef) -> list[z3.ExprRef]:
-    found = {str(n): n for n in _nodes(term) if z3.is_const(n) and n.decl().kind() == z3.Z3_OP_UNINTERPRETED}
+    found = {n.decl().name(): n for n in _nodes(term) if z3.is_const(n) and n.decl().kind() == z3.Z3_OP_UNINTERPRETED}
     return list(found.values())
 
 
@@ -647,6 +637,38 @@ def _uninterpreted_calls(*terms: z3.ExprRef) -> set[str]:
     """Names of the uninterpreted functions applied in `terms` (approximate instructions)."""
     return {n.decl().name() for n in _nodes(*terms)
             if z3.is_app(n) and n.num_args() and n.decl().kind() == z3.Z3_OP_UNINTERPRETED}
+
+
+CONGRUENCE_PAIRS = 16  # the most differing subterms an equality by congruence is tried with
+CONGRUENCE_MS = 2_000  # the solver's time for each of them
+
+
+def _differing(a: z3.ExprRef, b: z3.ExprRef) -> list[tuple[z3.ExprRef, z3.ExprRef]] | None:
+    """The largest subterms at which `a` and `b` differ, walking both where they apply the same
+    operation (None: more than CONGRUENCE_PAIRS of them)."""
+    pairs: list[tuple[z3.ExprRef, z3.ExprRef]] = []
+    pending, seen = [(a, b)], set()
+    while pending:
+        x, y = pending.pop()
+        if x.eq(y) or (x.get_id(), y.get_id()) in seen:
+            continue
+        seen.add((x.get_id(), y.get_id()))
+        if z3.is_app(x) and z3.is_app(y) and x.num_args() == y.num_args() > 0 and x.decl().eq(y.decl()):
+            pending.extend(zip(x.children(), y.children()))
+            continue
+        pairs.append((x, y))
+        if len(pairs) > CONGRUENCE_PAIRS:
+            return None
+    return pairs
+
+
+def equal_by_congruence(a: z3.ExprRef, b: z3.ExprRef, proved: Callable[[z3.BoolRef], bool]) -> bool:
+    """Whether `a` is `b`, shown by proving equal each pair of subterms where they differ (the same
+    operations of equal operands are equal): small queries where the whole would be one the solver
+    may not finish. False says nothing (the differing subterms may differ where the whole does not)."""
+    pairs = _differing(a, b)
+    whole = pairs is not None and len(pairs) == 1 and pairs[0][0].eq(a)  # no smaller query than the whole
+    return pairs is not None and not whole and all(proved(x == y) for x, y in pairs)
 
 
 def _generalised(claim: z3.BoolRef, got: z3.ExprRef, want: z3.ExprRef) -> z3.BoolRef:
@@ -670,6 +692,48 @@ def _generalised(claim: z3.BoolRef, got: z3.ExprRef, want: z3.ExprRef) -> z3.Boo
     return z3.substitute(claim, *pairs) if pairs else claim
 
 
+# Operations whose operands may be put in any order (after a float operation's rounding mode).
+COMMUTATIVE = {z3.Z3_OP_AND: 0, z3.Z3_OP_OR: 0, z3.Z3_OP_EQ: 0, z3.Z3_OP_BADD: 0, z3.Z3_OP_BMUL: 0,
+               z3.Z3_OP_BAND: 0, z3.Z3_OP_BOR: 0, z3.Z3_OP_BXOR: 0, z3.Z3_OP_FPA_ADD: 1, z3.Z3_OP_FPA_MUL: 1,
+               z3.Z3_OP_FPA_EQ: 0}
+
+
+class Canonical:
+    """Terms rebuilt with the operands of commutative operations in an order of their structure
+    alone (not of when z3 made them): two terms that differ only in such orders become one. Each
+    node met is held, so that its id is not reused while the memo keys on it."""
+
+    def __init__(self) -> None:
+        self.keys: dict[int, tuple[z3.ExprRef, int]] = {}
+        self.rebuilt: dict[int, tuple[z3.ExprRef, z3.ExprRef]] = {}
+
+    def key(self, node: z3.ExprRef) -> int:
+        if node.get_id() not in self.keys:
+            if z3.is_app(node) and node.num_args():
+                children = [self.key(c) for c in node.children()]
+                skip = COMMUTATIVE.get(node.decl().kind())
+                if skip is not None:
+                    children = children[:skip] + sorted(children[skip:])
+                self.keys[node.get_id()] = (node, hash((node.decl().sexpr(), tuple(children))))
+            else:
+                self.keys[node.get_id()] = (node, hash(node.sexpr()))
+        return self.keys[node.get_id()][1]
+
+    def __call__(self, node: z3.ExprRef) -> z3.ExprRef:
+        if node.get_id() not in self.rebuilt:
+            rebuilt = node
+            if z3.is_app(node) and node.num_args():
+                children = [self(c) for c in node.children()]
+                skip = COMMUTATIVE.get(node.decl().kind())
+                if skip is not None:
+                    children = children[:skip] + sorted(children[skip:], key=self.key)
+                args = (z3.Ast * len(children))(*[c.as_ast() for c in children])  # no casts to the declared sorts
+                rebuilt = z3.z3._to_expr_ref(z3.Z3_mk_app(node.ctx_ref(), node.decl().ast, len(children), args),
+                                             node.ctx)
+            self.rebuilt[node.get_id()] = (node, rebuilt)
+        return self.rebuilt[node.get_id()][1]
+
+
 def _memory_reads(term: z3.ExprRef) -> list[z3.ExprRef]:
     """The distinct array reads (bytes of a buffer) in `term`."""
     return [n for n in _nodes(term) if z3.is_select(n)]
@@ -685,9 +749,9 @@ def _index_conditions(term: z3.ExprRef) -> list[z3.BoolRef]:
 def _on_indices(condition: z3.ExprRef) -> bool:
     if z3.is_true(condition) or z3.is_false(condition):
         return False
-    symbols = _free_symbols(condition)
-    return all(z3.is_bv(s) and not str(s).startswith(("unset", "abstract")) for s in symbols) and \
-        not _reads_memory_or_floats(condition)
+    if _reads_memory_or_floats(condition):  # first: it stops at the first float or read it meets
+        return False
+    return all(z3.is_bv(s) and not s.decl().name().startswith(("unset", "abstract")) for s in _free_symbols(condition))
 
 
 def _reads_memory_or_floats(term: z3.ExprRef) -> bool:
@@ -744,10 +808,11 @@ class Prover:
     def offset(self, access: Access, base: str) -> z3.BitVecRef:
         return z3.simplify(access.address - self.tile.bases[base])
 
-    def check(self, constraints: list[z3.BoolRef], logic: str | None = None) -> tuple[z3.CheckSatResult, Any]:
-        """One solver query, given what is left of the kernel's time (at most PROOF_TIMEOUT_MS)."""
+    def check(self, constraints: list[z3.BoolRef], logic: str | None = None,
+              limit_ms: int = PROOF_TIMEOUT_MS) -> tuple[z3.CheckSatResult, Any]:
+        """One solver query, given what is left of the kernel's time (at most `limit_ms`)."""
         left_ms = int((self.deadline - time.perf_counter()) * 1000)
-        return _check(constraints, max(1, min(PROOF_TIMEOUT_MS, left_ms)), logic)
+        return _check(constraints, max(1, min(limit_ms, left_ms)), logic)
 
     def timed(self, name: str, check: Callable[[], tuple[str, str]]) -> Obligation:
         started = time.perf_counter()
@@ -1086,7 +1151,7 @@ class Prover:
         except reductions.Wrong as err:
             return "refuted", f"a reduction: {err}"
         detail = "every stored element is bit for bit the IR's value (NaN for NaN)"
-        if self.reduction_trees is not None and self.reduction_trees.verdicts:
+        if self.reduction_trees is not None and self.reduction_trees.matched:
             detail += (", each reduction equal to the IR's modulo the order of accumulation (the same terms, "
                        "each once)")
         if terms.formulas:
@@ -1111,13 +1176,17 @@ class Prover:
                 stored = reductions.Stored(flat, self.output_shape(terms, param), store.condition)
                 got = self.trees(terms).replaced(got, terms.uses[used:], stored)
             facts = tile.assumptions() + self.base_facts() + placed + [store.condition]
-            got = self.specialised(got, facts)
-            want = self.specialised(self.unified(want, got, facts), facts)
+            canonical = Canonical()
+            got = canonical(decoded(self.specialised(got, facts)))
+            want = canonical(decoded(self.specialised(self.unified(want, got, facts), facts)))
             same = z3.Or(got == want, z3.And(is_nan(got, dtype), is_nan(want, dtype))) if dtype.is_float \
                 else got == want
             sampled = self.sampled_difference(facts, same, got, want, seed=store.instruction.line * 64 + k)
             if sampled is None and \
                     self.check(facts + [z3.Not(_generalised(same, got, want))], logic=VALUE_LOGIC)[0] == z3.unsat:
+                continue
+            if sampled is None and equal_by_congruence(got, want, lambda equal: self.check(
+                    facts + [z3.Not(equal)], logic=VALUE_LOGIC, limit_ms=CONGRUENCE_MS)[0] == z3.unsat):
                 continue
             result, found = (z3.sat, sampled) if sampled is not None else \
                 self.check(facts + [z3.Not(same)], logic=VALUE_LOGIC)
@@ -1146,7 +1215,8 @@ class Prover:
         if self.reduction_trees is None:
             itemsizes = {str(array): terms.types[name].dtype.itemsize for name, array in terms.inputs.items()}
             self.reduction_trees = reductions.Trees(self.tile, terms, itemsizes,
-                                                    lambda facts: self.check(self.base_facts() + facts)[0])
+                                                    lambda facts, limit_ms=PROOF_TIMEOUT_MS:
+                                                    self.check(self.base_facts() + facts, limit_ms=limit_ms)[0])
         return self.reduction_trees
 
     def sampled_difference(self, facts: list[z3.BoolRef], same: z3.BoolRef, got: z3.ExprRef, want: z3.ExprRef,

@@ -11,23 +11,35 @@ the CTA symbolic: every lane, shared address and condition met on the way must b
 constant in every CTA of the launch (decided by evaluation, or by the solver where the CTA
 remains).
 
-The tree's leaves, at CTA 0, are compared with the elements the IR accumulates for the element
-the thread stores: as multisets, each leaf keyed by the input bytes it reads, every element
-exactly once, identities (+-0.0 for a sum, -inf for max, +inf for min) left out; each leaf equal
-to its element's value bit for bit (one solver query per distinct pair of formulas, the bytes
-read as free variables). Lemmas carry this to every CTA: the elements every storing thread stores
-move from CTA 0 to any CTA by the same whole number of results, every place a leaf reads moves by
-as many of the IR's rows, and nothing else in a leaf depends on the CTA. The tree is then the
-IR's accumulated value (`ir_symbolic.accumulated`): the same terms summed over the reals, rounded
-in some order; what follows it is compared bit for bit as for elementwise kernels.
+The tree's leaves, at CTA 0, are compared with the elements the IR accumulates: as multisets,
+each leaf keyed by the places it reads (input bytes, and other reductions' results), every
+element exactly once, identities (+-0.0 for a sum, -inf for max, +inf for min) left out; each
+leaf equal to its element's value bit for bit (one solver query per distinct pair of formulas,
+the places read as free variables; first in one canonical form, then by congruence on the
+subterms where they differ, then whole). The result the tree computes is the one whose elements
+its leaves are. A leaf that uses another reduction's result (softmax's exponentials of x - max,
+layernorm's squares of x - mean) or a value another thread supplied is resolved the same way
+first: the inner tree, in the thread that computed it, into the IR's accumulated value of its
+result (`ir_symbolic.accumulated`), a shuffled or shared-loaded value into its supplier's. The
+values a stored element uses are resolved so in every thread that stores, and must be the same
+function of the IR's results for the element each stores.
 
-A tree that misses an element or takes one twice is refuted (`Wrong`), naming it. Not modelled
-yet (`Open`: the value obligation stays inconclusive, saying why): trees with a term of another
-form (an add rounded otherwise, a term of two elements), trees whose terms use another
-reduction's result (softmax's exponentials of x - max, layernorm's variance), reductions across
-the CTAs of a cluster, online softmax's rescaled sums, argmax and argmin, reductions along other
-than the innermost axes, kernels of several paths, and a shared load from an address stored to in
-its own phase."""
+Lemmas carry this to every CTA: the elements every storing thread stores move from CTA 0 to any
+CTA by the same whole number of results, every place a leaf reads moves by as many of the IR's
+rows (the reductions all have rows of one length and as many results), and nothing else in a leaf
+or a supplied value depends on the CTA. The tree is then the IR's accumulated value: the same
+terms summed over the reals, rounded in some order; what follows it is compared bit for bit as
+for elementwise kernels.
+
+A tree that misses an element or takes one twice is refuted (`Wrong`), naming it. A leaf that
+differs from the IR's element only where it uses another reduction's result is not refuted (that
+result is free in the query; the real one is not: a row's maximum is at least each element).
+Not modelled yet (`Open`: the value obligation stays inconclusive, saying why): trees with a term
+of another form (an add rounded otherwise, a term of two elements), reductions across the CTAs
+of a cluster, online softmax's rescaled sums, argmax and argmin, reductions along other than the
+innermost axes, reductions of different row lengths in one kernel, kernels of several paths, a
+leaf whose condition depends on the CTA other than through its row, and a shared load from an
+address stored to in its own phase."""
 
 from __future__ import annotations
 
@@ -35,6 +47,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 
 import z3
 
@@ -42,8 +55,20 @@ from ir.kernel import Instr
 from ir.ops import Op as IrOp
 from verify.bv_eval import NotEvaluable, compiled
 from verify.ir_symbolic import At, IrTerms, accumulated
-from verify.prove import Combine, Exchange, SharedAccess, Tile, _check, _memory_reads, _nodes
-from verify.symbolic import to_bits, to_float
+from verify.prove import (
+    CONGRUENCE_MS,
+    Canonical,
+    Combine,
+    Exchange,
+    SharedAccess,
+    Tile,
+    _check,
+    _generalised,
+    _memory_reads,
+    _nodes,
+    equal_by_congruence,
+)
+from verify.symbolic import decoded, to_bits, to_float
 
 Leaf = tuple[int, int]  # (term id, thread)
 # The combining instruction of each IR reduction, and the leaf values that change nothing.
@@ -57,6 +82,7 @@ IDENTITIES: dict[str, frozenset[int]] = {
 
 
 ELEMENT = z3.BitVec("reduced element", 64)  # an element of a reduction's input, by its flat index
+ELEMENT_NAME = ELEMENT.decl().name()
 DECIDE_MS = 2_000  # a condition on a thread that simplifying leaves the CTA in: the solver decides it
 
 
@@ -64,31 +90,37 @@ class Open(Exception):
     """The reduction is outside what is modelled: the value obligation is inconclusive."""
 
 
+class OtherForm(Open):
+    """The kernel's tree reads other buffers than the IR reduction's elements: another reduction's."""
+
+
 class Wrong(Exception):
     """The kernel's tree accumulates other elements than the IR's: the value obligation is refuted."""
 
 
-Reads = tuple[tuple[str, int], ...]  # the places a leaf reads: (buffer, byte) each, in order
+Reads = tuple[tuple[str, int], ...]  # the places a leaf reads: (buffer, index) each, in order
+Check = Callable[..., z3.CheckSatResult]  # a query of constraints (and `limit_ms`): its result
+Key = tuple[Reads, int]  # a kernel leaf in a bag: the places it reads and its template's id
 
 
 class Bags:
-    """Multisets of leaves (by the places they read), each made once: a bag is an id, and joining
+    """Multisets of leaves (by the places they read and their formula), each made once: a bag is an id, and joining
     two bags is remembered, so that threads whose trees join the same parts share the work."""
 
     def __init__(self) -> None:
-        self.counts: list[Counter[Reads]] = []
+        self.counts: list[Counter[Key]] = []
         self.joined: dict[tuple[int, int], int] = {}
-        self.singles: dict[Reads, int] = {}
+        self.singles: dict[Key, int] = {}
         self.empty = self.make(Counter())
 
-    def make(self, counts: Counter[Reads]) -> int:
+    def make(self, counts: Counter[Key]) -> int:
         self.counts.append(counts)
         return len(self.counts) - 1
 
-    def single(self, reads: Reads) -> int:
-        if reads not in self.singles:
-            self.singles[reads] = self.make(Counter({reads: 1}))
-        return self.singles[reads]
+    def single(self, key: Key) -> int:
+        if key not in self.singles:
+            self.singles[key] = self.make(Counter({key: 1}))
+        return self.singles[key]
 
     def join(self, a: int, b: int) -> int:
         key = (min(a, b), max(a, b))
@@ -151,7 +183,8 @@ class Expansion:
                 value = True if _check(ctas + [z3.Not(mine)], DECIDE_MS)[0] == z3.unsat else \
                     False if _check(ctas + [mine], DECIDE_MS)[0] == z3.unsat else None
             if value is None:
-                raise Open(f"{z3.simplify(term)} is not the same in every CTA for thread {thread}")
+                raise Open(f"thread {thread}: a lane, shared address or condition that is not the same in every CTA: "
+                           f"{z3.simplify(term)}"[:300])
             self.decided[key] = value
         return self.decided[key]
 
@@ -247,11 +280,28 @@ SHUFFLE_LANES = {
 
 @dataclass(frozen=True)
 class Formula:
-    """A leaf's value with the bytes it reads renamed by place (`reads`: every (buffer, byte) it
-    reads; in the template each byte is named by its offset from the first it reads of its buffer)."""
+    """A leaf's value with the places it reads renamed (`reads`: every (buffer, index) it reads,
+    a byte of an input or a reduction's accumulated result; in the template each is named by its
+    offset from the first it reads of its buffer)."""
 
-    reads: tuple[tuple[str, int], ...]
+    reads: Reads
     template: z3.ExprRef
+
+
+def _is_accumulated(node: z3.ExprRef) -> bool:
+    """An IR reduction's accumulated value (`ir_symbolic.accumulated`) of one result."""
+    return z3.is_app(node) and node.num_args() == 1 and node.decl().kind() == z3.Z3_OP_UNINTERPRETED and \
+        node.decl().name().startswith("accumulated ")
+
+
+def _places(term: z3.ExprRef) -> list[z3.ExprRef]:
+    """The places `term` reads: bytes of buffers and accumulated results of reductions."""
+    return [n for n in _nodes(term) if z3.is_select(n) or _is_accumulated(n)]
+
+
+def _place(node: z3.ExprRef) -> tuple[str, z3.ExprRef]:
+    """A place's buffer (an input's bytes, or a reduction's results) and its index there."""
+    return (node.arg(0).decl().name(), node.arg(1)) if z3.is_select(node) else (node.decl().name(), node.arg(0))
 
 
 @dataclass
@@ -263,15 +313,17 @@ class Templates:
 
     term: z3.ExprRef
     reads: list[z3.ExprRef] = field(default_factory=list)
-    built: dict[tuple[tuple[tuple[str, int], ...], tuple[bool, ...]], Formula | None] = field(default_factory=dict)
+    built: dict[tuple[Reads, tuple[bool, ...]], Formula | None] = field(default_factory=dict)
 
     places: list[Callable[..., int | bool]] | None = None  # each read's place, compiled
     buffers: list[str] = field(default_factory=list)
+    indices: list[z3.ExprRef] = field(default_factory=list)
     choices: list[tuple[z3.ExprRef, Callable[..., int | bool]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.reads = _memory_reads(self.term)
-        self.buffers = [str(read.arg(0)) for read in self.reads]
+        self.reads = _places(self.term)
+        self.buffers = [_place(read)[0] for read in self.reads]
+        self.indices = [_place(read)[1] for read in self.reads]
 
     def _choices(self, symbols: tuple[str, ...]) -> None:
         """The if-then-else nodes whose condition is a function of the symbols alone (a tail
@@ -287,7 +339,7 @@ class Templates:
         if self.places is None:
             self._choices(tuple(symbols))
             try:
-                self.places = [compiled(z3.simplify(read.arg(1)), tuple(symbols)) for read in self.reads]
+                self.places = [compiled(z3.simplify(index), tuple(symbols)) for index in self.indices]
             except NotEvaluable:
                 self.places = []
         if len(self.places) != len(self.reads):
@@ -300,19 +352,19 @@ class Templates:
             firsts[buffer] = min(index, firsts.get(buffer, index))
         pattern = tuple((buffer, index - firsts[buffer]) for buffer, index in places)
         if (pattern, decided) not in self.built:
-            pairs = [(read, z3.BitVec(f"byte {buffer} +{offset}", 8)) for read, (buffer, offset) in
-                     zip(self.reads, pattern)]
+            pairs = [(read, z3.Const(f"byte {buffer} +{offset}" if z3.is_select(read) else f"{buffer} +{offset}",
+                                     read.sort())) for read, (buffer, offset) in zip(self.reads, pattern)]
             pairs += [(node, node.arg(1) if choice else node.arg(2))
                       for (node, _), choice in zip(self.choices, decided)]
             template = z3.simplify(z3.substitute(self.term, *pairs) if pairs else self.term)
-            free = {str(n) for n in _nodes(template) if z3.is_const(n)} & set(symbols)
+            free = {n.decl().name() for n in _nodes(template) if z3.is_const(n)} & set(symbols)
             self.built[(pattern, decided)] = None if free else Formula((), template)
         found = self.built[(pattern, decided)]
         return None if found is None else Formula(tuple(sorted(set(places))), found.template)
 
 
 def formula(term: z3.ExprRef) -> Formula:
-    """`term` (concrete addresses) with each buffer's bytes renamed by their offset from the first
+    """`term` (concrete places) with each buffer's places renamed by their offset from the first
     one it reads, so that the same computation on other elements has the same template."""
     found = Templates(term).at({})
     if found is None:
@@ -322,93 +374,93 @@ def formula(term: z3.ExprRef) -> Formula:
 
 @dataclass
 class ReductionProof:
-    """Matches one reduction tree of a kernel with an IR reduction, for every thread that stores."""
+    """One IR reduction's rows (the elements each result accumulates, as formulas of the places
+    they read), matched against the bags of leaves of the kernel's trees."""
 
-    tile: Tile
     terms: IrTerms
     instr: Instr
-    expansion: Expansion
-    ir_leaves: dict[int, Counter[tuple[tuple[str, int], ...]]] = field(default_factory=dict)
-    ir_formulas: dict[tuple[tuple[str, int], ...], Formula] = field(default_factory=dict)
-    kernel_reads: dict[Reads, dict[int, z3.ExprRef]] = field(default_factory=dict)  # reads -> kernel templates
-    pairs: dict[tuple[int, int], tuple[z3.ExprRef, z3.ExprRef]] = field(default_factory=dict)
-    checked: set[tuple[int, int]] = field(default_factory=set)  # (thread, result) pairs matched
+    ir_leaves: dict[int, Counter[Reads]] = field(default_factory=dict)
+    ir_formulas: dict[Reads, Formula] = field(default_factory=dict)
     ir_template: Templates | None = None
-    kernel_templates: dict[int, Templates] = field(default_factory=dict)
+    matched: dict[int, int] = field(default_factory=dict)  # bag -> result
 
-    def __post_init__(self) -> None:
-        self.expansion.leaf = self.leaf_bag
-
-    def row(self, reduced: int) -> Counter[tuple[tuple[str, int], ...]]:
-        """The IR's accumulated elements of result `reduced`, by the bytes each reads."""
+    def row(self, reduced: int) -> Counter[Reads]:
+        """The IR's accumulated elements of result `reduced`, by the places each reads."""
         if reduced not in self.ir_leaves:
-            arg, found = self.instr.args[0], Counter()
-            shape = self.terms.types[arg].shape
-            if self.ir_template is None:
-                self.ir_template = Templates(z3.simplify(self.terms.value(arg, At(ELEMENT, shape))))
+            found: Counter[Reads] = Counter()
             for element in self.terms.reduced_elements(self.instr, reduced):
-                leaf = self.ir_template.at({str(ELEMENT): element}) or \
-                    formula(z3.simplify(self.terms.value(arg, At(z3.BitVecVal(element, 64), shape))))
+                leaf = self.leaf(element)
                 self.ir_formulas.setdefault(leaf.reads, leaf)
                 found[leaf.reads] += 1
             self.ir_leaves[reduced] = found
         return self.ir_leaves[reduced]
 
-    def leaf_bag(self, bits: z3.ExprRef, thread: int) -> int:
-        """A leaf at CTA 0 as a bag: empty for an identity of the reduction."""
-        found = self.kernel_formula(bits, thread)
-        if found is None:
-            return self.expansion.bags.empty
-        self.kernel_reads.setdefault(found.reads, {})[found.template.get_id()] = found.template
-        return self.expansion.bags.single(found.reads)
+    def leaf(self, element: int) -> Formula:
+        """The IR's element `element` of the reduction's input as a formula of the places it reads."""
+        arg = self.instr.args[0]
+        shape = self.terms.types[arg].shape
+        if self.ir_template is None:
+            self.ir_template = Templates(z3.simplify(self.terms.value(arg, At(ELEMENT, shape))))
+        return self.ir_template.at({ELEMENT_NAME: element}) or \
+            formula(z3.simplify(self.terms.value(arg, At(z3.BitVecVal(element, 64), shape))))
 
-    def kernel_formula(self, bits: z3.ExprRef, thread: int) -> Formula | None:
-        """The leaf at CTA 0 (None: an identity of the reduction)."""
-        tile = self.tile
-        if bits.get_id() not in self.kernel_templates:
-            if any(n.get_id() in tile.exchange_ids for n in _nodes(bits)):
-                raise Open("a reduction whose terms use another reduction's result or other threads' values")
-            reads = _memory_reads(bits)
-            unread = z3.substitute(bits, *[(r, z3.BitVec(f"read {k}", 8)) for k, r in enumerate(reads)]) \
-                if reads else bits
-            if any(n.eq(tile.cta) for n in _nodes(unread)):  # the lemmas carry only the places read across CTAs
-                raise Open("a term of the reduction depends on the CTA other than through the places it reads")
-            self.kernel_templates[bits.get_id()] = Templates(z3.simplify(to_float(bits, "f32")))  # drops unread bytes
-        found = self.kernel_templates[bits.get_id()].at({str(tile.tid): thread, str(tile.cta): 0})
-        if found is None:
-            concrete = z3.simplify(z3.substitute(bits, (tile.tid, z3.BitVecVal(thread, 32)),
-                                                 (tile.cta, z3.BitVecVal(0, 32))))
-            found = formula(to_float(concrete, "f32"))
-        return None if _is_identity(found, self.expansion.kind) else found
+    @property
+    def results(self) -> int:
+        return math.prod(self.instr.type.shape)  # type: ignore[union-attr]
 
-    def check_thread(self, root: z3.ExprRef, thread: int, reduced: int) -> None:
-        """Thread `thread`'s tree at CTA 0 accumulates exactly the IR's elements of result `reduced`."""
-        bag = self.expansion.leaves(root, thread)
-        if (bag, reduced) in self.checked:
-            return
-        self.checked.add((bag, reduced))
-        want, got = self.row(reduced), self.expansion.bags.counts[bag]
-        if got != want:
-            # Elements missed or taken twice: wrong. A term of another form (two elements, a rounding
-            # the sum does not have): not modelled here.
-            raise (Wrong if set(got) <= set(want) else Open)(_difference(got, want, thread, reduced))
-        for reads in want:
-            theirs = self.ir_formulas[reads].template
-            for mine in self.kernel_reads.get(reads, {}).values():
-                self.pairs.setdefault((mine.get_id(), theirs.get_id()), (mine, theirs))
+    def guess(self, got: Counter[Reads]) -> int:
+        """The result whose row a bag of leaves would be: by where the first place of the first
+        buffer the IR's first element reads lies from there in steps of a row (`_contiguous`: the
+        elements of result r are r * count + j)."""
+        first = self.leaf(0).reads
+        buffers = {b for b, _ in first}
+        if not got or buffers != {b for reads in got for b, _ in reads}:
+            raise OtherForm(f"the kernel's tree has terms of another form than the IR's {self.instr.op.value}")
+        buffer = min(buffers)
+        base = min(i for b, i in first if b == buffer)
+        low = min(i for reads in got for b, i in reads if b == buffer)
+        if self.results == 1:
+            return 0
+        stride = min(i for b, i in self.leaf(self.terms.reduced_count(self.instr)).reads if b == buffer) - base
+        return min(max((low - base) // stride, 0), self.results - 1) if stride > 0 else 0
 
-    @staticmethod
-    def formulas_agree_on(pairs: Iterable[tuple[z3.ExprRef, z3.ExprRef]],
-                          check: Callable[[list[z3.BoolRef]], z3.CheckSatResult]) -> None:
-        """Each kernel leaf's formula equals its element's in the IR, bit for bit (NaN for NaN)."""
-        for mine, theirs in pairs:
-            same = z3.Or(z3.fpToIEEEBV(mine) == z3.fpToIEEEBV(theirs), z3.And(z3.fpIsNaN(mine), z3.fpIsNaN(theirs)))
+    def match(self, bag: int, got: Counter[Reads], thread: int) -> int:
+        """The result whose elements the bag holds, each exactly once; Wrong where it misses an
+        element or holds one twice, Open where it holds terms of another form."""
+        if bag not in self.matched:
+            reduced = self.guess(got)
+            want = self.row(reduced)
+            if got != want:
+                raise (Wrong if set(got) <= set(want) else Open)(_difference(got, want, thread, reduced))
+            self.matched[bag] = reduced
+        return self.matched[bag]
+
+
+def formulas_agree(pairs: Iterable[tuple[z3.ExprRef, z3.ExprRef]], check: Check) -> None:
+    """Each kernel leaf's formula equals its element's in the IR, bit for bit (NaN for NaN): the
+    same term once both are written in one canonical form, else by the solver (the subterms both
+    share abstracted). Where the formulas use another reduction's result (a free value here, which
+    the real one is not: a row's maximum is at least each of its elements), a difference refutes
+    nothing."""
+    canonical = Canonical()
+    for mine, theirs in pairs:
+        mine, theirs = canonical(decoded(mine)), canonical(decoded(theirs))
+        if mine.eq(theirs):
+            continue
+        same = z3.Or(z3.fpToIEEEBV(mine) == z3.fpToIEEEBV(theirs), z3.And(z3.fpIsNaN(mine), z3.fpIsNaN(theirs)))
+        result = check([z3.Not(_generalised(same, mine, theirs))])
+        if result != z3.unsat and equal_by_congruence(
+                mine, theirs, lambda equal: check([z3.Not(equal)], limit_ms=CONGRUENCE_MS) == z3.unsat):
+            continue
+        if result != z3.unsat:
             result = check([z3.Not(same)])
-            if result == z3.sat:
-                raise Wrong(f"a term the kernel accumulates is not the IR's element: {mine} where the IR has "
-                            f"{theirs}")
-            if result != z3.unsat:
-                raise Open(f"the solver gave up on a term of the reduction ({result})")
+        if result == z3.sat and not any(n.decl().name().startswith("accumulated ") for n in _nodes(mine, theirs)
+                                         if z3.is_const(n)):
+            raise Wrong(f"a term the kernel accumulates is not the IR's element: {mine} where the IR has "
+                        f"{theirs}")
+        if result != z3.unsat:
+            raise Open(f"a term the kernel accumulates is not shown to be the IR's element ({result}): {mine} "
+                       f"where the IR has {theirs}"[:400])
 
 
 def _is_identity(found: Formula, kind: str) -> bool:
@@ -431,21 +483,12 @@ def _difference(got: Counter, want: Counter, thread: int, reduced: int) -> str:
     return f"thread {thread} of CTA 0, for result {reduced}: the kernel's reduction {' and '.join(say)}"
 
 
-def _bytes(reads: tuple[tuple[str, int], ...]) -> str:
+def _bytes(reads: Reads) -> str:
     firsts: dict[str, int] = {}
     for buffer, byte in reads:
         firsts.setdefault(buffer, byte)
-    return ", ".join(f"{b.removeprefix('memory ')} from byte {first}" for b, first in firsts.items()) or "nothing"
-
-
-def roots(tile: Tile, term: z3.ExprRef) -> list[z3.ExprRef]:
-    """The largest reduction trees in `term`: combine nodes that are no operand of a combine of
-    their kind, whose tree reaches a value another thread supplied."""
-    nodes = [n for n in _nodes(term) if n.get_id() in tile.combines]
-    combines = [tile.combines[n.get_id()] for n in nodes]
-    inner = {(kind_of(c), o.get_id()) for c in combines for o in (c.first, c.second)}
-    return [n for n, c in zip(nodes, combines) if (kind_of(c), c.result.get_id()) not in inner and
-            any(x.get_id() in tile.exchange_ids for x in _tree_leaves(tile, c))]
+    return ", ".join(f"{b.removeprefix('memory ')} from {'byte ' if b.startswith('memory ') else 'result '}{first}"
+                     for b, first in firsts.items()) or "nothing"
 
 
 def _tree_leaves(tile: Tile, root: Combine) -> Iterator[z3.ExprRef]:
@@ -472,16 +515,31 @@ def _contiguous(terms: IrTerms, instr: Instr) -> int:
     return count
 
 
-def row_shift_lemmas(tile: Tile, terms: IrTerms, instr: Instr, store: Stored, first: int,
-                     leaves: list[z3.ExprRef], itemsizes: dict[str, int],
+Shift = tuple[z3.ExprRef, z3.ExprRef, int, str]  # (how far a read moves from CTA 0, its offset, size, buffer)
+
+
+def read_shifts(tile: Tile, term: z3.ExprRef, itemsizes: dict[str, int]) -> dict[int, Shift]:
+    """How far each place `term` reads moves from CTA 0 to any CTA (a vector's bytes move alike)."""
+    zero, shifts = z3.BitVecVal(0, 32), {}
+    for read in _memory_reads(term):
+        buffer = read.arg(0).decl().name()
+        size = itemsizes.get(buffer)
+        if size is None:
+            raise Open(f"the reduction reads {buffer}, no input of the IR's reduction")
+        index = _offset_alone(tile, read.arg(1))
+        shift = z3.simplify(index - z3.substitute(index, (tile.cta, zero)))
+        shifts.setdefault(shift.get_id() * 16 + size, (shift, index, size, buffer))
+    return shifts
+
+
+def row_shift_lemmas(tile: Tile, store: Stored, first: int, count: int, per_result: int, shifts: Iterable[Shift],
                      lemma: Callable[[list[z3.BoolRef]], z3.CheckSatResult]) -> None:
     """What carries the match at CTA 0 to every CTA: from CTA 0 to any CTA, the element every
     thread that stores stores moves by the same number Delta of elements as thread `first`'s,
     Delta a multiple of the output elements per result (so that the result moves by Delta / that
-    many), and every address the tree's leaves read (in any thread) moves by that many results'
-    worth of the IR's elements."""
-    count, zero = _contiguous(terms, instr), z3.BitVecVal(0, 32)
-    per_result = _per_result(terms, instr, store)
+    many), and every address the trees' leaves read (in any thread: `shifts`) moves by that many
+    results' worth (`count` elements each) of the IR's elements."""
+    zero = z3.BitVecVal(0, 32)
     flat = _offset_alone(tile, store.flat)
     moved = z3.simplify(flat - z3.substitute(flat, (tile.cta, zero)))
     delta = z3.simplify(z3.substitute(moved, (tile.tid, z3.BitVecVal(first, 32))))  # a term of the CTA alone
@@ -491,15 +549,7 @@ def row_shift_lemmas(tile: Tile, terms: IrTerms, instr: Instr, store: Stored, fi
     if (verdict := lemma(ctas + [z3.URem(delta, per_result) != 0])) != z3.unsat:
         raise Open(f"the stored elements do not move by whole results from CTA to CTA ({verdict})")
     results = z3.UDiv(delta, per_result)
-    shifts: dict[int, tuple[z3.ExprRef, z3.ExprRef, int, str]] = {}
-    for read in {r.get_id(): r for leaf in leaves for r in _memory_reads(leaf)}.values():
-        size = itemsizes.get(str(read.arg(0)))
-        if size is None:
-            raise Open(f"the reduction reads {read.arg(0)}, no input of the IR's reduction")
-        index = _offset_alone(tile, read.arg(1))
-        shift = z3.simplify(index - z3.substitute(index, (tile.cta, zero)))  # the same for a vector's bytes
-        shifts.setdefault(shift.get_id() * 16 + size, (shift, index, size, str(read.arg(0))))
-    for shift, index, size, buffer in shifts.values():
+    for shift, index, size, buffer in shifts:
         if (verdict := lemma(tile.assumptions() + [shift != results * (count * size)])) != z3.unsat:
             raise Open(f"the reduction reads byte {index} of {buffer.removeprefix('memory ')}"
                        f", which does not move with the IR's row from CTA to CTA ({verdict})")
@@ -537,80 +587,321 @@ def _per_result(terms: IrTerms, instr: Instr, store: Stored) -> int:
     return per_result
 
 
+@dataclass(frozen=True)
+class KernelLeaf:
+    """A leaf term of the kernel's trees, its values other threads supply and reductions' results
+    (`nested`) held by placeholders (`holders`) in its templates."""
+
+    term: z3.ExprRef
+    held: z3.ExprRef
+    nested: tuple[z3.ExprRef, ...]
+    holders: tuple[z3.ExprRef, ...]
+    templates: Templates
+
+
 @dataclass
 class Trees:
-    """The reduction trees of one kernel's value obligation: each (tree, IR reduction) pair's
-    proof, built up over the stores and vector lanes that use it."""
+    """The reduction trees of one kernel's value obligation. A value a stored element uses that
+    another thread supplied, or a tree reaching such values, is resolved per thread at CTA 0 into
+    the IR's accumulated results it is a function of (`resolve`): a tree into the one result whose
+    elements its leaves are (each leaf resolved likewise, so that softmax's exponentials of x - max
+    hold the max's result); a shuffled or shared-loaded value into its supplier's. The stored
+    element's use is then the IR's result for that element (the same function of it for every
+    thread), and lemmas carry the match to every CTA."""
 
     tile: Tile
     terms: IrTerms
     itemsizes: dict[str, int]
-    check: Callable[[list[z3.BoolRef]], z3.CheckSatResult]
-    proofs: dict[tuple[int, str], ReductionProof] = field(default_factory=dict)
-    verdicts: dict[tuple[int, str, int], str] = field(default_factory=dict)  # "" where proved
+    check: Check
+    proofs: dict[str, ReductionProof] = field(default_factory=dict)  # IR reduction -> its rows
+    matched: dict[str, Instr] = field(default_factory=dict)  # IR reductions a tree was matched with
+    expansions: dict[str, Expansion] = field(default_factory=dict)  # combining instruction -> its trees
+    bags: Bags = field(default_factory=Bags)
+    leaves: dict[int, KernelLeaf] = field(default_factory=dict)
+    templates: dict[int, z3.ExprRef] = field(default_factory=dict)  # kernel leaf template id -> it
+    nested: dict[int, tuple[z3.ExprRef, tuple[z3.ExprRef, ...]]] = field(default_factory=dict)
+    reaches: dict[int, bool] = field(default_factory=dict)
+    resolved: dict[tuple[int, int], z3.ExprRef] = field(default_factory=dict)
+    composed: dict[tuple[int, tuple[int, ...]], tuple[z3.ExprRef, Formula]] = field(default_factory=dict)
+    projected: dict[int, Counter[Reads]] = field(default_factory=dict)
+    pairs: dict[tuple[int, int], tuple[z3.ExprRef, z3.ExprRef]] = field(default_factory=dict)
     agreed: set[tuple[int, int]] = field(default_factory=set)
-    lemmas: dict[int, z3.CheckSatResult] = field(default_factory=dict)
+    paired: set[tuple[int, str]] = field(default_factory=set)
+    applications: dict[int, list[z3.ExprRef]] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+    general_forms: dict[tuple[int, tuple[tuple[int, int], ...]], z3.ExprRef] = field(default_factory=dict)
+    shifts: dict[int, Shift] = field(default_factory=dict)  # the places leaves read, by how they move
+    shifted: set[int] = field(default_factory=set)  # leaves whose places are in `shifts`
+    lemmas: dict[int, tuple[z3.ExprRef, z3.CheckSatResult]] = field(default_factory=dict)
+    functions: dict[int, Callable[..., int | bool] | None] = field(default_factory=dict)
+    caches: dict[str, dict] = field(default_factory=lambda: {"writers": {}, "decided": {}, "functions": {}})
+
+    def __post_init__(self) -> None:
+        self.symbols = (self.tile.tid.decl().name(), self.tile.cta.decl().name())
+
+    def expansion(self, kind: str) -> Expansion:
+        if kind not in self.expansions:
+            self.expansions[kind] = Expansion(self.tile, kind, bags=self.bags, leaf=partial(self.leaf_bag, kind),
+                                              **self.caches)
+        return self.expansions[kind]
+
+    # What a stored element uses.
 
     def replaced(self, got: z3.ExprRef, uses: list[tuple[Instr, z3.BitVecRef]], store: Stored) -> z3.ExprRef:
-        """`got` with each reduction tree proved equal to the IR's accumulated value of the element
-        the thread stores replaced by that value; Open or Wrong otherwise."""
-        candidates = [(instr, flat) for instr, flat in uses if instr.op in KINDS]
-        for root in roots(self.tile, got):
-            kind = kind_of(self.tile.combines[root.get_id()])
-            mine = [(instr, flat) for instr, flat in candidates if KINDS[instr.op] == kind]
-            if not mine:
-                raise Open(f"a reduction tree of {kind} where the IR has no such reduction")
-            reasons = []
-            for instr, flat in mine:
-                reason = self.verdict(root, instr, flat, store)
-                if not reason:
-                    value = accumulated(instr)(flat)
-                    got = z3.substitute(got, (root, value if z3.is_fp(root) else to_bits(value, "f32")))
-                    break
-                reasons.append(reason)
-            else:
-                kind_, _, reason = reasons[0].partition(": ")
-                raise (Wrong if kind_ == "Wrong" and len(mine) == 1 else Open)(reason)
-        return got
-
-    def verdict(self, root: z3.ExprRef, instr: Instr, reduced: z3.BitVecRef, store: Stored) -> str:
-        key = (root.get_id(), instr.result, reduced.get_id())
-        if key not in self.verdicts:
-            try:
-                self.prove(root, instr, reduced, store)
-                self.verdicts[key] = ""
-            except (Open, Wrong) as err:
-                self.verdicts[key] = f"{type(err).__name__}: {err}"
-        return self.verdicts[key]
-
-    def prove(self, root: z3.ExprRef, instr: Instr, reduced: z3.BitVecRef, store: Stored) -> None:
-        """The tree `root` equals the IR's accumulated value of result `reduced` for every thread
-        that makes the store, in every CTA; Open or Wrong otherwise."""
-        tile = self.tile
-        if tile.paths != 1:  # shared accesses and their phases are recorded per path
-            raise Open(f"a kernel of {tile.paths} paths")
-        if not reduced.eq(At(store.flat, store.shape).of(instr.type.shape).flat):  # type: ignore[union-attr]
-            raise Open("the stored element reaches the reduction through more than a broadcast")
-        proof = self.proofs.setdefault((root.get_id(), instr.result), ReductionProof(
-            tile, self.terms, instr, Expansion(tile, KINDS[instr.op])))
-        storing = [t for t in range(tile.launch.threads) if proof.expansion.at(store.condition, t)]
+        """`got` with each value other threads supplied and each reduction tree replaced by the IR's
+        accumulated results of the element the thread stores, the same function of them for every
+        thread that makes the store; Open or Wrong otherwise."""
+        nested = self.nested_in(got)
+        if not nested:
+            return got
+        if self.tile.paths != 1:  # shared accesses and their phases are recorded per path
+            raise Open(f"a kernel of {self.tile.paths} paths")
+        probe = self.expansion("")
+        storing = [t for t in range(self.tile.launch.threads) if probe.at(store.condition, t)]
         if not storing:
-            return
+            return got
+        used: dict[tuple[str, int], tuple[Instr, z3.BitVecRef]] = {}
+        general = [(node, self.general(node, storing, uses, used)) for node in nested]
+        self.settle()
+        self.carried(store, storing[0], list(used.values()))
+        return decoded(z3.substitute(got, *general))
+
+    def general(self, node: z3.ExprRef, storing: list[int], uses: list[tuple[Instr, z3.BitVecRef]],
+                used: dict[tuple[str, int], tuple[Instr, z3.BitVecRef]]) -> z3.ExprRef:
+        """The value `node` resolves to in every storing thread, as the same function of the IR's
+        results of the element each stores."""
+        found: z3.ExprRef | None = None
         for thread in storing:
-            result = _constant(z3.substitute(reduced, (tile.tid, z3.BitVecVal(thread, 32)),
-                                             (tile.cta, z3.BitVecVal(0, 32))))
-            if result is None:
-                raise Open(f"the result thread {thread} stores is not a fixed element at CTA 0")
-            proof.check_thread(root, thread, int(result))
-        fresh = {k: v for k, v in proof.pairs.items() if k not in self.agreed}
-        ReductionProof.formulas_agree_on(fresh.values(), self.check)
+            mine = self.generalised(self.resolve(node, thread), thread, uses, used)
+            if found is None:
+                found = mine
+            elif not found.eq(mine):
+                raise Open(f"threads {storing[0]} and {thread} use other functions of the reductions' results: "
+                           f"{found} and {mine}"[:400])
+        assert found is not None
+        return found
+
+    def generalised(self, value: z3.ExprRef, thread: int, uses: list[tuple[Instr, z3.BitVecRef]],
+                    used: dict[tuple[str, int], tuple[Instr, z3.BitVecRef]]) -> z3.ExprRef:
+        """`value` (thread `thread`'s, at CTA 0) with each accumulated result it uses written as the
+        IR's result of the element the thread stores."""
+        pairs = []
+        if value.get_id() not in self.applications:  # values are held in `resolved`: their ids stay theirs
+            self.applications[value.get_id()] = [n for n in {n.get_id(): n for n in _nodes(value)}.values()
+                                                 if _is_accumulated(n)]
+        for app in self.applications[value.get_id()]:
+            result = app.arg(0).as_long()
+            name = app.decl().name()
+            found = [(instr, flat) for instr, flat in uses if self.name_of(instr) == name and
+                     self.at_cta0(flat, thread) == result]
+            if not found:
+                raise Open(f"thread {thread} of CTA 0 uses result {result} of {app.decl().name()[12:]}, which the "
+                           "element it stores does not use in the IR")
+            instr, flat = found[0]
+            used[(instr.result, flat.get_id())] = (instr, flat)
+            pairs.append((app, instr, flat))
+        key = (value.get_id(), tuple((app.get_id(), flat.get_id()) for app, _, flat in pairs))
+        if key not in self.general_forms:  # the flats are held in `uses`, the value in `resolved`: ids stay theirs
+            self.general_forms[key] = z3.substitute(value, *[(app, accumulated(instr)(flat))
+                                                             for app, instr, flat in pairs]) if pairs else value
+        return self.general_forms[key]
+
+    def name_of(self, instr: Instr) -> str:
+        """The name of the IR reduction's accumulated results."""
+        if instr.result not in self.names:
+            self.names[instr.result] = accumulated(instr).name()
+        return self.names[instr.result]
+
+    def at_cta0(self, term: z3.ExprRef, thread: int) -> int | None:
+        """A term of the thread's coordinates at CTA 0 (None: not a constant there)."""
+        if term.get_id() not in self.functions:
+            try:
+                self.functions[term.get_id()] = compiled(term, (str(self.tile.tid), str(self.tile.cta)))
+            except NotEvaluable:
+                self.functions[term.get_id()] = None
+        function = self.functions[term.get_id()]
+        if function is not None:
+            return int(function(thread, 0))
+        simple = z3.simplify(z3.substitute(term, (self.tile.tid, z3.BitVecVal(thread, 32)),
+                                           (self.tile.cta, z3.BitVecVal(0, 32))))
+        return simple.as_long() if z3.is_bv_value(simple) else None
+
+    # Values other threads supply and reductions' results, per thread at CTA 0.
+
+    def nested_in(self, term: z3.ExprRef) -> tuple[z3.ExprRef, ...]:
+        """The outermost values in `term` that other threads supplied or that reduction trees
+        reaching such values computed."""
+        if term.get_id() not in self.nested:
+            found: dict[int, z3.ExprRef] = {}
+            seen: set[int] = set()
+            pending = [term]
+            while pending:
+                node = pending.pop()
+                if node.get_id() in seen:
+                    continue
+                seen.add(node.get_id())
+                if node.get_id() in self.tile.exchange_ids or self.is_tree(node):
+                    found[node.get_id()] = node
+                else:
+                    pending.extend(node.children())
+            self.nested[term.get_id()] = (term, tuple(found.values()))  # the term held: its id stays its
+        return self.nested[term.get_id()][1]
+
+    def is_tree(self, node: z3.ExprRef) -> bool:
+        """A reduction's combine whose tree reaches a value another thread supplied."""
+        combine = self.tile.combines.get(node.get_id())
+        if combine is None or kind_of(combine) not in IDENTITIES:
+            return False
+        if combine.result.get_id() not in self.reaches:
+            self.reaches[combine.result.get_id()] = any(
+                x.get_id() in self.tile.exchange_ids for x in _tree_leaves(self.tile, combine))
+        return self.reaches[combine.result.get_id()]
+
+    def resolve(self, node: z3.ExprRef, thread: int) -> z3.ExprRef:
+        """`node` in thread `thread` at CTA 0, in terms of the IR's accumulated results alone."""
+        key = (node.get_id(), thread)
+        if key not in self.resolved:
+            self.resolved[key] = self.received(node, thread) if node.get_id() in self.tile.exchange_ids else \
+                self.reduced(node, thread)
+        return self.resolved[key]
+
+    def received(self, node: z3.ExprRef, thread: int) -> z3.ExprRef:
+        """A shuffled or shared-loaded value: its supplier's, resolved there."""
+        exchange, probe = self.tile.exchange_ids[node.get_id()][1], self.expansion("")
+        if not probe.at(exchange.condition, thread):
+            raise Open(f"line {exchange.instruction.line}: thread {thread} uses a value it did not receive")
+        source, supplier = SOURCES[exchange.kind](probe, exchange, thread)
+        nested = self.nested_in(source)
+        if not nested:
+            raise Open(f"line {exchange.instruction.line}: a value another thread supplies that no reduction "
+                       "computed")
+        self.cta_free(source, nested)
+        value = z3.simplify(z3.substitute(source, (self.tile.tid, z3.BitVecVal(supplier, 32)),
+                                          (self.tile.cta, z3.BitVecVal(0, 32)),
+                                          *[(n, self.resolve(n, supplier)) for n in nested]))
+        if _memory_reads(value):
+            raise Open(f"line {exchange.instruction.line}: a value another thread supplies reads memory besides "
+                       "a reduction's result")
+        return value
+
+    def reduced(self, node: z3.ExprRef, thread: int) -> z3.ExprRef:
+        """A tree: the accumulated result of the IR reduction whose elements its leaves are."""
+        kind = kind_of(self.tile.combines[node.get_id()])
+        candidates = [i for i in self.terms.kernel.body if i.op in KINDS and KINDS[i.op] == kind]
+        if not candidates:
+            raise Open(f"a reduction tree of {kind} where the IR has no such reduction")
+        bag = self.expansion(kind).leaves(node, thread)
+        errors: list[Open | Wrong] = []
+        for instr in candidates:
+            proof = self.proofs.setdefault(instr.result, ReductionProof(self.terms, instr))
+            try:
+                _contiguous(self.terms, instr)
+                result = proof.match(bag, self.projection(bag), thread)
+            except (Open, Wrong) as err:
+                errors.append(err)
+                continue
+            self.matched[instr.result] = instr
+            self.pair(bag, proof)
+            value = accumulated(instr)(z3.BitVecVal(result, 64))
+            return value if z3.is_fp(node) else to_bits(value, "f32")
+        mine = [e for e in errors if not isinstance(e, OtherForm)]  # those of the reductions this tree could be
+        raise mine[0] if len(mine) == 1 else errors[0] if len(errors) == 1 else \
+            Open("; ".join(str(e) for e in errors)[:600])
+
+    def projection(self, bag: int) -> Counter[Reads]:
+        """A bag's leaves by the places they read alone."""
+        if bag not in self.projected:
+            counts: Counter[Reads] = Counter()
+            for (reads, _), n in self.bags.counts[bag].items():
+                counts[reads] += n
+            self.projected[bag] = counts
+        return self.projected[bag]
+
+    def pair(self, bag: int, proof: ReductionProof) -> None:
+        """Each kernel leaf formula of a matched bag, paired with its element's in the IR."""
+        if (bag, proof.instr.result) in self.paired:
+            return
+        self.paired.add((bag, proof.instr.result))
+        for reads, template in self.bags.counts[bag]:
+            theirs = proof.ir_formulas[reads].template
+            self.pairs.setdefault((template, theirs.get_id()), (self.templates[template], theirs))
+
+    def settle(self) -> None:
+        """The formulas paired so far agree (each pair asked once)."""
+        fresh = {k: v for k, v in self.pairs.items() if k not in self.agreed}
+        formulas_agree(fresh.values(), self.check)
         self.agreed |= set(fresh)
-        leaves = [proof.expansion.terms[leaf_id] for leaf_id in proof.kernel_templates]
-        row_shift_lemmas(tile, self.terms, instr, store, storing[0], leaves, self.itemsizes, self.lemma)
+
+    # Leaves.
+
+    def leaf_bag(self, kind: str, bits: z3.ExprRef, thread: int) -> int:
+        """A leaf at CTA 0 as a bag: empty for an identity of the reduction."""
+        found = self.kernel_formula(bits, thread)
+        if _is_identity(found, kind):
+            return self.bags.empty
+        self.templates[found.template.get_id()] = found.template
+        return self.bags.single((found.reads, found.template.get_id()))
+
+    def kernel_formula(self, bits: z3.ExprRef, thread: int) -> Formula:
+        """The leaf in thread `thread` at CTA 0, the values it uses resolved."""
+        tile = self.tile
+        if bits.get_id() not in self.leaves:
+            nested = self.nested_in(bits)
+            holders = tuple(z3.Const(f"nested {k}", n.sort()) for k, n in enumerate(nested))
+            held = z3.substitute(bits, *zip(nested, holders)) if nested else bits
+            self.cta_free(held, ())
+            self.leaves[bits.get_id()] = KernelLeaf(bits, held, nested, holders,
+                                                    Templates(z3.simplify(to_float(held, "f32"))))  # drops unread bytes
+        leaf = self.leaves[bits.get_id()]
+        found = leaf.templates.at({self.symbols[0]: thread, self.symbols[1]: 0})
+        if found is None:
+            concrete = z3.simplify(z3.substitute(leaf.held, (tile.tid, z3.BitVecVal(thread, 32)),
+                                                 (tile.cta, z3.BitVecVal(0, 32))))
+            found = formula(to_float(concrete, "f32"))
+        if not leaf.nested:
+            return found
+        values = tuple(self.resolve(n, thread) for n in leaf.nested)
+        key = (found.template.get_id(), tuple(v.get_id() for v in values))
+        if key not in self.composed:  # the template held with it: its id stays its
+            self.composed[key] = (found.template, formula(decoded(z3.simplify(z3.substitute(
+                found.template, *zip(leaf.holders, values))))))
+        composed = self.composed[key][1]
+        return Formula(tuple(sorted(set(found.reads) | set(composed.reads))), composed.template)
+
+    def cta_free(self, term: z3.ExprRef, nested: tuple[z3.ExprRef, ...]) -> None:
+        """Nothing in `term` but the places it reads (and the `nested` values) depends on the CTA:
+        the lemmas carry only those across CTAs."""
+        pairs = [(r, z3.Const(f"read {k}", r.sort())) for k, r in enumerate(_memory_reads(term))]
+        pairs += [(n, z3.Const(f"nested {k}", n.sort())) for k, n in enumerate(nested)]
+        rest = z3.substitute(term, *pairs) if pairs else term
+        if any(n.eq(self.tile.cta) for n in _nodes(rest)):
+            raise Open("a term of the reduction depends on the CTA other than through the places it reads")
+
+    # Every CTA.
+
+    def carried(self, store: Stored, first: int, used: list[tuple[Instr, z3.BitVecRef]]) -> None:
+        """The lemmas that carry what was matched at CTA 0 to every CTA: the reductions have rows of
+        one length and as many results, each use is the stored element's broadcast, and the rows'
+        places move together (`row_shift_lemmas`)."""
+        instrs = list(self.matched.values())
+        counts = {_contiguous(self.terms, i) for i in instrs}
+        results = {math.prod(i.type.shape) for i in instrs}  # type: ignore[union-attr]
+        if len(counts) != 1 or len(results) != 1:
+            raise Open("reductions of rows of different lengths or counts in one kernel")
+        per_result = _per_result(self.terms, instrs[0], store)
+        for instr, flat in used:
+            if (verdict := self.lemma(self.tile.assumptions() + [store.condition,
+                                                                 flat != z3.UDiv(store.flat, per_result)])) != z3.unsat:
+                raise Open(f"the stored element reaches the reduction through more than a broadcast ({verdict})")
+        for key, leaf in self.leaves.items():  # a leaf's own reads: those of the values it uses are other leaves'
+            if key not in self.shifted:
+                self.shifted.add(key)
+                self.shifts.update(read_shifts(self.tile, leaf.held, self.itemsizes))
+        row_shift_lemmas(self.tile, store, first, counts.pop(), per_result, self.shifts.values(), self.lemma)
 
     def lemma(self, constraints: list[z3.BoolRef]) -> z3.CheckSatResult:
         """A query of the lemmas, each asked once (the lanes of a vector store ask the same)."""
-        key = z3.simplify(z3.And(*constraints)).get_id()
-        if key not in self.lemmas:
-            self.lemmas[key] = self.check(constraints)
-        return self.lemmas[key]
+        claim = z3.simplify(z3.And(*constraints))
+        if claim.get_id() not in self.lemmas:
+            self.lemmas[claim.get_id()] = (claim, self.check(constraints))  # the claim held: its id stays its
+        return self.lemmas[claim.get_id()][1]

@@ -22,7 +22,7 @@ rounding (the range SASS documents for saturation), so -0.0 becomes +0.0."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import z3
 
@@ -66,6 +66,46 @@ def _encoded_float(bits: Bits, type_: str) -> Float | None:
     nan = bits.arg(1)
     canonical = z3.is_bv_value(nan) and nan.as_long() == canonical_nan(type_).as_long()
     return value if canonical and encoded.arg(0).eq(value) else None
+
+
+def nodes(*terms: z3.ExprRef) -> Iterator[z3.ExprRef]:
+    """Each distinct node of `terms` once (a term is a DAG: shared subterms are not walked twice)."""
+    seen: set[int] = set()
+    pending = list(terms)
+    while pending:
+        node = pending.pop()
+        if node.get_id() in seen:
+            continue
+        seen.add(node.get_id())
+        yield node
+        pending.extend(node.children())
+
+
+def decoded(term: z3.ExprRef) -> z3.ExprRef:
+    """`term` with each float decoded from the bits `to_bits` encoded it in written as that float
+    (the same value: z3's floats have one NaN), a decoding of a choice between such bits (or
+    constants) pushed into the choice, so that the solver meets the IR's float itself."""
+    for _ in range(8):
+        pairs = [(n, found) for n in nodes(term) if (found := _decoding(n)) is not None]
+        if not pairs:
+            return term
+        term = z3.simplify(z3.substitute(term, *pairs))
+    return term
+
+
+def _decoding(node: z3.ExprRef) -> z3.ExprRef | None:
+    """A float32 decoded from bits, written without the decoding where it can be."""
+    if not (z3.is_app_of(node, z3.Z3_OP_FPA_TO_FP) and node.num_args() == 1 and z3.is_bv(node.arg(0))
+            and node.arg(0).size() == 32):
+        return None
+    bits = node.arg(0)
+    found = _encoded_float(bits, "f32")
+    if found is not None:
+        return found
+    if z3.is_app_of(bits, z3.Z3_OP_ITE) and any(z3.is_bv_value(b) or _encoded_float(b, "f32") is not None
+                                                 for b in (bits.arg(1), bits.arg(2))):
+        return z3.If(bits.arg(0), to_float(bits.arg(1), "f32"), to_float(bits.arg(2), "f32"))
+    return None
 
 
 def canonical_nan(type_: str) -> Bits:

@@ -25,9 +25,11 @@ VALUES = "Output values: each stored element is compared, bit for bit (any NaN f
          "tree of float32 adds (or NaN-propagating max, min), followed through shuffles and shared memory to the " \
          "threads that supplied each part, accumulates every element the IR does exactly once, each term bit for " \
          "bit the IR's; the IR's accumulated value is then one uninterpreted value per result, and the rest of " \
-         "the kernel is compared bit for bit. Not modelled yet (inconclusive): trees whose terms use another " \
-         "reduction's result (softmax's exponentials of x - max, layernorm's variance), reductions across the " \
-         "CTAs of a cluster, online softmax, argmax and argmin, and reductions along other than the innermost axes."
+         "the kernel is compared bit for bit. A term that uses another reduction's result (softmax's " \
+         "exponentials of x - max, layernorm's squares of x - mean) holds that result's accumulated value, the " \
+         "inner tree proved the same way first. Not modelled yet (inconclusive): reductions across the CTAs of " \
+         "a cluster, online softmax, argmax and argmin, reductions along other than the innermost axes, and terms " \
+         "of two elements (a residual added before a norm)."
 
 
 def _first_open(row: dict[str, Any]) -> str:

@@ -1,0 +1,70 @@
+"""The term rewrites the value proofs rely on (`verify.prove.Canonical`, `equal_by_congruence`,
+`verify.symbolic.decoded`): each keeps a term's meaning, checked by the solver on the terms the
+rewrites are for."""
+
+from __future__ import annotations
+
+import z3
+
+from verify.prove import Canonical, equal_by_congruence
+from verify.symbolic import decoded, to_bits
+
+F32 = z3.Float32()
+RNE = z3.RNE()
+
+
+def equivalent(a: z3.ExprRef, b: z3.ExprRef) -> bool:
+    solver = z3.Solver()
+    solver.add(a != b)
+    return solver.check() == z3.unsat
+
+
+def test_operands_of_commutative_operations_are_put_in_one_order() -> None:
+    x, y, z = z3.FPs("x y z", F32)
+    p, q = z3.Bools("p q")
+    first = z3.If(z3.Or(p, q), z3.fpAdd(RNE, x, y), z)
+    second = z3.If(z3.Or(q, p), z3.fpAdd(RNE, y, x), z)
+    assert not first.eq(second)
+    canonical = Canonical()
+    assert canonical(first).eq(canonical(second))
+    assert equivalent(canonical(first), first)
+
+
+def test_non_commutative_operands_keep_their_order() -> None:
+    x, y = z3.FPs("x y", F32)
+    canonical = Canonical()
+    assert not canonical(z3.fpSub(RNE, x, y)).eq(canonical(z3.fpSub(RNE, y, x)))
+    assert not canonical(z3.fpDiv(RNE, x, y)).eq(canonical(z3.fpDiv(RNE, y, x)))
+
+
+def test_a_float_decoded_from_its_own_bits_is_the_float() -> None:
+    m = z3.FP("m", F32)
+    bits = to_bits(m, "f32")
+    guarded = z3.fpBVToFP(z3.If(z3.fpIsInf(m), z3.BitVecVal(0, 32), bits), F32)  # logsumexp's max, 0 where infinite
+    assert decoded(z3.fpBVToFP(bits, F32)).eq(m)
+    rewritten = decoded(guarded)
+    assert not any(z3.is_app_of(n, z3.Z3_OP_FPA_TO_IEEE_BV) for n in [rewritten] + list(rewritten.children()))
+    assert equivalent(rewritten, guarded)
+
+
+def test_terms_that_differ_in_equal_subterms_are_equal_by_congruence() -> None:
+    x, m = z3.FPs("x m", F32)
+    inner = z3.If(z3.fpIsInf(m), z3.FPVal(0.0, F32), m)
+    spelled = z3.fpBVToFP(z3.If(z3.fpIsInf(m), z3.BitVecVal(0, 32), z3.fpToIEEEBV(m)), F32)
+    outer = [z3.fpMul(RNE, z3.fpSub(RNE, x, v), z3.fpSub(RNE, x, v)) for v in (inner, spelled)]
+    asked: list[z3.BoolRef] = []
+
+    def proved(claim: z3.BoolRef) -> bool:
+        asked.append(claim)
+        return equivalent(claim, z3.BoolVal(True))
+
+    assert equal_by_congruence(outer[0], outer[1], proved)
+    assert asked and not any(c.arg(0).eq(outer[0]) for c in asked)  # smaller queries than the whole
+
+
+def test_subterms_that_differ_leave_congruence_unproved() -> None:
+    x, y = z3.FPs("x y", F32)
+    a, b = z3.fpAdd(RNE, x, z3.fpNeg(y)), z3.fpAdd(RNE, x, y)
+    assert not equal_by_congruence(a, b, lambda claim: equivalent(claim, z3.BoolVal(True)))
+    # The whole terms differing at their root: no smaller query, nothing claimed.
+    assert not equal_by_congruence(z3.fpAdd(RNE, x, y), z3.fpSub(RNE, x, y), lambda claim: True)
