@@ -5,6 +5,7 @@ miss or take twice, and trees of another form are left inconclusive, never prove
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -128,3 +129,15 @@ def test_a_wrong_nested_reduction_is_never_proved(case: str) -> None:
     assert found.status == status, found.detail
     if status == "refuted":
         assert "a reduction: thread" in found.detail and "misses" in found.detail
+
+
+def test_online_softmax_partial_sums_are_not_refuted() -> None:
+    """Online logsumexp rescales each thread's partial sum by its partial max and combines them: a
+    term holding part of a row is meant there, and the values are left inconclusive, not refuted."""
+    kernel = capture(load_problem(PROBLEMS / "logsumexp_f32.py", sizes=NESTED_ROWS), shapes_only=True).regions[0].kernel
+    schedule = dataclasses.replace(default_schedule(kernel, TARGET), online=True)
+    result = lower(kernel, schedule, TARGET)
+    found = next(o for o in prove_kernel(result.ptx, Launch.of(result.launch), kernel, schedule.approx_math)
+                 if o.name == VALUES)
+    assert found.status == "inconclusive", found.detail
+    assert "online softmax" in found.detail

@@ -31,7 +31,10 @@ or a supplied value depends on the CTA. The tree is then the IR's accumulated va
 terms summed over the reals, rounded in some order; what follows it is compared bit for bit as
 for elementwise kernels.
 
-A tree that misses an element or takes one twice is refuted (`Wrong`), naming it. A leaf that
+A sum's tree that takes an element twice is refuted (`Wrong`), naming it (a max or min may: that
+changes nothing). A tree that misses elements (`Partial`) is refuted only where the stored
+element uses it directly and its trees of that reduction together miss part of the row; a part
+of a row is what online softmax's rescaled partial sums mean, and is otherwise left open. A leaf that
 differs from the IR's element only where it uses another reduction's result is not refuted (that
 result is free in the query; the real one is not: a row's maximum is at least each element).
 Not modelled yet (`Open`: the value obligation stays inconclusive, saying why): trees with a term
@@ -75,6 +78,7 @@ Leaf = tuple[int, int]  # (term id, thread)
 # Sums are float32 adds rounded to nearest (any other rounding, or .ftz, is another operation).
 KINDS: dict[IrOp, str] = {IrOp.SUM: "add.f32", IrOp.MEAN: "add.f32", IrOp.AMAX: "max.NaN.f32",
                           IrOp.AMIN: "min.NaN.f32"}
+IDEMPOTENT = {IrOp.AMAX, IrOp.AMIN}  # taking an element twice changes nothing
 IDENTITIES: dict[str, frozenset[int]] = {
     "add.f32": frozenset({0x00000000, 0x80000000}), "max.NaN.f32": frozenset({0xFF800000}),
     "min.NaN.f32": frozenset({0x7F800000}),
@@ -92,6 +96,16 @@ class Open(Exception):
 
 class OtherForm(Open):
     """The kernel's tree reads other buffers than the IR reduction's elements: another reduction's."""
+
+
+class Partial(Open):
+    """A tree that holds some of a result's elements, each once, and misses the others: wrong where
+    it stands for the whole result, meant where a kernel combines partial results (online softmax)."""
+
+    def __init__(self, message: str, instr: Instr, result: int, thread: int) -> None:
+        super().__init__(message)
+        self.instr, self.result, self.thread = instr, result, thread
+        self.node: z3.ExprRef | None = None  # the tree, once known
 
 
 class Wrong(Exception):
@@ -425,13 +439,20 @@ class ReductionProof:
         return min(max((low - base) // stride, 0), self.results - 1) if stride > 0 else 0
 
     def match(self, bag: int, got: Counter[Reads], thread: int) -> int:
-        """The result whose elements the bag holds, each exactly once; Wrong where it misses an
-        element or holds one twice, Open where it holds terms of another form."""
+        """The result whose elements the bag holds, each exactly once (a max or min: each at least
+        once, taking one twice changes nothing); Wrong where a sum holds one twice, Partial where it
+        misses elements (part of a row, which online softmax's rescaled sums mean), Open where it
+        holds terms of another form."""
         if bag not in self.matched:
             reduced = self.guess(got)
             want = self.row(reduced)
-            if got != want:
-                raise (Wrong if set(got) <= set(want) else Open)(_difference(got, want, thread, reduced))
+            same = set(got) == set(want) if self.instr.op in IDEMPOTENT else got == want
+            if not same:
+                if not set(got) <= set(want):
+                    raise Open(_difference(got, want, thread, reduced))
+                if any(got[k] > want[k] for k in got) and self.instr.op not in IDEMPOTENT:
+                    raise Wrong(_difference(got, want, thread, reduced))
+                raise Partial(_difference(got, want, thread, reduced), self.instr, reduced, thread)
             self.matched[bag] = reduced
         return self.matched[bag]
 
@@ -661,10 +682,39 @@ class Trees:
         if not storing:
             return got
         used: dict[tuple[str, int], tuple[Instr, z3.BitVecRef]] = {}
-        general = [(node, self.general(node, storing, uses, used)) for node in nested]
+        general, errors = [], []
+        for node in nested:  # each in turn: a wrong tree refutes whichever other fails first
+            try:
+                general.append((node, self.general(node, storing, uses, used)))
+            except (Open, Wrong) as err:
+                errors.append(err)
+        if errors:
+            raise self.verdict_of(errors, nested)
         self.settle()
         self.carried(store, storing[0], list(used.values()))
         return decoded(z3.substitute(got, *general))
+
+    def verdict_of(self, errors: list[Open | Wrong], nested: tuple[z3.ExprRef, ...]) -> Open | Wrong:
+        """What the failures of a stored element's uses say. A tree the element uses directly that
+        holds part of a row refutes only where the element's trees of that reduction together
+        miss some of the row in that thread (no other use left open that could hold the rest)."""
+        wrong = next((e for e in errors if isinstance(e, Wrong)), None)
+        if wrong is not None:
+            return wrong
+        partial = errors[0]
+        if not all(isinstance(e, Partial) and e.node is not None and any(e.node.eq(n) for n in nested)
+                   for e in errors) or not isinstance(partial, Partial):
+            return Open(f"{partial}: part of a row, as a kernel that combines partial results (online softmax) "
+                        "uses; not modelled") if isinstance(partial, Partial) else partial
+        kind, held = KINDS[partial.instr.op], set()
+        for node in nested:
+            if self.is_tree(node) and kind_of(self.tile.combines[node.get_id()]) == kind:
+                held |= set(self.projection(self.expansion(kind).leaves(node, partial.thread)))
+        missing = set(self.proofs[partial.instr.result].row(partial.result)) - held
+        if missing:
+            return Wrong(f"{partial}; no other use of the reduction holds them")
+        return Open(f"{partial}: part of a row, as a kernel that combines partial results (online softmax) "
+                    "uses; not modelled")
 
     def general(self, node: z3.ExprRef, storing: list[int], uses: list[tuple[Instr, z3.BitVecRef]],
                 used: dict[tuple[str, int], tuple[Instr, z3.BitVecRef]]) -> z3.ExprRef:
@@ -805,8 +855,11 @@ class Trees:
             value = accumulated(instr)(z3.BitVecVal(result, 64))
             return value if z3.is_fp(node) else to_bits(value, "f32")
         mine = [e for e in errors if not isinstance(e, OtherForm)]  # those of the reductions this tree could be
-        raise mine[0] if len(mine) == 1 else errors[0] if len(errors) == 1 else \
+        error = mine[0] if len(mine) == 1 else errors[0] if len(errors) == 1 else \
             Open("; ".join(str(e) for e in errors)[:600])
+        if isinstance(error, Partial) and error.node is None:
+            error.node = node
+        raise error
 
     def projection(self, bag: int) -> Counter[Reads]:
         """A bag's leaves by the places they read alone."""
