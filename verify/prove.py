@@ -1216,7 +1216,8 @@ class Prover:
             itemsizes = {str(array): terms.types[name].dtype.itemsize for name, array in terms.inputs.items()}
             self.reduction_trees = reductions.Trees(self.tile, terms, itemsizes,
                                                     lambda facts, limit_ms=PROOF_TIMEOUT_MS:
-                                                    self.check(self.base_facts() + facts, limit_ms=limit_ms)[0])
+                                                    self.check(self.base_facts() + facts, limit_ms=limit_ms)[0],
+                                                    deadline=self.deadline)
         return self.reduction_trees
 
     def sampled_difference(self, facts: list[z3.BoolRef], same: z3.BoolRef, got: z3.ExprRef, want: z3.ExprRef,

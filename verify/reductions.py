@@ -47,6 +47,7 @@ address stored to in its own phase."""
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -170,6 +171,7 @@ class Expansion:
     writers: dict[int, dict[int, list[int]]] = field(default_factory=dict)  # store index -> address -> threads
     decided: dict[tuple[int, int], int | bool] = field(default_factory=dict)
     functions: dict[int, Callable[[int], int | bool] | None] = field(default_factory=dict)
+    deadline: float = math.inf  # time.perf_counter() past which nothing more is decided
 
     def function(self, term: z3.ExprRef) -> Callable[[int], int | bool] | None:
         """A term of the thread's coordinates alone as a Python function of the thread (None where
@@ -193,6 +195,8 @@ class Expansion:
             mine = z3.substitute(term, (self.tile.tid, z3.BitVecVal(thread, 32)))
             value = _constant(mine)
             if value is None and z3.is_bool(mine):
+                if time.perf_counter() > self.deadline:
+                    raise Open("the kernel's time is spent deciding the threads' conditions")
                 ctas = [z3.ULT(self.tile.cta, self.tile.launch.ctas)]
                 value = True if _check(ctas + [z3.Not(mine)], DECIDE_MS)[0] == z3.unsat else \
                     False if _check(ctas + [mine], DECIDE_MS)[0] == z3.unsat else None
@@ -656,6 +660,7 @@ class Trees:
     lemmas: dict[int, tuple[z3.ExprRef, z3.CheckSatResult]] = field(default_factory=dict)
     functions: dict[int, Callable[..., int | bool] | None] = field(default_factory=dict)
     caches: dict[str, dict] = field(default_factory=lambda: {"writers": {}, "decided": {}, "functions": {}})
+    deadline: float = math.inf  # time.perf_counter() past which the proof stops, inconclusive
 
     def __post_init__(self) -> None:
         self.symbols = (self.tile.tid.decl().name(), self.tile.cta.decl().name())
@@ -663,7 +668,7 @@ class Trees:
     def expansion(self, kind: str) -> Expansion:
         if kind not in self.expansions:
             self.expansions[kind] = Expansion(self.tile, kind, bags=self.bags, leaf=partial(self.leaf_bag, kind),
-                                              **self.caches)
+                                              deadline=self.deadline, **self.caches)
         return self.expansions[kind]
 
     # What a stored element uses.
@@ -811,6 +816,8 @@ class Trees:
         """`node` in thread `thread` at CTA 0, in terms of the IR's accumulated results alone."""
         key = (node.get_id(), thread)
         if key not in self.resolved:
+            if time.perf_counter() > self.deadline:
+                raise Open("the kernel's time is spent following its reductions")
             self.resolved[key] = self.received(node, thread) if node.get_id() in self.tile.exchange_ids else \
                 self.reduced(node, thread)
         return self.resolved[key]
