@@ -688,11 +688,13 @@ class Trees:
             return got
         used: dict[tuple[str, int], tuple[Instr, z3.BitVecRef]] = {}
         general, errors = [], []
-        for node in nested:  # each in turn: a wrong tree refutes whichever other fails first
+        for node in nested:  # each in turn: a wrong tree refutes whichever other is part of a row first
             try:
                 general.append((node, self.general(node, storing, uses, used)))
             except (Open, Wrong) as err:
                 errors.append(err)
+                if not isinstance(err, Partial):  # settled: Wrong refutes, and an Open leaves it open
+                    break
         if errors:
             raise self.verdict_of(errors, nested)
         self.settle()
