@@ -158,6 +158,18 @@ def _constant(term: z3.ExprRef) -> int | bool | None:
     return simple.as_long() if z3.is_bv_value(simple) else None
 
 
+def _function(cache: dict[int, Callable[..., int | bool] | None], term: z3.ExprRef,
+              symbols: tuple[str, ...]) -> Callable[..., int | bool] | None:
+    """`term` compiled to a Python function of `symbols`, once (None: it has anything else in it).
+    The caller holds its terms, so that their ids stay theirs."""
+    if term.get_id() not in cache:
+        try:
+            cache[term.get_id()] = compiled(term, symbols)
+        except NotEvaluable:
+            cache[term.get_id()] = None
+    return cache[term.get_id()]
+
+
 @dataclass
 class Expansion:
     """The leaves of reduction trees, per thread, through shuffles and shared memory."""
@@ -167,7 +179,7 @@ class Expansion:
     memo: dict[Leaf, int] = field(default_factory=dict)
     bags: Bags = field(default_factory=lambda: Bags())
     leaf: Callable[[z3.ExprRef, int], int] | None = None  # a leaf (term, thread) as a bag
-    terms: dict[int, z3.ExprRef] = field(default_factory=dict)
+    terms: dict[int, z3.ExprRef] = field(default_factory=dict)  # the terms `memo` keys on, held: ids stay theirs
     writers: dict[int, dict[int, list[int]]] = field(default_factory=dict)  # store index -> address -> threads
     decided: dict[tuple[int, int], int | bool] = field(default_factory=dict)
     functions: dict[int, Callable[[int], int | bool] | None] = field(default_factory=dict)
@@ -176,12 +188,7 @@ class Expansion:
     def function(self, term: z3.ExprRef) -> Callable[[int], int | bool] | None:
         """A term of the thread's coordinates alone as a Python function of the thread (None where
         it has the CTA or anything else in it)."""
-        if term.get_id() not in self.functions:
-            try:
-                self.functions[term.get_id()] = compiled(term, (str(self.tile.tid),))
-            except NotEvaluable:
-                self.functions[term.get_id()] = None
-        return self.functions[term.get_id()]
+        return _function(self.functions, term, (self.tile.tid.decl().name(),))
 
     def at(self, term: z3.ExprRef, thread: int) -> int | bool:
         """A term of the thread's coordinates that must be the same constant in every CTA of the
@@ -617,7 +624,7 @@ class KernelLeaf:
     """A leaf term of the kernel's trees, its values other threads supply and reductions' results
     (`nested`) held by placeholders (`holders`) in its templates."""
 
-    term: z3.ExprRef
+    term: z3.ExprRef  # held: `Trees.leaves` keys on its id
     held: z3.ExprRef
     nested: tuple[z3.ExprRef, ...]
     holders: tuple[z3.ExprRef, ...]
@@ -771,12 +778,7 @@ class Trees:
 
     def at_cta0(self, term: z3.ExprRef, thread: int) -> int | None:
         """A term of the thread's coordinates at CTA 0 (None: not a constant there)."""
-        if term.get_id() not in self.functions:
-            try:
-                self.functions[term.get_id()] = compiled(term, (str(self.tile.tid), str(self.tile.cta)))
-            except NotEvaluable:
-                self.functions[term.get_id()] = None
-        function = self.functions[term.get_id()]
+        function = _function(self.functions, term, self.symbols)
         if function is not None:
             return int(function(thread, 0))
         simple = z3.simplify(z3.substitute(term, (self.tile.tid, z3.BitVecVal(thread, 32)),
