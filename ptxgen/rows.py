@@ -12,6 +12,9 @@ walks the row in a loop: it re-reads global memory, or, with `shared_row`, the f
 copies the row's inputs (as stored, bf16 stays 2 bytes) into dynamic shared memory and later walks
 read that copy. Each thread reads back only what it wrote there, so no barrier is needed, and the
 copy is small enough for several CTAs to share an SM (their loads overlap each other's exchanges).
+With `async_copy` the copy is made before the first walk by `cp.async` (each thread's vectors all
+in flight at once, none waiting on a register), and `cp.async.wait_all` makes it visible to the
+thread that asked for it, the only one that reads it.
 Partials are combined in a fixed order, so results do not depend on timing."""
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ ONLINE_FROM = {True: 16384, False: 65536}
 MAX_REGISTER_ELEMENTS = 128  # per thread: more cached elements than this are refused
 LONG_ROW, LONG_ROW_THREADS = 16384, 256  # rows longer than this with per-row outputs: CTAs of this many threads
 LONG_ROW_THREAD_BYTES = 256  # of such a row, held in registers by each thread
+ASYNC_COPY_BYTES = {4: "cp.async.ca", 8: "cp.async.ca", 16: "cp.async.cg"}  # .cg takes 16 bytes only
 SHARED_ROW_BYTES = 64 * 1024  # a CTA's share of a row kept in shared memory, in default schedules
 
 
@@ -60,6 +64,7 @@ class RowReductionLowering(ReductionLowering):
         self.exact = (self.row_length == self.chunk * schedule.cluster and self.chunk % self.stride == 0
                       and self.rows % schedule.rows_per_cta == 0)
         self.stage_offsets = self._stage_layout() if schedule.shared_row else {}
+        self.exchanges = 0  # partials exchanged across the cluster per row
         self.staged: set[str] = set()  # inputs a finished walk has copied into shared memory
         self.staging: set[str] = set()  # inputs the walk under way is copying
 
@@ -72,6 +77,11 @@ class RowReductionLowering(ReductionLowering):
             end += self.schedule.rows_per_cta * self.chunk * param.type.dtype.itemsize
         if not offsets:
             raise ScheduleError(f"kernel {self.kernel.name} has no input along its rows to keep in shared memory")
+        if self.schedule.async_copy:
+            for param in self._row_inputs():
+                size = self.vector * param.type.dtype.itemsize
+                if size not in ASYNC_COPY_BYTES:
+                    raise ScheduleError(f"async_copy copies 4, 8 or 16 bytes; a vector of {param.name} is {size}")
         if end > self.target.shared_memory_per_block - 1024:
             raise ScheduleError(f"keeping {end} bytes of rows in shared memory exceeds {self.target.name}'s "
                                 f"{self.target.shared_memory_per_block} per CTA")
@@ -100,7 +110,8 @@ class RowReductionLowering(ReductionLowering):
     def launch(self) -> LaunchConfig:
         s = self.schedule
         groups = -(-self.rows // s.rows_per_cta)
-        grid = min(groups, self.target.sm_count * s.ctas_per_sm) if s.ctas_per_sm else groups
+        held = max(1, self.target.sms_holding_clusters(s.cluster) * s.ctas_per_sm // s.cluster)  # clusters at once
+        grid = min(groups, held) if s.ctas_per_sm else groups
         return LaunchConfig((grid * s.cluster, 1, 1), (s.block_size, 1, 1), cluster=(s.cluster, 1, 1),
                             shared_bytes=self.stage_bytes if s.shared_row else 0)
 
@@ -129,9 +140,10 @@ class RowReductionLowering(ReductionLowering):
             self.cluster_smem = self._declare_shared("cluster_partials", len(self.reductions) * SLOT_BYTES)
             rank = w.op("b32", "mov.u32 {}, %cluster_ctarank")
             group = w.op("b32", "mov.u32 {}, %clusterid.x")
+            step = w.op("b32", "mov.u32 {}, %nclusterid.x")
         else:
             rank, group = "0", w.op("b32", "mov.u32 {}, %ctaid.x")
-        step = w.op("b32", "mov.u32 {}, %nctaid.x")
+            step = w.op("b32", "mov.u32 {}, %nctaid.x")
         loop, done = w.label("rows"), w.label("done")
         w.place(loop)
         first_row = w.op("b32", f"mul.lo.u32 {{}}, {{}}, {s.rows_per_cta}", group)
@@ -140,6 +152,8 @@ class RowReductionLowering(ReductionLowering):
         self.row_base = self._ix("mul.lo", self._widen_index(row), self.row_length)
         self._column_bounds(rank, row)
         bodies = list(self._slots()) if s.cache_row else None
+        if s.async_copy:
+            self._copy_row_in()
         skipped = {second.result for second, _ in self.fused.values()}
         for phase, instr in enumerate(self.reductions):
             if instr.result not in skipped:
@@ -153,6 +167,9 @@ class RowReductionLowering(ReductionLowering):
         if s.ctas_per_sm:
             w.emit(f"add.u32 {group}, {group}, {step}")
             w.emit("bar.sync 0")  # the next rows' exchanges reuse the shared slots
+            if s.cluster > 1 and self.exchanges < 2:  # and the cluster's: every CTA has read them first
+                for barrier in CLUSTER_BARRIER:
+                    w.emit(barrier)
             w.emit(f"bra.uni {loop}")
         w.place(done)
         if s.cluster > 1:  # no CTA leaves while another may still read its shared memory
@@ -231,6 +248,19 @@ class RowReductionLowering(ReductionLowering):
             self.staging.add(name)
         return Lanes([self._widen(r, dtype) for r in raw])
 
+    def _copy_row_in(self) -> None:
+        """async_copy: every vector of the thread's share of its row copied into shared memory by
+        cp.async (16-byte copies bypass L1), then waited for; the walks read the copy."""
+        for body in self._walk(None):
+            for name in self.stage_offsets:
+                itemsize = self.types[name].dtype.itemsize
+                size = body.lanes * itemsize
+                place = self._stage_address(name, body.position)
+                address = self._address(self.base[name], body.element, itemsize)
+                self.w.emit(f"{ASYNC_COPY_BYTES[size]}.shared.global [{place}], [{address}], {size}", body.guard)
+        self.w.emit("cp.async.wait_all")
+        self.staged |= set(self.stage_offsets)
+
     def _stage_address(self, name: str, column: str) -> str:
         """Where column `column` of this thread's row sits in the shared copy of input `name`."""
         w = self.w
@@ -284,6 +314,7 @@ class RowReductionLowering(ReductionLowering):
 
     def _across_cluster(self, partial: Partial, phase: int) -> Partial:
         w = self.w
+        self.exchanges += 1
         slot = w.op("b32", f"add.u32 {{}}, {{}}, {phase * SLOT_BYTES}", self.cluster_smem)
         self._store_slot(partial, (slot, 0), w.op("pred", "setp.eq.u32 {}, {}, 0", self.tid))
         for barrier in CLUSTER_BARRIER:
@@ -307,7 +338,10 @@ def default_row_schedule(kernel: Kernel, target: Target, approx: bool) -> RowSch
     - a row read more than once is kept in registers, 32 elements a thread, by up to 512 threads
       (several short rows a CTA); rows beyond 16384 elements take a cluster of up to 4 such CTAs,
       except that a row of 2-byte values, or one too long for that, is kept in shared memory by
-      a cluster whose CTAs hold at most 64 KB of it each (16 CTAs for a float32 row of 262144);
+      a cluster whose CTAs hold at most 64 KB of it each (16 CTAs for a float32 row of 262144),
+      a row of 2-byte values walked three times or more copied in by cp.async (softmax and
+      layernorm in bf16: 4-23% faster; float32 rows and rmsnorm's two walks 1-10% slower:
+      papers/ptx_suite, `--sweep-set async_copy`);
       beyond what clusters hold (or without clusters) 512 or 1024 threads re-read the row."""
     for vector_bytes in (16, 8, 4, 2):
         try:
@@ -334,8 +368,9 @@ def default_row_schedule(kernel: Kernel, target: Target, approx: bool) -> RowSch
         clusters = target.has(Feature.CLUSTERS)
         shared = _shared_row_cluster(probe, target) if clusters and length > 16384 else None
         if shared is not None and (probe.stage_itemsize() < 4 or cluster > 4):
+            copied = probe.stage_itemsize() < 4 and passes >= 3 and target.has(Feature.CP_ASYNC)
             return RowSchedule(**knobs, block_size=512, threads_per_row=512, cache_row=False,  # type: ignore[arg-type]
-                               shared_row=True, cluster=shared, unroll=2)
+                               shared_row=True, cluster=shared, unroll=2, async_copy=copied)
         if cluster == 1 or (clusters and cluster <= min(4, target.max_cluster_size)):
             return RowSchedule(**knobs, block_size=max(threads, 256), threads_per_row=threads,  # type: ignore[arg-type]
                                cluster=cluster, unroll=1)

@@ -72,7 +72,8 @@ class RowSchedule:
     memory (sm_90+). With `cache_row` each thread keeps its vectors of the row in registers from
     the first phase to the last; otherwise every phase walks them, `unroll` vectors per trip,
     re-reading global memory, or with `shared_row` reading the copy of the row the first walk
-    left in shared memory."""
+    left in shared memory; with `async_copy` too, that copy is made before the first walk by
+    asynchronous copies (cp.async, sm_80+), every vector of the thread's share in flight at once."""
 
     vector_bytes: int = 16
     block_size: int = 256
@@ -85,6 +86,7 @@ class RowSchedule:
     fp32_intermediates: bool = False
     online: bool = False  # a max and a sum of exp(x - max) in one pass (online softmax), where the kernel has them
     shared_row: bool = False  # walks after the first read the row from shared memory (not with cache_row)
+    async_copy: bool = False  # shared_row: the row copied in by cp.async, all of it in flight, before the first walk
 
     def __post_init__(self) -> None:
         _check(self, {"vector_bytes": VECTOR_BYTES, "block_size": BLOCK_SIZES,
@@ -92,11 +94,12 @@ class RowSchedule:
                       "unroll": UNROLLS})
         if self.shared_row and self.cache_row:
             raise ScheduleError("shared_row keeps the row in shared memory, cache_row in registers: choose one")
+        if self.async_copy and not self.shared_row:
+            raise ScheduleError("async_copy copies the row into shared memory: it needs shared_row")
         if self.threads_per_row > self.block_size:
             raise ScheduleError(f"threads_per_row={self.threads_per_row} exceeds block_size={self.block_size}")
-        if self.cluster > 1 and (self.threads_per_row != self.block_size or self.ctas_per_sm):
-            raise ScheduleError("a cluster shares one row: threads_per_row must equal block_size, and "
-                                "ctas_per_sm must be 0")
+        if self.cluster > 1 and self.threads_per_row != self.block_size:
+            raise ScheduleError("a cluster shares one row: threads_per_row must equal block_size")
 
     @property
     def rows_per_cta(self) -> int:
@@ -106,6 +109,8 @@ class RowSchedule:
         if self.block_size > target.max_threads_per_block:
             return False
         if self.block_size * self.ctas_per_sm > target.max_threads_per_sm:
+            return False
+        if self.async_copy and not target.has(Feature.CP_ASYNC):
             return False
         return self.cluster == 1 or (target.has(Feature.CLUSTERS) and self.cluster <= target.max_cluster_size)
 
@@ -183,12 +188,13 @@ def schedule_from_dict(knobs: dict[str, object]) -> Schedule:
 def row_space(target: Target) -> list[RowSchedule]:
     """Every row schedule that fits the target (the kernel may rule out vector widths)."""
     schedules = []
-    for vector, block, threads, (cache, shared), cluster, unroll, approx, fp32, online in itertools.product(
-            VECTOR_BYTES, BLOCK_SIZES, THREADS_PER_ROW, ((True, False), (False, False), (False, True)), CLUSTER_SIZES,
-            UNROLLS, PRECISION, PRECISION, (False, True)):
+    kept = ((True, False, False), (False, False, False), (False, True, False), (False, True, True))
+    for vector, block, threads, (cache, shared, copy), cluster, unroll, approx, fp32, online in itertools.product(
+            VECTOR_BYTES, BLOCK_SIZES, THREADS_PER_ROW, kept, CLUSTER_SIZES, UNROLLS, PRECISION, PRECISION,
+            (False, True)):
         if threads > block or (cluster > 1 and threads != block) or (cache and unroll != 1):
             continue
-        schedule = RowSchedule(vector, block, threads, cache, cluster, 0, unroll, approx, fp32, online, shared)
+        schedule = RowSchedule(vector, block, threads, cache, cluster, 0, unroll, approx, fp32, online, shared, copy)
         if schedule.fits(target):
             schedules.append(schedule)
     return schedules

@@ -38,6 +38,14 @@ class Target:
     warp_size: int
     max_cluster_size: int  # CTAs; beyond 8 (non-portable sizes) the launcher opts in per kernel
     features: frozenset[Feature]
+    # (cluster size, SMs that hold clusters of that size at one CTA an SM): a cluster lives within
+    # one GPC, so GPCs of few SMs leave some idle. Measured with cuOccupancyMaxActiveClusters
+    # (papers/ptx_suite/clusters.py); sizes not listed are taken to use every SM.
+    cluster_sms: tuple[tuple[int, int], ...] = ()
+
+    def sms_holding_clusters(self, size: int) -> int:
+        """SMs that clusters of `size` CTAs occupy together, one CTA an SM."""
+        return dict(self.cluster_sms).get(size, self.sm_count)
 
     @property
     def compute_capability(self) -> tuple[int, int]:
@@ -60,7 +68,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("sm_89", "L40S", "7.8", 142, 65536, 255, 1024, 1536, 24, 100 * KIB, 99 * KIB,
            96 * MIB, 0.864e12, 32, 1, AMPERE),
     Target("sm_90a", "H100 SXM5 80GB", "8.0", 132, 65536, 255, 1024, 2048, 32, 228 * KIB, 227 * KIB,
-           50 * MIB, 3.35e12, 32, 16, HOPPER | {Feature.WGMMA}),
+           50 * MIB, 3.35e12, 32, 16, HOPPER | {Feature.WGMMA}, ((4, 120), (8, 120), (16, 112))),
     Target("sm_100a", "B200", "8.6", 148, 65536, 255, 1024, 2048, 32, 228 * KIB, 227 * KIB,
            126 * MIB, 8.0e12, 32, 16, HOPPER | {Feature.TCGEN05}),
     Target("sm_120", "RTX PRO 6000 Blackwell", "8.7", 188, 65536, 255, 1024, 1536, 32, 100 * KIB,

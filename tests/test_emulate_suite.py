@@ -20,7 +20,7 @@ from ir.frontend import capture, load_problem
 from ir.kernel import Kernel
 from ptxgen.cli import main
 from ptxgen.lower import LoweredKernel, default_schedule, lower, sample_schedules
-from ptxgen.schedule import Schedule
+from ptxgen.schedule import RowSchedule, Schedule
 from ptxgen.targets import TARGETS
 from verify.against_ir import check_on_emulator
 from verify.emulate import Launch
@@ -76,6 +76,44 @@ MUTANTS = {
     "sum_shuffle_offset_changed": ("shfl.sync.bfly.b32 %f67, %f20, 16,", "shfl.sync.bfly.b32 %f67, %f20, 8,",
                                    "mismatch"),
 }
+
+
+# Wrong versions of the same softmax copying its rows into shared memory by cp.async.
+ASYNC_MUTANTS = {
+    "wait_dropped": ("cp.async.wait_all;", "// no wait", "mismatch"),  # the walks read shared memory before the copy
+    "copy_guard_dropped": ("@%p2 cp.async", "cp.async", "out_of_bounds"),
+    "copy_lands_elsewhere": ("cp.async.ca.shared.global [%r23]", "cp.async.ca.shared.global [%r23+4]",
+                             "race|out_of_bounds"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ASYNC_MUTANTS))
+def test_mutants_of_a_kernel_with_async_copies_are_caught(name: str) -> None:
+    kernel = parse(SOFTMAX)
+    schedule = CASES["softmax_f32_odd"][1][7]  # the row in shared memory, copied in by cp.async, over 4 CTAs
+    assert schedule.async_copy
+    lowered = lower(kernel, schedule, TARGET)
+    old, new, expected = ASYNC_MUTANTS[name]
+    assert old in lowered.ptx, f"{old!r} is not in the kernel: the mutant table is out of date"
+    verdict = check_on_emulator(kernel, lowered.ptx.replace(old, new, 1), launch_of(lowered))
+    said = verdict.status + " " + " ".join(verdict.reasons)
+    assert verdict.status != "match" and any(word in said for word in expected.split("|")), said
+
+
+ROW_SUMS = "kernel k(%x: f32[200, 256]) -> (%y: f32[200]) {\n  %y = sum(%x, axes=[1])\n  return %y\n}"
+
+
+def test_clusters_walking_rows_meet_before_the_next_row_reuses_their_slots() -> None:
+    """With one exchange a row, a CTA writing its slot for the next row while the other CTA of its
+    cluster may still read the last row's is a race; the kernel meets at a cluster barrier first."""
+    kernel = parse(ROW_SUMS)
+    lowered = lower(kernel, RowSchedule(block_size=64, threads_per_row=64, cluster=2, ctas_per_sm=1), TARGET)
+    assert lowered.launch.grid[0] < 2 * 200  # 66 clusters, three or four rows each
+    assert check_on_emulator(kernel, lowered.ptx, launch_of(lowered)).status == "match"
+    between_rows = "bar.sync 0;\n\tbarrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;"
+    assert between_rows in lowered.ptx
+    verdict = check_on_emulator(kernel, lowered.ptx.replace(between_rows, "bar.sync 0;", 1), launch_of(lowered))
+    assert verdict.status == "error" and "race" in " ".join(verdict.reasons), verdict.reasons
 
 
 @pytest.mark.parametrize("name", sorted(MUTANTS))

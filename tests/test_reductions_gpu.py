@@ -64,21 +64,35 @@ CASES: dict[str, tuple[str, list[Schedule]]] = {
         RowSchedule(vector_bytes=4, block_size=256, threads_per_row=256, cluster=2),
         RowSchedule(vector_bytes=4, block_size=256, threads_per_row=256, cache_row=False, shared_row=True, cluster=4),
         RowSchedule(vector_bytes=4, block_size=256, threads_per_row=32, cache_row=False, shared_row=True, unroll=1),
+        RowSchedule(vector_bytes=4, block_size=256, threads_per_row=256, cache_row=False, shared_row=True,
+                    async_copy=True, cluster=4),
+        RowSchedule(vector_bytes=4, block_size=128, threads_per_row=32, cache_row=False, shared_row=True,
+                    async_copy=True, unroll=4),
+        # a loop over rows, each cluster's next row copied in while it works on this one (30 clusters, 37 rows)
+        RowSchedule(vector_bytes=4, block_size=128, threads_per_row=128, cache_row=False, shared_row=True,
+                    async_copy=True, cluster=4, ctas_per_sm=1, unroll=2),
     ]),
     "softmax_bf16_long": (SOFTMAX.format(t="bf16", r=3, n=65536), [
         RowSchedule(block_size=1024, threads_per_row=1024, cluster=4),
         RowSchedule(block_size=1024, threads_per_row=1024, cluster=8, cache_row=False, unroll=2),
         RowSchedule(block_size=512, threads_per_row=512, cache_row=False, unroll=4),
         RowSchedule(block_size=1024, threads_per_row=1024, cluster=2, cache_row=False, shared_row=True, unroll=4),
+        RowSchedule(block_size=256, threads_per_row=256, cluster=8, cache_row=False, shared_row=True, async_copy=True,
+                    unroll=2),
     ]),
     "softmax_bf16_rows": (SOFTMAX.format(t="bf16", r=300, n=128), [
         RowSchedule(block_size=64, threads_per_row=4), RowSchedule(block_size=256, threads_per_row=16, ctas_per_sm=1),
+        RowSchedule(block_size=64, threads_per_row=64, cluster=2, ctas_per_sm=1),  # 66 clusters walk 300 rows
+        RowSchedule(block_size=64, threads_per_row=64, cluster=2, ctas_per_sm=1, cache_row=False, shared_row=True,
+                    async_copy=True),
     ]),
     "layernorm_f32": (LAYERNORM, [
         RowSchedule(block_size=1024, threads_per_row=1024),
         RowSchedule(block_size=256, threads_per_row=32, cache_row=False, unroll=1),
         RowSchedule(block_size=512, threads_per_row=512, cluster=4),
         RowSchedule(block_size=256, threads_per_row=256, cache_row=False, shared_row=True, ctas_per_sm=1, unroll=2),
+        RowSchedule(block_size=256, threads_per_row=256, cache_row=False, shared_row=True, async_copy=True,
+                    ctas_per_sm=1, unroll=2),
     ]),
     "argmin_logsumexp_bf16": (ARGMIN_LSE, [
         RowSchedule(vector_bytes=16, block_size=64, threads_per_row=32),
@@ -88,6 +102,9 @@ CASES: dict[str, tuple[str, list[Schedule]]] = {
         RowSchedule(vector_bytes=16, block_size=256, threads_per_row=256, online=True),
         RowSchedule(vector_bytes=4, block_size=64, threads_per_row=16, cache_row=False, unroll=4, online=True),
         RowSchedule(vector_bytes=16, block_size=128, threads_per_row=128, cluster=2, online=True, approx_math=True),
+        # one exchange a row: a cluster barrier before the next row's exchange reuses the slots
+        RowSchedule(vector_bytes=16, block_size=64, threads_per_row=64, cluster=2, ctas_per_sm=1, online=True,
+                    cache_row=False, shared_row=True, async_copy=True),
     ]),
     "int_rows": (INT_ROWS, [RowSchedule(vector_bytes=16, block_size=64, threads_per_row=16)]),
     "column_softmax": (COLUMN_SOFTMAX, [

@@ -94,6 +94,20 @@ class Emulation:
 
 
 @dataclass
+class AsyncCopy:
+    """A cp.async under way: the bytes it read from global memory at issue (inputs do not change
+    while a kernel runs), the shared bytes they land on, and per lane the group it belongs to (the
+    number of groups that lane had committed when it issued the copy). They land when a wait asks
+    for their group, as the issuing thread's write."""
+
+    lanes: Array
+    ctas: Array
+    offsets: Array
+    raw: Array
+    group: Array
+
+
+@dataclass
 class Batch:
     """The state of `ctas` consecutive CTAs starting at `first`."""
 
@@ -109,9 +123,12 @@ class Batch:
     regs: dict[str, Array] = field(default_factory=dict)
     pc: Array = field(init=False)
     status: Array = field(init=False)
+    copies: list[AsyncCopy] = field(default_factory=list)  # cp.async under way
+    committed: Array = field(init=False)  # per lane: cp.async groups it has committed
 
     def __post_init__(self) -> None:
         lanes = self.ctas * self.launch.threads
+        self.committed = np.zeros(lanes, np.int64)
         self.domain = NumpyDomain(lanes)
         self.pc = np.zeros(lanes, np.int64)
         self.status = np.zeros(lanes, np.int8)
@@ -534,6 +551,75 @@ def _barrier_step(ins: Instruction, op: Op) -> Step:
     return Step(ins, _nothing, "barrier")
 
 
+ASYNC_COPY_BYTES = (4, 8, 16)
+
+
+def _async_step(ins: Instruction, op: Op) -> Step:
+    """cp.async: a copy from global to shared memory that lands at a wait (commit_group closes a
+    group; wait_group N lands every group but the N newest; wait_all lands every copy)."""
+    if op.mods[:1] != ("async",) or op.has("bulk"):
+        raise NotModelled(f"{ins}: only cp.async (not bulk copies) is modelled")
+    if op.has("commit_group"):
+        return Step(ins, _commit_copies)
+    if op.has("wait_group", "wait_all"):
+        keep = 0 if op.has("wait_all") else ins.operands[0].value if isinstance(ins.operands[0], Imm) else None
+        if keep is None:
+            raise NotModelled(f"{ins}: wait_group takes an immediate")
+        return Step(ins, lambda ex, mask: _land_copies(ex, mask, int(keep), op.has("wait_all")))
+    return _copy_step(ins, op)
+
+
+def _copy_step(ins: Instruction, op: Op) -> Step:
+    if not op.has("shared", "shared::cta") or not op.has("global") or not 3 <= len(ins.operands) <= 4:
+        raise NotModelled(f"{ins}: only cp.async.ca/cg.shared.global [dst], [src], size[, src_size] is modelled")
+    dest, source, size_operand = ins.operands[:3]
+    if not isinstance(dest, Addr) or not isinstance(source, Addr) or not isinstance(size_operand, Imm):
+        raise NotModelled(f"{ins}: operands")
+    size = int(size_operand.value)
+    if size not in ASYNC_COPY_BYTES or (op.has("cg") and size != 16):
+        raise NotModelled(f"{ins}: copies {size} bytes (.ca: 4, 8 or 16; .cg: 16)")
+    filled = ins.operands[3] if len(ins.operands) == 4 else None
+
+    def run(ex: Executor, mask: Array) -> None:
+        def issue(lanes: Array) -> None:
+            raw = ex.b.memory.read(ex.address(source)[mask], size)
+            if filled is not None:  # bytes past src_size are zeros
+                kept = ex.read(filled, "u32")[mask].astype(np.int64)
+                raw = np.where(np.arange(size)[None, :] < kept[:, None], raw, 0).astype(np.uint8)
+            ctas, offsets = _shared_target(ex, ex.address(dest)[mask], "shared", lanes)
+            ex.b.shared.check(ctas, offsets, size)
+            ex.b.copies.append(AsyncCopy(lanes, ctas, offsets, raw, ex.b.committed[lanes].copy()))
+        _access(ex, mask, ins, issue)
+    return Step(ins, run)
+
+
+def _commit_copies(ex: Executor, mask: Array) -> None:
+    ex.b.committed[ex.lanes[mask]] += 1
+
+
+def _land_copies(ex: Executor, mask: Array, keep: int, commit: bool) -> None:
+    """The waiting lanes' copies of every group but their `keep` newest land in shared memory."""
+    if commit:
+        _commit_copies(ex, mask)
+    waiting = np.zeros(ex.b.lane.size, bool)
+    waiting[ex.lanes[mask]] = True
+    pending = []
+    for copy in ex.b.copies:
+        lands = waiting[copy.lanes] & (copy.group < ex.b.committed[copy.lanes] - keep)
+        if lands.any():
+            try:
+                ex.b.shared.write(copy.ctas[lands], copy.offsets[lands], copy.raw[lands], copy.lanes[lands])
+            except MemoryFault as fault:
+                lane = int(copy.lanes[lands][fault.lanes[0]]) if fault.lanes.size else int(copy.lanes[0])
+                message = f"a cp.async landing at a wait: {fault} ({ex.b.where(lane)})"
+                raise EmulationError(fault.kind, message) from None
+        rest = ~lands
+        if rest.any():
+            pending.append(AsyncCopy(copy.lanes[rest], copy.ctas[rest], copy.offsets[rest], copy.raw[rest],
+                                     copy.group[rest]))
+    ex.b.copies = pending
+
+
 def _cvta_step(ins: Instruction, op: Op) -> Step:
     if not op.has("to") or not op.has("global"):
         raise NotModelled(f"{ins}: only cvta.to.global is modelled")
@@ -545,7 +631,7 @@ def _cvta_step(ins: Instruction, op: Op) -> Step:
 
 STEPS: dict[str, Callable[[Instruction, Op], Step]] = {
     "ld": _load_step, "st": _store_step, "atom": _atomic_step, "red": _atomic_step, "shfl": _shuffle_step,
-    "mapa": _mapa_step, "cvta": _cvta_step, "bar": _barrier_step, "barrier": _barrier_step,
+    "mapa": _mapa_step, "cvta": _cvta_step, "cp": _async_step, "bar": _barrier_step, "barrier": _barrier_step,
     "fence": lambda ins, op: Step(ins, _nothing), "membar": lambda ins, op: Step(ins, _nothing),
     "ret": lambda ins, op: Step(ins, _nothing, "exit"), "exit": lambda ins, op: Step(ins, _nothing, "exit"),
 }
@@ -624,6 +710,8 @@ def _release(batch: Batch, steps: list[Step]) -> None:
             batch.status[lanes][meeting] = RUN
             batch.pc[lanes][meeting] += 1
             batch.shared.epoch[index * group:(index + 1) * group] += 1
+            if kind == CLUSTER_BARRIER:
+                batch.shared.cluster_epoch[index * group:(index + 1) * group] += 1
             released = True
         if released:
             return
@@ -712,7 +800,7 @@ def emulate(ptx: str | Module, launch: Launch, arguments: list[Array], outputs: 
     total = 0
     executed = np.zeros(len(steps), bool)
     for first, count in _batches(launch, ctas):
-        shared = SharedMemory(module.shared + entry.shared, count, launch.shared_bytes)
+        shared = SharedMemory(module.shared + entry.shared, count, launch.shared_bytes, launch.threads)
         batch = Batch(entry, launch, first, count, memory, params, globals_, shared)
         total += _run_batch(batch, steps, max_steps, executed)
     result = Emulation([b.data for b in memory.buffers[:len(arguments)]], steps=total, executed=executed)

@@ -115,9 +115,11 @@ class SharedMemory:
     """Shared memory of `ctas` CTAs. Since each CTA's last barrier (its epoch), every byte
     remembers its last writer and the lowest and highest thread that read it: a write by thread t
     races unless every read since the barrier was t's own, and a read races with another thread's
-    write."""
+    write. Threads of other CTAs of the cluster (through shared::cluster addresses) are ordered
+    only by cluster barriers (the cluster epoch): a read from another CTA races with a write since
+    the last cluster barrier by another thread, and a write races with such reads since then."""
 
-    def __init__(self, variables: tuple[Var, ...], ctas: int, dynamic_bytes: int = 0) -> None:
+    def __init__(self, variables: tuple[Var, ...], ctas: int, dynamic_bytes: int = 0, threads_per_cta: int = 0) -> None:
         self.offsets, self.sizes = layout(variables, dynamic_bytes)
         self.variables = variables
         self.size = max((self.offsets[v.name] + self.sizes[v.name] for v in variables), default=0)
@@ -132,6 +134,12 @@ class SharedMemory:
         self.write_epoch = np.full(total, -1, np.int64)
         self.read_epoch = np.full(total, -1, np.int64)
         self.epoch = np.zeros(ctas, np.int64)
+        self.threads_per_cta = threads_per_cta  # 0: every access is taken to be the owning CTA's own
+        self.cluster_epoch = np.zeros(ctas, np.int64)
+        self.write_cluster_epoch = np.full(total, -1, np.int64)
+        self.remote_read_epoch = np.full(total, -1, np.int64)  # cluster epoch of the last read from another CTA
+        self.remote_first = np.zeros(total, np.int64)
+        self.remote_last = np.zeros(total, np.int64)
 
     def _index(self, ctas: Array, offsets: Array, size: int) -> tuple[Array, Array]:
         """Flat byte indices [accesses, size] and each byte's CTA epoch, or a MemoryFault."""
@@ -150,6 +158,10 @@ class SharedMemory:
         flat = (ctas * self.row + offsets)[:, None] + np.arange(size)
         return flat, np.broadcast_to(self.epoch[ctas][:, None], flat.shape)
 
+    def check(self, ctas: Array, offsets: Array, size: int) -> None:
+        """A MemoryFault if a `size`-byte access at these offsets would be out of bounds or misaligned."""
+        self._index(ctas, offsets, size)
+
     def _describe(self) -> str:
         return ", ".join(f"{v.name} at {self.offsets[v.name]}..{self.offsets[v.name] + self.sizes[v.name]}"
                          for v in self.variables)
@@ -157,10 +169,25 @@ class SharedMemory:
     def _offset(self, flat: int) -> str:
         return f"shared offset {flat % self.row} of CTA {flat // self.row} in the batch"
 
+    def _remote(self, threads: Array, ctas: Array, shape: tuple[int, ...]) -> Array:
+        """Per byte: is the accessing thread of another CTA than the one owning the memory."""
+        if not self.threads_per_cta:
+            return np.zeros(shape, bool)
+        other = threads.astype(np.int64) // self.threads_per_cta != ctas.astype(np.int64)
+        return np.broadcast_to(other[:, None], shape)
+
+    def _written_remotely(self, flat: Array) -> Array:
+        writer = self.writer[flat]
+        if not self.threads_per_cta:
+            return np.zeros(flat.shape, bool)
+        return (writer != NO_THREAD) & (writer // self.threads_per_cta != flat // self.row)
+
     def read(self, ctas: Array, offsets: Array, size: int, threads: Array) -> Array:
         flat, epoch = self._index(ctas, offsets, size)
         who = np.broadcast_to(threads.astype(np.int64)[:, None], flat.shape)
-        racing = (self.write_epoch[flat] == epoch) & (self.writer[flat] != who)
+        remote, cluster_epoch = self._remote(threads, ctas, flat.shape), self.cluster_epoch[flat // self.row]
+        unordered = (remote | self._written_remotely(flat)) & (self.write_cluster_epoch[flat] == cluster_epoch)
+        racing = (((self.write_epoch[flat] == epoch) | unordered) & (self.writer[flat] != who))
         if racing.any():
             access = np.nonzero(racing.any(axis=1))[0]
             raise MemoryFault("race", f"a thread reads {self._offset(int(flat[access[0], 0]))}, written by another "
@@ -171,6 +198,14 @@ class SharedMemory:
         np.minimum.at(self.first_reader, flat.ravel(), who.ravel())
         np.maximum.at(self.last_reader, flat.ravel(), who.ravel())
         self.read_epoch[flat] = epoch
+        if remote.any():
+            far, readers = flat[remote], who[remote]
+            stale = far[self.remote_read_epoch[far] != cluster_epoch[remote]]
+            self.remote_first[stale] = np.iinfo(np.int64).max
+            self.remote_last[stale] = -1
+            np.minimum.at(self.remote_first, far, readers)
+            np.maximum.at(self.remote_last, far, readers)
+            self.remote_read_epoch[far] = cluster_epoch[remote]
         return self.data[flat]
 
     def write(self, ctas: Array, offsets: Array, data: Array, threads: Array) -> None:
@@ -178,7 +213,13 @@ class SharedMemory:
         who = np.broadcast_to(threads.astype(np.int64)[:, None], flat.shape)
         read_by_other = (self.read_epoch[flat] == epoch) & ((self.first_reader[flat] != who) |
                                                             (self.last_reader[flat] != who))
-        racing = ((self.write_epoch[flat] == epoch) & (self.writer[flat] != who)) | read_by_other
+        cluster_epoch = self.cluster_epoch[flat // self.row]
+        read_from_afar = (self.remote_read_epoch[flat] == cluster_epoch) & ((self.remote_first[flat] != who) |
+                                                                           (self.remote_last[flat] != who))
+        unordered = ((self._remote(threads, ctas, flat.shape) | self._written_remotely(flat))
+                     & (self.write_cluster_epoch[flat] == cluster_epoch))
+        racing = (((self.write_epoch[flat] == epoch) | unordered) & (self.writer[flat] != who)) | read_by_other \
+            | read_from_afar
         _, counts = np.unique(flat.ravel(), return_counts=True)
         if racing.any() or (counts > 1).any():
             access = np.nonzero(racing.any(axis=1))[0] if racing.any() else np.array([0])
@@ -187,3 +228,4 @@ class SharedMemory:
         self.data[flat] = data
         self.writer[flat] = who
         self.write_epoch[flat] = epoch
+        self.write_cluster_epoch[flat] = cluster_epoch

@@ -79,7 +79,19 @@ ONCE_KNOBS = [dict(threads_per_row=t, block_size=t, cluster=k, cache_row=c, onli
               for o in (True, False) for t in (64, 128, 256, 512, 1024) for k in (1, 2, 4, 8, 16) for c in (True, False)
               if t >= 256 and k <= 8 or t <= 256 and k >= 2]
 ONCE_SWEEPS = {f"rowsweep/logsumexp_{dtype}_{n}": ONCE_KNOBS for dtype in ("bf16", "f32") for n in (65536, 262144)}
-SWEEP_SETS = {"default": SWEEPS, "shared_row": SHARED_ROW_SWEEPS, "read_once": ONCE_SWEEPS}
+# Rows copied into shared memory by cp.async (every vector in flight at once) beside the same rows copied by loads.
+ASYNC_KNOBS = [dict(threads_per_row=t, block_size=t, cluster=k, cache_row=False, shared_row=True, async_copy=a,
+                    unroll=2, online=False) for t in (256, 512, 1024) for k in (4, 8, 16) for a in (False, True)]
+ASYNC_SWEEPS = {f"rowsweep/{kind}_{dtype}_{n}": ASYNC_KNOBS for kind in ("softmax", "layernorm", "rmsnorm")
+                for dtype in ("bf16", "f32") for n in (65536, 262144)}
+# Approximate transcendentals (ex2.approx, rcp/rsqrt approx) beside the accurate library, on float32 long rows.
+APPROX_KNOBS = [dict(threads_per_row=t, block_size=t, cluster=k, cache_row=False, shared_row=True, async_copy=True,
+                     unroll=2, online=False, approx_math=a)
+                for t in (256, 512) for k in (4, 8, 16) for a in (False, True)]
+APPROX_SWEEPS = {f"rowsweep/{kind}_f32_{n}": APPROX_KNOBS for kind in ("softmax", "layernorm", "rmsnorm")
+                 for n in (65536, 262144)}
+SWEEP_SETS = {"default": SWEEPS, "shared_row": SHARED_ROW_SWEEPS, "read_once": ONCE_SWEEPS, "async_copy": ASYNC_SWEEPS,
+              "approx": APPROX_SWEEPS}
 
 
 def sweep(path: Path, knob_sets: list[dict[str, Any]], flush: torch.Tensor, reps: int) -> list[dict[str, Any]]:
