@@ -8,6 +8,7 @@ cluster size that does not divide a GPC's CTA slots leaves SMs idle.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import sys
 from pathlib import Path
@@ -77,7 +78,8 @@ def main() -> int:
             rows.append(row)
             print(json.dumps(row), flush=True)
     if args.out:
-        args.out.write_text(json.dumps({"device": torch.cuda.get_device_name(), "rows": rows}, indent=1))
+        date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        args.out.write_text(json.dumps({"device": torch.cuda.get_device_name(), "date": date, "rows": rows}, indent=1))
     return 0
 
 

@@ -40,8 +40,8 @@ def _row(row: dict[str, Any], copy_gbs: float) -> str:
             f"{eager / ours:.2f} | {compiled / ours:.2f} | {t['ours']['gb_per_s'] / copy_gbs:.0%} |")
 
 
-SCHEDULE_LABELS = {"row": ("threads_per_row", "cache_row", "shared_row", "online", "cluster", "unroll",
-                           "block_size"),
+SCHEDULE_LABELS = {"row": ("threads_per_row", "cache_row", "shared_row", "async_copy", "online", "cluster", "unroll",
+                           "approx_math", "block_size"),
                    "column": ("threads_along_reduction", "unroll", "block_size"),
                    "elementwise": ("ctas_per_sm", "unroll", "block_size")}
 
@@ -67,6 +67,58 @@ def _sweep(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+# Sweeps that time each variant with one boolean knob off and on: the knob, and what it means.
+PAIRED = {"async_copy": "the row copied into shared memory by cp.async before the first walk (on) or by the "
+                        "first walk's loads (off)",
+          "approx": "approximate transcendentals (ex2.approx and friends, on) or the accurate library (off)"}
+PAIRED_KNOB = {"async_copy": "async_copy", "approx": "approx_math"}
+
+
+def _paired(results: dict[str, Any]) -> list[str]:
+    """For the sweeps that pair variants by one knob: each (threads, cluster) with it off and on."""
+    lines: list[str] = []
+    for sweep, meaning in PAIRED.items():
+        entries = {name.split(" [")[0]: entry["rows"] for name, entry in results.get("sweep", {}).items()
+                   if name.endswith(f"[{sweep}]")}
+        if not entries:
+            continue
+        knob = PAIRED_KNOB[sweep]
+        lines += ["", f"### `--sweep-set {sweep}`: {meaning}", "",
+                  "Median ms of the whole ModelNew, the knob off / on, for each threads per row (a CTA) and "
+                  "cluster size; other knobs as in the default. The default's own time in the last column.", "",
+                  "| problem | threads | cluster 4 | cluster 8 | cluster 16 | default |", "|---|---:|---|---|---|---:|"]
+        for name, rows in entries.items():
+            times = {(r["schedule"]["block_size"], r["schedule"]["cluster"], bool(r["schedule"].get(knob))):
+                     r["median_ms"] for r in rows}
+            default = next(r for r in rows if r["default"])["median_ms"]
+            for threads in sorted({b for b, _, _ in times}):
+                cells = [" / ".join(f"{times[(threads, k, on)]:.3f}" if (threads, k, on) in times else "-"
+                                    for on in (False, True)) for k in (4, 8, 16)]
+                lines.append(f"| `{name}` | {threads} | " + " | ".join(cells) + f" | {default:.3f} |")
+    return lines
+
+
+def _clusters(clusters: dict[str, Any] | None) -> list[str]:
+    """How many clusters of each long-row schedule the device holds at once (papers/ptx_suite/clusters.py)."""
+    if not clusters:
+        return []
+    lines = ["", "## Clusters the device holds at once", "",
+             f"{clusters['device']}, {clusters['date']}: cuOccupancyMaxActiveClusters for long-row schedules "
+             "(shared memory per CTA as the schedule needs it). A cluster lives within one GPC, so clusters of 4 "
+             "or more CTAs at one CTA an SM leave SMs idle.", "",
+             "| CTA threads | cluster | shared bytes a CTA | clusters at once | CTAs at once | SMs |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    seen = set()
+    for row in clusters["rows"]:
+        key = (row["block"], row["cluster"], row["shared_bytes"])
+        if key in seen:
+            continue
+        seen.add(key)
+        lines.append(f"| {row['block']} | {row['cluster']} | {row['shared_bytes']:,} | {row['active_clusters']} | "
+                     f"{row['active_ctas']} | {row['sms']} |")
+    return lines
+
+
 def _bandwidth_target(results: dict[str, Any], timed: list[dict[str, Any]]) -> list[str]:
     """Problems made of our kernels alone (no glue): fraction of copy bandwidth against the target."""
     rows = [r for r in timed if r["full"].get("glue") == 0]
@@ -84,7 +136,7 @@ def _bandwidth_target(results: dict[str, Any], timed: list[dict[str, Any]]) -> l
 TARGET_FRACTION = 0.85
 
 
-def render(results: dict[str, Any]) -> str:
+def render(results: dict[str, Any], clusters: dict[str, Any] | None = None) -> str:
     rows = results["problems"]
     timed = [r for r in rows if "times" in r]
     passed = sum(r["odd"]["passed"] and r["full"]["passed"] for r in timed)
@@ -124,13 +176,17 @@ def render(results: dict[str, Any]) -> str:
     lines += [_row(r, _copy_gbs(results, r)) for r in rows]
     lines += _bandwidth_target(results, timed)
     lines += _sweep(results)
+    lines += _paired(results)
+    lines += _clusters(clusters)
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str]) -> int:
     source = Path(argv[0]) if argv else HERE / "results.json"
     target = Path(argv[1]) if len(argv) > 1 else HERE / "README.md"
-    target.write_text(render(json.loads(source.read_text())))
+    occupancy = source.parent / "clusters.json"
+    clusters = json.loads(occupancy.read_text()) if occupancy.exists() else None
+    target.write_text(render(json.loads(source.read_text()), clusters))
     return 0
 
 
