@@ -30,6 +30,9 @@ ROWS = parse(CASES["softmax_f32_odd"][0])
 ROW_SCHEDULE = RowSchedule(vector_bytes=4, block_size=256, threads_per_row=256, cluster=2)
 ROWS_CTA = parse(CASES["softmax_f32_odd"][0])  # the same rows reduced within one CTA: shared memory, barriers
 ROW_CTA_SCHEDULE = RowSchedule(vector_bytes=4, block_size=256, threads_per_row=256, cluster=1)
+ROWS_ASYNC = parse(CASES["softmax_f32_odd"][0])  # rows copied into shared memory by cp.async, then read back
+ROW_ASYNC_SCHEDULE = RowSchedule(vector_bytes=4, block_size=256, threads_per_row=256, cache_row=False, shared_row=True,
+                                 async_copy=True)
 LARGE = parse("kernel k(%x: f32[1100000003]) -> (%y: f32[1100000003]) {\n  %y = neg(%x)\n  return %y\n}")
 CLAMP = parse("kernel k(%x: f32[1000003]) -> (%y: f32[1000003]) {\n  %lo = const(-1.5) : f32\n"
               "  %m = maximum(%x, %lo)\n  %hi = const(1.25) : f32\n  %y = minimum(%m, %hi)\n  return %y\n}")
@@ -43,7 +46,7 @@ BROADCAST = parse("kernel k(%x: f32[300, 1000], %s: f32[1000]) -> (%y: f32[300, 
 BOOL_NE = parse("kernel k(%x: f32[1000], %y: f32[1000]) -> (%z: bool[1000]) {\n  %a = gt(%x, %y)\n"
                 "  %b = lt(%x, %y)\n  %z = ne(%a, %b)\n  return %z\n}")
 INT_LT = parse("kernel k(%x: i32[1000], %y: i32[1000]) -> (%z: bool[1000]) {\n  %z = lt(%x, %y)\n  return %z\n}")
-SCHEDULES = {id(ROWS): ROW_SCHEDULE, id(ROWS_CTA): ROW_CTA_SCHEDULE}
+SCHEDULES = {id(ROWS): ROW_SCHEDULE, id(ROWS_CTA): ROW_CTA_SCHEDULE, id(ROWS_ASYNC): ROW_ASYNC_SCHEDULE}
 
 
 def prove(kernel: Kernel, ptx: str, launch: Launch) -> dict[str, Obligation]:
@@ -156,6 +159,10 @@ MUTANTS = {
                                  "%y written at least once", "is never written"),
     "row_stride_wrong": (ROWS, "mul.lo.u32 %r11, %r10, 1003", "mul.lo.u32 %r11, %r10, 1002",
                          "%y written at most once", "is written by thread"),
+    "async_copy_unguarded": (ROWS_ASYNC, "@%p2 cp.async", "cp.async",
+                             "in bounds: line 55: cp.async.ca.shared.global (execution 2 on its path)", "of %x"),
+    "async_copy_lands_on_a_neighbour": (ROWS_ASYNC, "cp.async.ca.shared.global [%r16]",
+                                        "cp.async.ca.shared.global [%r16+4]", NO_RACE, "with no barrier between"),
     "shared_race_no_barrier": (ROWS_CTA, "bar.sync 0;", "", NO_RACE, "with no barrier between them"),
     "barrier_under_divergent_branch": (ROWS_CTA, "bar.sync 0;", "@%p5 bar.sync 0;", UNIFORM_BARRIERS,
                                        "a barrier under divergent control"),
@@ -356,6 +363,21 @@ def test_an_op_takes_an_instructions_form_only_where_z3_proves_them_equal() -> N
     assert instruction_form("min.NaN.f32", 2, maximum) is None
     assert instruction_form("neg.f32", 1, FLOAT_OPS[Op.NEG]) is not None
     assert instruction_form("abs.f32", 1, FLOAT_OPS[Op.NEG]) is None
+
+
+def test_rows_copied_in_by_cp_async_are_proved_on_every_memory_obligation() -> None:
+    # each thread's copies land (as its own stores) at cp.async.wait_all, before it reads them back
+    obligations = prove(ROWS_ASYNC, *lowered(ROWS_ASYNC, ROW_ASYNC_SCHEDULE))
+    assert verdict(list(obligations.values())) == "proved", [o for o in obligations.values() if o.status != "proved"]
+    assert any("cp.async" in name for name in obligations)
+
+
+def test_a_shared_load_before_its_copy_lands_is_inconclusive() -> None:
+    ptx, launch = lowered(ROWS_ASYNC, ROW_ASYNC_SCHEDULE)
+    assert "\tcp.async.wait_all;\n" in ptx
+    obligations = prove(ROWS_ASYNC, ptx.replace("\tcp.async.wait_all;\n", "", 1), launch)
+    (only,) = obligations.values()
+    assert only.status == "inconclusive" and "while cp.async copies are in flight" in only.detail, only
 
 
 def test_what_the_executor_does_not_model_is_inconclusive() -> None:

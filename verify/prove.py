@@ -200,6 +200,19 @@ class _State:
     trips: dict[int, int] = field(default_factory=dict)  # branch instruction -> times taken on this path
     epoch: int = 0  # CTA barriers passed on this path
     visits: dict[int, int] = field(default_factory=dict)  # memory instruction's line -> executions on this path
+    uncommitted: int = 0  # cp.async copies issued since the last commit_group, not yet landed
+    committed: int = 0  # cp.async copies in committed groups, not yet waited for
+
+    def fork(self, pc: int, path: list[z3.BoolRef]) -> _State:
+        """The same thread on another path from here."""
+        return _State(pc, dict(self.regs), path, dict(self.trips), self.epoch, dict(self.visits), self.uncommitted,
+                      self.committed)
+
+    def settled(self, ins: Instruction, what: str) -> None:
+        """Unsupported where cp.async copies are still in flight at `ins`: their shared writes are
+        recorded where they were issued, which is only right if nothing can see them land later."""
+        if self.uncommitted or self.committed:
+            raise Unsupported(f"line {ins.line}: {what} while cp.async copies are in flight (not modelled)")
 
     def visit(self, line: int) -> int:
         """How many times this path executed the instruction at `line` before (and count this one)."""
@@ -387,7 +400,7 @@ def _branch(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
     if not _feasible(ex.tile, fallen):
         state.path, state.pc = taken, destination
         return None
-    other = _State(destination, dict(state.regs), taken, dict(state.trips), state.epoch, dict(state.visits))
+    other = state.fork(destination, taken)
     state.path, state.pc = fallen, state.pc + 1
     return other
 
@@ -441,6 +454,7 @@ def _barrier(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Bo
     between threads here."""
     if not any((op.base, m) in CTA_BARRIERS for m in op.mods) or op.has("warp") or op.has("arrive"):
         return _no_effect(ex, state, ins, op, guard)
+    state.settled(ins, "a barrier")
     other = None
     if guard is not None:
         taken, skipped = [*state.path, guard], [*state.path, z3.Not(guard)]
@@ -448,8 +462,7 @@ def _barrier(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Bo
             if not _feasible(ex.tile, taken):
                 state.path, state.pc = skipped, state.pc + 1
                 return None
-            other = _State(state.pc + 1, dict(state.regs), skipped, dict(state.trips), state.epoch,
-                           dict(state.visits))
+            other = state.fork(state.pc + 1, skipped)
         state.path = taken
     ex.tile.barriers.append(Barrier(ins, _condition(state, None), state.epoch))
     state.epoch += 1
@@ -474,6 +487,8 @@ def _shared(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
     address, lane_bytes = start + z3.BitVecVal(address_operand.offset, 32), type_bytes(op.type)
     condition, cluster = _condition(state, guard), op.has("shared::cluster")
     data = None
+    if op.base == "ld":
+        state.settled(ins, "a shared-memory load")
     if op.base == "st":
         parts = values.regs if isinstance(values, Vec) else (values,)
         stored = [ex.read(state, Reg(p) if isinstance(p, str) else p, op.type) for p in parts]
@@ -547,7 +562,61 @@ def _identity_u64(ex: Executor, state: _State, ins: Instruction, op: Op, guard: 
 def _exit(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
     if guard is not None:
         raise Unsupported(f"line {ins.line}: a guarded ret")
+    state.settled(ins, "the thread's exit")
     state.pc = -1
+    return None
+
+
+ASYNC_COPY_BYTES = (4, 8, 16)
+
+
+def _async_copy(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
+    """cp.async: a copy of global memory into shared memory. Its global read is an access like a
+    load's, its shared write the thread's store of those bytes in the epoch it was issued in; the
+    copy lands no later than a wait (wait_all, or wait_group 0 for committed groups), and until then
+    no barrier, exit or shared load of this thread may come (`_State.settled`), so nothing can tell
+    the recorded store from the real one. wait_group N > 0 is not modelled."""
+    if op.mods[:1] != ("async",) or op.has("bulk"):
+        raise Unsupported(f"line {ins.line}: {ins.opcode} (only cp.async, not bulk copies)")
+    if op.has("commit_group"):
+        state.committed, state.uncommitted = state.committed + state.uncommitted, 0
+    elif op.has("wait_all"):
+        state.committed = state.uncommitted = 0
+    elif op.has("wait_group"):
+        keep = ins.operands[0] if ins.operands else None
+        if not isinstance(keep, Imm) or int(keep.value) != 0:
+            raise Unsupported(f"line {ins.line}: {ins.opcode} {keep} (only wait_group 0)")
+        state.committed = 0
+    else:
+        return _copy_in(ex, state, ins, op, guard)
+    state.pc += 1
+    return None
+
+
+def _copy_in(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
+    if not op.has("shared", "shared::cta") or not op.has("global") or len(ins.operands) != 3:
+        raise Unsupported(f"line {ins.line}: {ins.opcode} (only cp.async.ca/cg.shared.global [dst], [src], size)")
+    dest, source, size_operand = ins.operands
+    if not isinstance(dest, Addr) or not isinstance(source, Addr) or not isinstance(size_operand, Imm) \
+            or int(size_operand.value) not in ASYNC_COPY_BYTES:
+        raise Unsupported(f"line {ins.line}: {ins.opcode} operands")
+    size, occurrence, condition = int(size_operand.value), state.visit(ins.line), _condition(state, guard)
+    start = ex.read(state, source.base, "u64") if isinstance(source.base, (Reg, Sym)) \
+        else z3.BitVecVal(int(source.base), 64)
+    address = start + z3.BitVecVal(source.offset, 64)
+    ex.tile.accesses.append(Access("load", ins, address, size, condition, None, occurrence))
+    param = _base_of(ex.tile, address)
+    if param is None:  # an address of no single buffer: any bytes at all
+        ex.abstractions += 1
+        data = z3.BitVec(f"loaded {ex.abstractions} line {ins.line}", 8 * size)
+    else:
+        first = address - ex.tile.bases[param]
+        data = z3.Concat(*reversed([z3.Select(ex.tile.bytes_of(param), first + j) for j in range(size)]))
+    place = ex.read(state, dest.base, "u32") if isinstance(dest.base, (Reg, Sym)) else z3.BitVecVal(int(dest.base), 32)
+    ex.tile.shared.append(SharedAccess("store", ins, place + z3.BitVecVal(dest.offset, 32), size, condition,
+                                       state.epoch, False, occurrence, data))
+    state.uncommitted += 1
+    state.pc += 1
     return None
 
 
@@ -558,7 +627,7 @@ def _unsupported(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z
 STEPS: dict[str, Callable[[Executor, _State, Instruction, Op, z3.BoolRef | None], _State | None]] = {
     "bra": _branch, "ld": _memory, "st": _memory, "cvta": _identity_u64, "ret": _exit, "exit": _exit,
     "bar": _barrier, "barrier": _barrier, "fence": _no_effect, "membar": _no_effect, "shfl": _shuffle,
-    "mapa": _abstract, "atom": _unsupported, "red": _unsupported,
+    "mapa": _abstract, "atom": _unsupported, "red": _unsupported, "cp": _async_copy,
 }
 
 
