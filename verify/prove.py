@@ -103,6 +103,7 @@ class SharedAccess:
     cluster: bool  # through the cluster window (.shared::cluster): another CTA's shared memory may be meant
     occurrence: int = 0  # the instruction's how-manieth execution on its path (a loop's trip), from 0
     data: z3.BitVecRef | None = None  # a store's bytes, the first lowest
+    cluster_epoch: int = 0  # cluster barriers on its path before it: all that orders it with other CTAs
 
 
 @dataclass(frozen=True)
@@ -202,11 +203,12 @@ class _State:
     visits: dict[int, int] = field(default_factory=dict)  # memory instruction's line -> executions on this path
     uncommitted: int = 0  # cp.async copies issued since the last commit_group, not yet landed
     committed: int = 0  # cp.async copies in committed groups, not yet waited for
+    cluster_epoch: int = 0  # cluster barriers passed on this path
 
     def fork(self, pc: int, path: list[z3.BoolRef]) -> _State:
         """The same thread on another path from here."""
         return _State(pc, dict(self.regs), path, dict(self.trips), self.epoch, dict(self.visits), self.uncommitted,
-                      self.committed)
+                      self.committed, self.cluster_epoch)
 
     def settled(self, ins: Instruction, what: str) -> None:
         """Unsupported where cp.async copies are still in flight at `ins`: their shared writes are
@@ -466,6 +468,7 @@ def _barrier(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Bo
         state.path = taken
     ex.tile.barriers.append(Barrier(ins, _condition(state, None), state.epoch))
     state.epoch += 1
+    state.cluster_epoch += op.base == "barrier" and op.has("cluster")
     state.pc += 1
     return other
 
@@ -494,7 +497,7 @@ def _shared(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
         stored = [ex.read(state, Reg(p) if isinstance(p, str) else p, op.type) for p in parts]
         data = z3.Concat(*reversed(stored)) if len(stored) > 1 else stored[0]
     ex.tile.shared.append(SharedAccess("load" if op.base == "ld" else "store", ins, address, lane_bytes * count,
-                                       condition, state.epoch, cluster, occurrence, data))
+                                       condition, state.epoch, cluster, occurrence, data, state.cluster_epoch))
     if op.base != "ld":
         return _no_effect(ex, state, ins, op, guard)
     return _abstract(ex, state, ins, op, guard, lambda index: Exchange(
@@ -614,8 +617,23 @@ def _copy_in(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Bo
         data = z3.Concat(*reversed([z3.Select(ex.tile.bytes_of(param), first + j) for j in range(size)]))
     place = ex.read(state, dest.base, "u32") if isinstance(dest.base, (Reg, Sym)) else z3.BitVecVal(int(dest.base), 32)
     ex.tile.shared.append(SharedAccess("store", ins, place + z3.BitVecVal(dest.offset, 32), size, condition,
-                                       state.epoch, False, occurrence, data))
+                                       state.epoch, False, occurrence, data, state.cluster_epoch))
     state.uncommitted += 1
+    state.pc += 1
+    return None
+
+
+CLUSTER_FLAG, RANK_SHIFT, OFFSET_MASK = 1 << 31, 24, (1 << 24) - 1  # as verify.memory encodes mapa's addresses
+
+
+def _mapa(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
+    """mapa.shared::cluster.u32 d, a, r: offset a of CTA r's shared memory, encoded as the emulator
+    does (a flag, the rank, the offset); ld/st.shared::cluster decode it."""
+    if not op.has("shared::cluster") or op.type != "u32" or len(ins.operands) != 3:
+        raise Unsupported(f"line {ins.line}: {ins.opcode} (only mapa.shared::cluster.u32)")
+    offset, rank = ex.read(state, ins.operands[1], "u32"), ex.read(state, ins.operands[2], "u32")
+    encoded = (z3.BitVecVal(CLUSTER_FLAG, 32) | ((rank & 0x7F) << RANK_SHIFT) | (offset & OFFSET_MASK))
+    ex.write(state, ins.operands[0], encoded, guard)
     state.pc += 1
     return None
 
@@ -627,7 +645,7 @@ def _unsupported(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z
 STEPS: dict[str, Callable[[Executor, _State, Instruction, Op, z3.BoolRef | None], _State | None]] = {
     "bra": _branch, "ld": _memory, "st": _memory, "cvta": _identity_u64, "ret": _exit, "exit": _exit,
     "bar": _barrier, "barrier": _barrier, "fence": _no_effect, "membar": _no_effect, "shfl": _shuffle,
-    "mapa": _abstract, "atom": _unsupported, "red": _unsupported, "cp": _async_copy,
+    "mapa": _mapa, "atom": _unsupported, "red": _unsupported, "cp": _async_copy,
 }
 
 
@@ -671,9 +689,10 @@ def _merged(accesses: list[Access]) -> list[Access]:
 def _merged_shared(accesses: list[SharedAccess]) -> list[SharedAccess]:
     """One shared access per instruction, epoch and execution of it on a path, its address the one
     of the path taken."""
-    groups: dict[tuple[int, str, int, int], list[SharedAccess]] = {}
+    groups: dict[tuple[int, str, int, int, int], list[SharedAccess]] = {}
     for access in accesses:
-        groups.setdefault((access.instruction.line, access.kind, access.epoch, access.occurrence), []).append(access)
+        key = (access.instruction.line, access.kind, access.epoch, access.occurrence, access.cluster_epoch)
+        groups.setdefault(key, []).append(access)
     merged = []
     for group in groups.values():
         address = group[-1].address
@@ -686,7 +705,7 @@ def _merged_shared(accesses: list[SharedAccess]) -> list[SharedAccess]:
             if data is not None and access.data is not None:
                 data = z3.If(access.condition, access.data, data)
         merged.append(SharedAccess(first.kind, first.instruction, address, first.size, condition, first.epoch,
-                                   first.cluster, first.occurrence, data))
+                                   first.cluster, first.occurrence, data, first.cluster_epoch))
     return sorted(merged, key=lambda a: (a.epoch, a.instruction.line))
 
 
@@ -1007,20 +1026,30 @@ class Prover:
         return other_tid, tile.assumptions() + tile.assumptions("'") + [other_cta == tile.cta, other_tid != tile.tid]
 
     def no_shared_race(self) -> tuple[str, str]:
-        """No two threads of a CTA touch the same shared byte between the same two barriers with one
-        of them writing."""
+        """No two threads touch the same shared byte with one of them writing, unless a barrier
+        orders them: for two threads of a CTA reaching its own memory directly, a CTA barrier; where
+        either reaches through the cluster window (mapa's addresses, another CTA's memory or its
+        own), a cluster barrier."""
         tile, merged = self.tile, _merged_shared(self.tile.shared)
         if not merged:
             return "proved", "no shared memory is accessed"
-        accesses = [a for a in merged if not a.cluster]
-        other_tid, facts = self.same_cta()
-        for i, first in enumerate(accesses):
-            for second in accesses[i:]:
-                if "store" not in (first.kind, second.kind) or first.epoch != second.epoch:
+        outside = self._rank_outside_cluster(merged)
+        if outside is not None:
+            return outside
+        other_cta, other_tid = _renamed(tile, tile.cta, "'"), _renamed(tile, tile.tid, "'")
+        size = tile.launch.cluster_size
+        facts = tile.assumptions() + tile.assumptions("'") + [
+            z3.UDiv(tile.cta, size) == z3.UDiv(other_cta, size), z3.Or(tile.cta != other_cta, tile.tid != other_tid)]
+        for i, first in enumerate(merged):
+            for second in merged[i:]:
+                window = first.cluster or second.cluster
+                if "store" not in (first.kind, second.kind) or first.cluster_epoch != second.cluster_epoch or \
+                        (not window and first.epoch != second.epoch):
                     continue
-                a, b = first.address, _renamed(tile, second.address, "'")
+                (owner, a), (other_owner, b) = self._reached(first, ""), self._reached(second, "'")
                 overlap = z3.And(z3.ULT(a, b + second.size), z3.ULT(b, a + first.size))
-                result, found = self.check(facts + [first.condition, _renamed(tile, second.condition, "'"), overlap])
+                result, found = self.check(facts + [first.condition, _renamed(tile, second.condition, "'"),
+                                                    owner == other_owner, overlap])
                 if result == z3.unsat:
                     continue
                 pair = f"{first.instruction} and {second.instruction}"
@@ -1028,17 +1057,45 @@ class Prover:
                     return "inconclusive", f"{pair}: the solver gave up ({found})"
                 if _rests_on_abstractions(first.condition, first.address, second.condition, second.address):
                     return "inconclusive", f"{pair} may meet only if values other threads supply can be anything"
-                self.remember(found, [tile.cta])
-                return "refuted", (f"shared byte {_value(found, a)}: thread {_value(found, tile.tid)} "
-                                   f"({first.kind}, {first.instruction}) and thread {_value(found, other_tid)} "
-                                   f"({second.kind}, {second.instruction}) of CTA {_value(found, tile.cta)}, with "
-                                   f"no barrier between them (both after {first.epoch} barrier(s))")
-        if len(accesses) < len(merged):
-            return "inconclusive", (f"no race among the {len(accesses)} accesses of the CTA's own shared memory; "
-                                    f"{len(merged) - len(accesses)} through the cluster window (other CTAs' shared "
-                                    "memory) are not modelled")
-        return "proved", (f"no two threads of a CTA meet at a shared byte between barriers with one writing "
-                          f"({len(accesses)} shared access(es))")
+                self.remember(found, [tile.cta, other_cta])
+                between = (f"no cluster barrier between them (both after {first.cluster_epoch} cluster barrier(s))"
+                           if window else f"no barrier between them (both after {first.epoch} barrier(s))")
+                return "refuted", (f"shared byte {_value(found, a)} of CTA {_value(found, owner)}: thread "
+                                   f"{_value(found, tile.tid)} of CTA {_value(found, tile.cta)} ({first.kind}, "
+                                   f"{first.instruction}) and thread {_value(found, other_tid)} of CTA "
+                                   f"{_value(found, other_cta)} ({second.kind}, {second.instruction}), with {between}")
+        through = sum(a.cluster for a in merged)
+        return "proved", (f"no two threads meet at a shared byte between barriers with one writing ({len(merged)} "
+                          f"shared access(es), {through} through the cluster window)")
+
+    def _reached(self, access: SharedAccess, suffix: str) -> tuple[z3.BitVecRef, z3.BitVecRef]:
+        """(CTA, offset) of the shared memory an access reaches, for the thread named by `suffix`:
+        its own CTA's, or through the cluster window the CTA of its cluster mapa named."""
+        cta = _renamed(self.tile, self.tile.cta, suffix) if suffix else self.tile.cta
+        address = _renamed(self.tile, access.address, suffix) if suffix else access.address
+        if not access.cluster:
+            return cta, address
+        size = self.tile.launch.cluster_size
+        flagged = (address & CLUSTER_FLAG) != 0
+        rank = z3.LShR(address, RANK_SHIFT) & 0x7F
+        return z3.If(flagged, z3.UDiv(cta, size) * size + rank, cta), z3.If(flagged, address & OFFSET_MASK, address)
+
+    def _rank_outside_cluster(self, merged: list[SharedAccess]) -> tuple[str, str] | None:
+        """An access through the cluster window to a rank its cluster does not have: refuted."""
+        tile, size = self.tile, self.tile.launch.cluster_size
+        for access in (a for a in merged if a.cluster):
+            flagged = (access.address & CLUSTER_FLAG) != 0
+            rank = z3.LShR(access.address, RANK_SHIFT) & 0x7F
+            result, found = self.check(tile.assumptions() + [access.condition, flagged, z3.UGE(rank, size)])
+            if result == z3.unsat:
+                continue
+            if result == z3.unknown or _rests_on_abstractions(access.condition, access.address):
+                return "inconclusive", f"{access.instruction}: the CTA it reaches is not known to be in its cluster"
+            self.remember(found, [tile.cta])
+            return "refuted", (f"{access.instruction}: thread {_value(found, tile.tid)} of CTA "
+                               f"{_value(found, tile.cta)} reaches CTA rank {_value(found, rank)} of a cluster of "
+                               f"{size}")
+        return None
 
     def barriers_uniform(self) -> tuple[str, str]:
         """Every barrier instance is reached by all threads of a CTA or by none of them."""
