@@ -141,3 +141,31 @@ def test_online_softmax_partial_sums_are_not_refuted() -> None:
                  if o.name == VALUES)
     assert found.status == "inconclusive", found.detail
     assert "online softmax" in found.detail
+
+
+def row_in_shared_memory(name: str, copied: bool) -> tuple[object, str, Launch]:
+    kernel = capture(load_problem(PROBLEMS / f"{name}.py", sizes=NESTED_ROWS), shapes_only=True).regions[0].kernel
+    schedule = dataclasses.replace(default_schedule(kernel, TARGET), block_size=256, threads_per_row=256,
+                                   cache_row=False, shared_row=True, async_copy=copied, unroll=2)
+    result = lower(kernel, schedule, TARGET)
+    return kernel, result.ptx, Launch.of(result.launch)
+
+
+@pytest.mark.parametrize("name,copied", [("softmax_f32", False), ("softmax_f32", True), ("layernorm_f32", True)],
+                         ids=["softmax loads", "softmax cp.async", "layernorm cp.async"])
+def test_rows_read_back_from_shared_memory_are_proved(name: str, copied: bool) -> None:
+    """Each thread reads back the copy of the row it put in shared memory (by its loads' stores or
+    by cp.async) in later phases: its own bytes, which no other thread stores to in between."""
+    kernel, ptx, launch = row_in_shared_memory(name, copied)
+    obligations = prove_kernel(ptx, launch, kernel, False)
+    assert all(o.status == "proved" for o in obligations), [o for o in obligations if o.status != "proved"]
+
+
+def test_a_row_read_back_from_a_neighbours_copy_is_never_proved() -> None:
+    kernel, ptx, launch = row_in_shared_memory("softmax_f32", False)
+    lines = ptx.splitlines()
+    reads = [i for i, line in enumerate(lines) if re.search(r"\tld\.shared(\.v4)?\.b32 [^\[]*\[%r\d+\];", line)]
+    assert reads, "no read of the row's copy: the test is out of date"
+    lines[reads[0]] = lines[reads[0]].replace("];", "+16];")  # the next thread's elements
+    found = values(kernel, "\n".join(lines), launch)
+    assert found.status != "proved", found.detail

@@ -193,6 +193,18 @@ class Tile:
         return (z3.BitVec(f"cta{suffix}", 32), z3.BitVec(f"tid{suffix}", 32)) if suffix else (self.cta, self.tid)
 
 
+@dataclass(frozen=True)
+class OwnStore:
+    """A store of this thread to its CTA's shared memory: `size` bytes of `data` at `address`
+    where `condition` held, after `epoch` barriers."""
+
+    address: z3.BitVecRef
+    size: int
+    data: z3.BitVecRef
+    condition: z3.BoolRef
+    epoch: int
+
+
 @dataclass
 class _State:
     pc: int
@@ -204,11 +216,12 @@ class _State:
     uncommitted: int = 0  # cp.async copies issued since the last commit_group, not yet landed
     committed: int = 0  # cp.async copies in committed groups, not yet waited for
     cluster_epoch: int = 0  # cluster barriers passed on this path
+    stores: list[OwnStore] = field(default_factory=list)  # this thread's shared stores on this path
 
     def fork(self, pc: int, path: list[z3.BoolRef]) -> _State:
         """The same thread on another path from here."""
         return _State(pc, dict(self.regs), path, dict(self.trips), self.epoch, dict(self.visits), self.uncommitted,
-                      self.committed, self.cluster_epoch)
+                      self.committed, self.cluster_epoch, list(self.stores))
 
     def settled(self, ins: Instruction, what: str) -> None:
         """Unsupported where cp.async copies are still in flight at `ins`: their shared writes are
@@ -499,10 +512,68 @@ def _shared(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
     ex.tile.shared.append(SharedAccess("load" if op.base == "ld" else "store", ins, address, lane_bytes * count,
                                        condition, state.epoch, cluster, occurrence, data, state.cluster_epoch))
     if op.base != "ld":
+        if data is not None and not cluster:
+            state.stores.append(OwnStore(address, lane_bytes * count, data, condition, state.epoch))
         return _no_effect(ex, state, ins, op, guard)
+    if not cluster and _forward(ex, state, values, address, lane_bytes * count, guard):
+        state.pc += 1
+        return None
     return _abstract(ex, state, ins, op, guard, lambda index: Exchange(
         "shared", ins, condition, state.epoch, address=address + index * lane_bytes, size=lane_bytes,
         cluster=cluster))
+
+
+def _forward(ex: Executor, state: _State, values: object, address: z3.BitVecRef, size: int,
+             guard: z3.BoolRef | None) -> bool:
+    """A shared load of what this thread itself stored at the same address (the store made
+    wherever the load is) reads that store's bytes, if no later store of its may touch them, nor, in
+    an epoch since the store's, another thread's (another thread's store in the load's own epoch is
+    a race: the race obligation's to refute, and a kernel whose race obligation is not proved is
+    not proved). False where that is not shown: the load's value stays abstract."""
+    same = z3.simplify(address)
+    found = [k for k, s in enumerate(state.stores) if s.size == size and z3.eq(z3.simplify(s.address), same)]
+    if not found:
+        return False
+    store, later = state.stores[found[-1]], state.stores[found[-1] + 1:]
+    overlaps = [z3.And(z3.ULT(address, s.address + s.size), z3.ULT(s.address, address + size)) for s in later]
+    loading = _condition(state, guard)
+    if _check(ex.tile.assumptions() + [loading, z3.Not(store.condition)], FORWARD_MS)[0] != z3.unsat:
+        return False  # the store may not have been made where the load is
+    if store.epoch < state.epoch and not _unchanged_by_others(ex.tile, loading, address, size, store.epoch,
+                                                             state.epoch):
+        return False
+    if overlaps and _check(ex.tile.assumptions() + [loading, z3.Or(*overlaps)], FORWARD_MS)[0] != z3.unsat:
+        return False  # a later store of its may overwrite part of those bytes
+    names = values.regs if isinstance(values, Vec) else (values.name,) if isinstance(values, Reg) else ()
+    low, lane_bits = 0, 8 * size // max(len(names), 1)
+    for name in names:
+        if name is not None:
+            ex.write(state, Reg(name), z3.Extract(low + lane_bits - 1, low, store.data), guard)
+        low += lane_bits
+    return True
+
+
+FORWARD_MS = 2000  # to show that no later store of a thread overwrites the bytes it reads back
+
+
+def _unchanged_by_others(tile: Tile, loading: z3.BoolRef, address: z3.BitVecRef, size: int, first: int,
+                         last: int) -> bool:
+    """Where `loading` holds, no other thread of the CTA stores to these bytes in epochs
+    `first`..`last` (stores through the cluster window anywhere in the kernel: not decided)."""
+    if any(a.kind == "store" and a.cluster for a in tile.shared):
+        return False
+    stores = [a for a in tile.shared if a.kind == "store" and first <= a.epoch <= last]
+    if not stores:
+        return True
+    other_cta, other_tid = _renamed(tile, tile.cta, "'"), _renamed(tile, tile.tid, "'")
+    facts = tile.assumptions() + tile.assumptions("'") + [other_cta == tile.cta, other_tid != tile.tid, loading]
+    for store in stores:  # one query each: together they can take the solver longer than apart
+        other = _renamed(tile, store.address, "'")
+        meets = z3.And(_renamed(tile, store.condition, "'"), z3.ULT(address, other + store.size),
+                       z3.ULT(other, address + size))
+        if _check(facts + [meets], FORWARD_MS)[0] != z3.unsat:
+            return False
+    return True
 
 
 def _memory(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
@@ -618,6 +689,7 @@ def _copy_in(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Bo
     place = ex.read(state, dest.base, "u32") if isinstance(dest.base, (Reg, Sym)) else z3.BitVecVal(int(dest.base), 32)
     ex.tile.shared.append(SharedAccess("store", ins, place + z3.BitVecVal(dest.offset, 32), size, condition,
                                        state.epoch, False, occurrence, data, state.cluster_epoch))
+    state.stores.append(OwnStore(place + z3.BitVecVal(dest.offset, 32), size, data, condition, state.epoch))
     state.uncommitted += 1
     state.pc += 1
     return None

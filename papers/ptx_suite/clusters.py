@@ -2,7 +2,7 @@
 (cuOccupancyMaxActiveClusters), against the SMs it has: clusters must fit within one GPC, so a
 cluster size that does not divide a GPC's CTA slots leaves SMs idle.
 
-    python papers/ptx_suite/clusters.py [--out FILE]
+    python papers/ptx_suite/clusters.py --out FILE   (then: run.py --out papers/ptx_suite --merge results.json FILE)
 """
 
 from __future__ import annotations

@@ -136,7 +136,7 @@ def _bandwidth_target(results: dict[str, Any], timed: list[dict[str, Any]]) -> l
 TARGET_FRACTION = 0.85
 
 
-def render(results: dict[str, Any], clusters: dict[str, Any] | None = None) -> str:
+def render(results: dict[str, Any]) -> str:
     rows = results["problems"]
     timed = [r for r in rows if "times" in r]
     passed = sum(r["odd"]["passed"] and r["full"]["passed"] for r in timed)
@@ -177,16 +177,14 @@ def render(results: dict[str, Any], clusters: dict[str, Any] | None = None) -> s
     lines += _bandwidth_target(results, timed)
     lines += _sweep(results)
     lines += _paired(results)
-    lines += _clusters(clusters)
+    lines += _clusters(results.get("clusters"))
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str]) -> int:
     source = Path(argv[0]) if argv else HERE / "results.json"
     target = Path(argv[1]) if len(argv) > 1 else HERE / "README.md"
-    occupancy = source.parent / "clusters.json"
-    clusters = json.loads(occupancy.read_text()) if occupancy.exists() else None
-    target.write_text(render(json.loads(source.read_text()), clusters))
+    target.write_text(render(json.loads(source.read_text())))
     return 0
 
 

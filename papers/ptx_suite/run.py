@@ -197,8 +197,11 @@ def _unmerged(results: dict[str, Any]) -> list[dict[str, Any]]:
 def merge(parts: list[Path]) -> dict[str, Any]:
     """Results of several runs (parts of the suite, each timed side by side within itself) as one:
     each problem keeps the index of its part, whose device, date and copy bandwidth it was measured
-    with; where parts measured the same problem (or sweep), the later part's figures are kept."""
-    loaded = [part for p in parts for part in _unmerged(json.loads(p.read_text()))]
+    with; where parts measured the same problem (or sweep), the later part's figures are kept. A
+    file of clusters held at once (clusters.py's output, or an earlier merge's) is kept beside them."""
+    files = [json.loads(p.read_text()) for p in parts]
+    clusters = [f.get("clusters", f) for f in files if "clusters" in f or "problems" not in f]
+    loaded = [part for f in files if "problems" in f for part in _unmerged(f)]
     devices = {r["environment"]["device"] for r in loaded}
     if len(devices) != 1:
         raise SystemExit(f"parts were measured on different devices: {sorted(devices)}")
@@ -210,6 +213,8 @@ def merge(parts: list[Path]) -> dict[str, Any]:
         problems.update({row["problem"]: {**row, "part": index} for row in results["problems"]})
         merged["sweep"].update({name: {"part": index, "rows": rows} for name, rows in results.get("sweep", {}).items()})
     merged["problems"] = [problems[name] for name in sorted(problems)]
+    if clusters:
+        merged["clusters"] = clusters[-1]
     return merged
 
 
