@@ -339,9 +339,9 @@ def default_row_schedule(kernel: Kernel, target: Target, approx: bool) -> RowSch
       (several short rows a CTA); rows beyond 16384 elements take a cluster of up to 4 such CTAs,
       except that a row of 2-byte values, or one too long for that, is kept in shared memory by
       a cluster whose CTAs hold at most 64 KB of it each (16 CTAs for a float32 row of 262144),
-      a row of 2-byte values walked three times or more copied in by cp.async (softmax and
-      layernorm in bf16: 4-23% faster; float32 rows and rmsnorm's two walks 1-10% slower:
-      papers/ptx_suite, `--sweep-set async_copy`);
+      a row of 2-byte values walked three times or more copied in by cp.async (faster for
+      softmax and layernorm in bf16, not for float32 rows or rmsnorm's two walks: papers/ptx_suite,
+      `--sweep-set async_copy`);
       beyond what clusters hold (or without clusters) 512 or 1024 threads re-read the row."""
     for vector_bytes in (16, 8, 4, 2):
         try:
