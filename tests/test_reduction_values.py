@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from ir import parse
 from ir.frontend import capture, load_problem
 from ptxgen.lower import default_schedule, lower
+from ptxgen.schedule import RowSchedule
 from ptxgen.targets import TARGETS
 from verify.emulate import Launch
 from verify.prove import VALUES, Obligation, prove_kernel
@@ -169,3 +171,43 @@ def test_a_row_read_back_from_a_neighbours_copy_is_never_proved() -> None:
     lines[reads[0]] = lines[reads[0]].replace("];", "+16];")  # the next thread's elements
     found = values(kernel, "\n".join(lines), launch)
     assert found.status != "proved", found.detail
+
+
+# Rows of 1003 split over a cluster of 2 CTAs of 256 threads: each CTA's partial is read by every
+# thread of the cluster from the other CTA's shared memory (mapa, ld.shared::cluster).
+CLUSTER_SOFTMAX = ("kernel k(%x: f32[37, 1003]) -> (%y: f32[37, 1003]) {\n  %m = amax(%x, axes=[1], keepdim=true)\n"
+                   "  %d = sub(%x, %m)\n  %e = exp(%d)\n  %s = sum(%e, axes=[1], keepdim=true)\n  %y = div(%e, %s)\n"
+                   "  return %y\n}")
+CLUSTER_SCHEDULES = {
+    "registers": RowSchedule(vector_bytes=4, block_size=256, threads_per_row=256, cache_row=True, cluster=2),
+    "shared memory by cp.async": RowSchedule(vector_bytes=4, block_size=256, threads_per_row=256, cache_row=False,
+                                             shared_row=True, async_copy=True, cluster=2),
+}
+
+
+def cluster_kernel(schedule: RowSchedule) -> tuple[object, str, Launch]:
+    kernel = parse(CLUSTER_SOFTMAX)
+    result = lower(kernel, schedule, TARGET)
+    return kernel, result.ptx, Launch.of(result.launch)
+
+
+@pytest.mark.parametrize("kept", sorted(CLUSTER_SCHEDULES))
+def test_a_reduction_across_the_ctas_of_a_cluster_is_proved(kept: str) -> None:
+    kernel, ptx, launch = cluster_kernel(CLUSTER_SCHEDULES[kept])
+    obligations = prove_kernel(ptx, launch, kernel, False)
+    assert all(o.status == "proved" for o in obligations), [o for o in obligations if o.status != "proved"]
+
+
+@pytest.mark.parametrize("exchange", [0, 1], ids=["max", "sum"])
+def test_a_cluster_exchange_reading_one_ctas_partial_twice_is_refuted(exchange: int) -> None:
+    kernel, ptx, launch = cluster_kernel(CLUSTER_SCHEDULES["registers"])
+    ranks = [line.strip() for line in ptx.splitlines() if "mapa.shared::cluster" in line and line.endswith(", 1;")]
+    assert len(ranks) == 2, "one mapa of rank 1 an exchange: the test is out of date"
+    found = values(kernel, ptx.replace(ranks[exchange], ranks[exchange][:-3] + " 0;", 1), launch)
+    assert found.status == "refuted" and "misses" in found.detail and "more than once" in found.detail, found.detail
+
+
+def test_clusters_beyond_what_the_trees_are_followed_through_are_named() -> None:
+    schedule = RowSchedule(vector_bytes=4, block_size=512, threads_per_row=512, cache_row=True, cluster=2)
+    found = values(*cluster_kernel(schedule))
+    assert found.status == "inconclusive" and "cluster of 1024 threads" in found.detail, found.detail

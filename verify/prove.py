@@ -125,6 +125,7 @@ class Exchange:
     address: z3.BitVecRef | None = None
     size: int = 0
     cluster: bool = False
+    cluster_epoch: int = 0  # cluster barriers on the loading thread's path before it
 
 
 @dataclass(frozen=True)
@@ -422,7 +423,7 @@ def _branch(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
 
 def _abstract(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None,
               provenance: Callable[[int], Exchange] | None = None) -> _State | None:
-    """What other threads supply (a shuffle, a shared or cluster-shared load, mapa): any value at
+    """What other threads supply (a shuffle, a shared or cluster-shared load): any value at
     all, named "abstract ..." so that a refutation resting on one is not believed. `provenance`
     gives, for the index of a destination, where its value came from (kept for the reduction
     proofs, which follow it to the thread that supplied it)."""
@@ -520,7 +521,7 @@ def _shared(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
         return None
     return _abstract(ex, state, ins, op, guard, lambda index: Exchange(
         "shared", ins, condition, state.epoch, address=address + index * lane_bytes, size=lane_bytes,
-        cluster=cluster))
+        cluster=cluster, cluster_epoch=state.cluster_epoch))
 
 
 def _forward(ex: Executor, state: _State, values: object, address: z3.BitVecRef, size: int,

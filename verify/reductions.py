@@ -6,10 +6,12 @@ symbolic tile each value another thread supplies is an abstract symbol with its 
 (`verify.prove.Exchange`); here the tree under a stored value is followed through them to the
 threads that supplied each part: a shuffle to the lane its mode and operands select (the PTX
 ISA's shfl.sync, clamp and member mask included), a shared load to the one thread whose store in
-an earlier phase wrote that address. Each thread is concrete (every thread of the CTA in turn),
-the CTA symbolic: every lane, shared address and condition met on the way must be the same
-constant in every CTA of the launch (decided by evaluation, or by the solver where the CTA
-remains).
+an earlier phase wrote that address (of its own CTA's memory, or through the cluster window of the
+CTA mapa named; phases end at barriers, and for the cluster window at cluster barriers). Each
+thread is concrete (every thread of the CTA in turn; in a kernel of clusters, every thread of a
+cluster, rank by rank), the CTA (the cluster) symbolic: every lane, shared address and condition
+met on the way must be the same constant in every CTA (in that rank's CTA of every cluster) of the
+launch (decided by evaluation, or by the solver where the CTA remains).
 
 The tree's leaves, at CTA 0, are compared with the elements the IR accumulates: as multisets,
 each leaf keyed by the places it reads (input bytes, and other reductions' results), every
@@ -24,10 +26,12 @@ result (`ir_symbolic.accumulated`), a shuffled or shared-loaded value into its s
 values a stored element uses are resolved so in every thread that stores, and must be the same
 function of the IR's results for the element each stores.
 
-Lemmas carry this to every CTA: the elements every storing thread stores move from CTA 0 to any
-CTA by the same whole number of results, every place a leaf reads moves by as many of the IR's
+Lemmas carry this to every CTA (from the CTA of the same rank in the first cluster): the elements
+every storing thread stores move from CTA 0 to any CTA by the same whole number of results (alike
+in every CTA of a cluster), every place a leaf reads moves by as many of the IR's
 rows (the reductions all have rows of one length and as many results), and nothing else in a leaf
-or a supplied value depends on the CTA. The tree is then the IR's accumulated value: the same
+or a supplied value depends on the CTA (on the cluster, where there are clusters). The tree is then
+the IR's accumulated value: the same
 terms summed over the reals, rounded in some order; what follows it is compared bit for bit as
 for elementwise kernels.
 
@@ -38,8 +42,9 @@ of a row is what online softmax's rescaled partial sums mean, and is otherwise l
 differs from the IR's element only where it uses another reduction's result is not refuted (that
 result is free in the query; the real one is not: a row's maximum is at least each element).
 Not modelled yet (`Open`: the value obligation stays inconclusive, saying why): trees with a term
-of another form (an add rounded otherwise, a term of two elements), reductions across the CTAs
-of a cluster, online softmax's rescaled sums, argmax and argmin, reductions along other than the
+of another form (an add rounded otherwise, a term of two elements), reductions across clusters of
+more than CLUSTER_THREADS_FOLLOWED threads (each thread followed in turn takes too long), online
+softmax's rescaled sums, argmax and argmin, reductions along other than the
 innermost axes, reductions of different row lengths in one kernel, kernels of several paths, a
 leaf whose condition depends on the CTA other than through its row, and a shared load from an
 address stored to in its own phase."""
@@ -60,7 +65,10 @@ from ir.ops import Op as IrOp
 from verify.bv_eval import NotEvaluable, compiled
 from verify.ir_symbolic import At, IrTerms, accumulated
 from verify.prove import (
+    CLUSTER_FLAG,
     CONGRUENCE_MS,
+    OFFSET_MASK,
+    RANK_SHIFT,
     Canonical,
     Combine,
     Exchange,
@@ -88,6 +96,9 @@ IDENTITIES: dict[str, frozenset[int]] = {
 
 ELEMENT = z3.BitVec("reduced element", 64)  # an element of a reduction's input, by its flat index
 ELEMENT_NAME = ELEMENT.decl().name()
+# Threads of a cluster whose trees are followed one by one: beyond this, a kernel's 60 s are spent
+# before the end (a cluster of 2 CTAs of 512 threads at rows of 65536 takes more).
+CLUSTER_THREADS_FOLLOWED = 512
 DECIDE_MS = 2_000  # a condition on a thread that simplifying leaves the CTA in: the solver decides it
 
 
@@ -184,34 +195,58 @@ class Expansion:
     decided: dict[tuple[int, int], int | bool] = field(default_factory=dict)
     functions: dict[int, Callable[[int], int | bool] | None] = field(default_factory=dict)
     deadline: float = math.inf  # time.perf_counter() past which nothing more is decided
+    ranks: dict[tuple[int, int], tuple[z3.ExprRef, z3.ExprRef]] = field(default_factory=dict)  # (term, rank): its
+    solved: dict[int, tuple[z3.BoolRef, bool | None]] = field(default_factory=dict)  # conditions the solver decided
 
     def function(self, term: z3.ExprRef) -> Callable[[int], int | bool] | None:
         """A term of the thread's coordinates alone as a Python function of the thread (None where
         it has the CTA or anything else in it)."""
         return _function(self.functions, term, (self.tile.tid.decl().name(),))
 
+    def ranked(self, term: z3.ExprRef, rank: int) -> z3.ExprRef:
+        """`term` in the CTA of rank `rank` of a symbolic cluster (simplified: a rank's terms are
+        often free of the cluster, and then evaluate as functions of the thread alone)."""
+        key = (term.get_id(), rank)
+        if key not in self.ranks:  # the term held beside its form: ids stay theirs
+            cta = self.tile.cta
+            placed = z3.substitute(term, (cta, cta * self.tile.launch.cluster_size + rank))
+            self.ranks[key] = (term, z3.simplify(placed))
+        return self.ranks[key][1]
+
     def at(self, term: z3.ExprRef, thread: int) -> int | bool:
         """A term of the thread's coordinates that must be the same constant in every CTA of the
-        launch (a condition is decided by the solver where simplifying leaves the CTA in it)."""
+        launch (a condition is decided by the solver where simplifying leaves the CTA in it). In a
+        kernel of clusters `thread` counts the threads of a cluster (rank by rank), and the term
+        must be the same in that rank's CTA of every cluster."""
         key = (term.get_id(), thread)
         if key not in self.decided:
-            function = self.function(term)
+            threads, cluster = self.tile.launch.threads, self.tile.launch.cluster_size
+            ranked = self.ranked(term, thread // threads) if cluster > 1 else term
+            function = self.function(ranked)
             if function is not None:
-                self.decided[key] = function(thread)
+                self.decided[key] = function(thread % threads)
                 return self.decided[key]
-            mine = z3.substitute(term, (self.tile.tid, z3.BitVecVal(thread, 32)))
+            mine = z3.simplify(z3.substitute(ranked, (self.tile.tid, z3.BitVecVal(thread % threads, 32))))
             value = _constant(mine)
             if value is None and z3.is_bool(mine):
-                if time.perf_counter() > self.deadline:
-                    raise Open("the kernel's time is spent deciding the threads' conditions")
-                ctas = [z3.ULT(self.tile.cta, self.tile.launch.ctas)]
-                value = True if _check(ctas + [z3.Not(mine)], DECIDE_MS)[0] == z3.unsat else \
-                    False if _check(ctas + [mine], DECIDE_MS)[0] == z3.unsat else None
+                value = self.decide(mine)
             if value is None:
                 raise Open(f"thread {thread}: a lane, shared address or condition that is not the same in every CTA: "
                            f"{z3.simplify(term)}"[:300])
             self.decided[key] = value
         return self.decided[key]
+
+    def decide(self, condition: z3.BoolRef) -> bool | None:
+        """A condition left with the CTA in it, true or false in every CTA (or cluster) of the
+        launch, by the solver (None: neither); many threads share one, each asked once."""
+        if condition.get_id() not in self.solved:  # the condition held: its id stays its
+            if time.perf_counter() > self.deadline:
+                raise Open("the kernel's time is spent deciding the threads' conditions")
+            ctas = [z3.ULT(self.tile.cta, self.tile.launch.ctas // self.tile.launch.cluster_size)]
+            value = True if _check(ctas + [z3.Not(condition)], DECIDE_MS)[0] == z3.unsat else \
+                False if _check(ctas + [condition], DECIDE_MS)[0] == z3.unsat else None
+            self.solved[condition.get_id()] = (condition, value)
+        return self.solved[condition.get_id()][1]
 
     def leaves(self, bits: z3.ExprRef, thread: int) -> int:
         """The bag (an id in `bags`) of the leaves of `bits` in thread `thread`."""
@@ -251,27 +286,35 @@ class Expansion:
         supplier = thread - lane + source
         if not (int(mask) >> lane) & 1 or not (int(mask) >> source) & 1:
             raise Open(f"line {exchange.instruction.line}: a lane outside the shuffle's member mask")
-        if supplier >= self.tile.launch.threads or not self.at(exchange.condition, supplier):
+        threads = self.tile.launch.threads
+        if supplier // threads != thread // threads or not self.at(exchange.condition, supplier):
             raise Open(f"line {exchange.instruction.line}: lane {source} does not take part in the shuffle")
         assert exchange.source is not None
         return exchange.source, supplier
 
     def loaded(self, exchange: Exchange, thread: int) -> tuple[z3.ExprRef, int]:
-        """The value of the one store of an earlier phase to the address the thread loads from."""
-        if exchange.cluster:
-            raise Open(f"line {exchange.instruction.line}: a reduction across the CTAs of a cluster")
+        """The value of the one store of an earlier phase to the shared byte the thread loads: of
+        its own CTA's memory, phases end at its barriers; through the cluster window (another CTA's,
+        or its own), at cluster barriers."""
         assert exchange.address is not None
-        address = self.at(exchange.address, thread)
-        same_phase = [s for i, s in enumerate(self.tile.shared) if s.kind == "store" and s.epoch == exchange.epoch
-                      and any(o <= address < o + s.size for o in self._written(i, s))]
+        if any(s.kind == "store" and s.cluster for s in self.tile.shared):
+            raise Open(f"line {exchange.instruction.line}: stores through the cluster window")
+        rank, address = self._reached(exchange.address, exchange.cluster, thread)
+        phase: Callable[[SharedAccess], int] = (lambda s: s.cluster_epoch) if exchange.cluster else \
+            (lambda s: s.epoch)
+        loading = exchange.cluster_epoch if exchange.cluster else exchange.epoch
+
+        def stored(i: int, s: SharedAccess) -> list[tuple[int, int]]:
+            return [(offset, w) for (r, offset), writers in self._written(i, s).items()
+                    if r == rank and offset <= address < offset + s.size for w in writers]
+        same_phase = [s for i, s in enumerate(self.tile.shared) if s.kind == "store" and phase(s) == loading
+                      and stored(i, s)]
         if same_phase:
             raise Open(f"line {exchange.instruction.line}: shared offset {address} is stored to in the phase it is "
                        "loaded in")
-        stores = [(i, s) for i, s in enumerate(self.tile.shared) if s.kind == "store" and s.epoch < exchange.epoch]
-        for epoch in sorted({s.epoch for _, s in stores}, reverse=True):
-            found = [(s, w, offset) for i, s in stores if s.epoch == epoch
-                     for offset, writers in self._written(i, s).items() if offset <= address < offset + s.size
-                     for w in writers]
+        stores = [(i, s) for i, s in enumerate(self.tile.shared) if s.kind == "store" and phase(s) < loading]
+        for epoch in sorted({phase(s) for _, s in stores}, reverse=True):
+            found = [(s, w, offset) for i, s in stores if phase(s) == epoch for offset, w in stored(i, s)]
             if len(found) > 1:
                 raise Open(f"line {exchange.instruction.line}: {len(found)} stores to shared offset {address}")
             if found:
@@ -283,14 +326,76 @@ class Expansion:
                 return (store.data if whole else z3.Extract(low + bits - 1, low, store.data)), writer
         raise Open(f"line {exchange.instruction.line}: shared offset {address} is loaded before any store")
 
-    def _written(self, index: int, store: SharedAccess) -> dict[int, list[int]]:
+    def _reached(self, term: z3.ExprRef, window: bool, thread: int) -> tuple[int, int]:
+        """(CTA rank, offset) of the shared byte an address reaches: the thread's own CTA's, or
+        through the cluster window the rank mapa named."""
+        value = int(self.at(term, thread))
+        own = thread // self.tile.launch.threads
+        if not window or not value & CLUSTER_FLAG:
+            return own, value
+        rank = (value >> RANK_SHIFT) & 0x7F
+        if rank >= self.tile.launch.cluster_size:
+            raise Open(f"thread {thread}: a shared address of CTA rank {rank}, outside its cluster")
+        return rank, value & OFFSET_MASK
+
+    def _written(self, index: int, store: SharedAccess) -> dict[tuple[int, int], list[int]]:
+        """Who stores where: (CTA rank, offset) -> the threads (of the cluster) whose store it is."""
         if index not in self.writers:
-            table: dict[int, list[int]] = {}
-            for w in range(self.tile.launch.threads):
+            table: dict[tuple[int, int], list[int]] = {}
+            for w in range(self.tile.launch.threads * self.tile.launch.cluster_size):
                 if self.at(store.condition, w):
-                    table.setdefault(int(self.at(store.address, w)), []).append(w)
+                    table.setdefault(self._reached(store.address, store.cluster, w), []).append(w)
             self.writers[index] = table
         return self.writers[index]
+
+
+def _integer_parts(term: z3.ExprRef, cta: z3.ExprRef) -> list[z3.ExprRef]:
+    """The largest subterms of `term` with the CTA in them and no float in them: whatever of the
+    term depends on the CTA depends on it through these."""
+    floats: dict[int, bool] = {}
+
+    def has_float(node: z3.ExprRef) -> bool:
+        if node.get_id() not in floats:
+            floats[node.get_id()] = z3.is_fp(node) or z3.is_fprm(node) or any(has_float(c) for c in node.children())
+        return floats[node.get_id()]
+    found: dict[int, z3.ExprRef] = {}
+    seen: set[int] = set()
+    pending = [term]
+    while pending:
+        node = pending.pop()
+        if node.get_id() in seen:
+            continue
+        seen.add(node.get_id())
+        if not has_float(node):
+            if any(n.eq(cta) for n in _nodes(node)):
+                found[node.get_id()] = node
+        else:
+            pending.extend(node.children())
+    return list(found.values())
+
+
+def _placed(tile: Tile, thread: int) -> list[tuple[z3.ExprRef, z3.ExprRef]]:
+    """Substitutions that put a term at thread `thread` of a cluster (rank by rank), the cluster
+    left symbolic: the CTA becomes rank + cluster size times it (unchanged without clusters)."""
+    threads, cluster = tile.launch.threads, tile.launch.cluster_size
+    pairs = [(tile.tid, z3.BitVecVal(thread % threads, 32))]
+    if cluster > 1:
+        pairs.append((tile.cta, tile.cta * cluster + thread // threads))
+    return pairs
+
+
+def _at_cluster0(tile: Tile, thread: int) -> list[tuple[z3.ExprRef, z3.ExprRef]]:
+    """Substitutions that put a term at thread `thread` of the first cluster (the first CTA
+    without clusters)."""
+    threads = tile.launch.threads
+    return [(tile.tid, z3.BitVecVal(thread % threads, 32)), (tile.cta, z3.BitVecVal(thread // threads, 32))]
+
+
+def _home(tile: Tile) -> z3.BitVecRef:
+    """The CTA of the first cluster that holds the same rank as the tile's CTA (CTA 0 without
+    clusters): what the lemmas carry from."""
+    cluster = tile.launch.cluster_size
+    return z3.BitVecVal(0, 32) if cluster == 1 else z3.URem(tile.cta, cluster)
 
 
 SOURCES = {"shfl": Expansion.shuffled, "shared": Expansion.loaded}
@@ -552,14 +657,14 @@ Shift = tuple[z3.ExprRef, z3.ExprRef, int, str]  # (how far a read moves from CT
 
 def read_shifts(tile: Tile, term: z3.ExprRef, itemsizes: dict[str, int]) -> dict[int, Shift]:
     """How far each place `term` reads moves from CTA 0 to any CTA (a vector's bytes move alike)."""
-    zero, shifts = z3.BitVecVal(0, 32), {}
+    shifts: dict[int, Shift] = {}
     for read in _memory_reads(term):
         buffer = read.arg(0).decl().name()
         size = itemsizes.get(buffer)
         if size is None:
             raise Open(f"the reduction reads {buffer}, no input of the IR's reduction")
         index = _offset_alone(tile, read.arg(1))
-        shift = z3.simplify(index - z3.substitute(index, (tile.cta, zero)))
+        shift = z3.simplify(index - z3.substitute(index, (tile.cta, _home(tile))))
         shifts.setdefault(shift.get_id() * 16 + size, (shift, index, size, buffer))
     return shifts
 
@@ -571,13 +676,18 @@ def row_shift_lemmas(tile: Tile, store: Stored, first: int, count: int, per_resu
     Delta a multiple of the output elements per result (so that the result moves by Delta / that
     many), and every address the trees' leaves read (in any thread: `shifts`) moves by that many
     results' worth (`count` elements each) of the IR's elements."""
-    zero = z3.BitVecVal(0, 32)
     flat = _offset_alone(tile, store.flat)
-    moved = z3.simplify(flat - z3.substitute(flat, (tile.cta, zero)))
-    delta = z3.simplify(z3.substitute(moved, (tile.tid, z3.BitVecVal(first, 32))))  # a term of the CTA alone
+    moved = z3.simplify(flat - z3.substitute(flat, (tile.cta, _home(tile))))
+    delta = z3.simplify(z3.substitute(moved, (tile.tid, z3.BitVecVal(first % tile.launch.threads, 32))))
     ctas = [z3.ULT(tile.cta, tile.launch.ctas)]
     if (verdict := lemma(tile.assumptions() + [store.condition, moved != delta])) != z3.unsat:
         raise Open(f"the elements the threads of a CTA store move differently from CTA to CTA ({verdict})")
+    cluster = tile.launch.cluster_size
+    if cluster > 1:  # and alike in every CTA of a cluster: a cluster's tree moves as one
+        leader = z3.substitute(delta, (tile.cta, tile.cta - z3.URem(tile.cta, cluster)))
+        if (verdict := lemma(ctas + [delta != leader])) != z3.unsat:
+            raise Open(f"the elements the CTAs of a cluster store move differently from cluster to cluster "
+                       f"({verdict})")
     if (verdict := lemma(ctas + [z3.URem(delta, per_result) != 0])) != z3.unsat:
         raise Open(f"the stored elements do not move by whole results from CTA to CTA ({verdict})")
     results = z3.UDiv(delta, per_result)
@@ -666,7 +776,8 @@ class Trees:
     shifted: set[int] = field(default_factory=set)  # leaves whose places are in `shifts`
     lemmas: dict[int, tuple[z3.ExprRef, z3.CheckSatResult]] = field(default_factory=dict)
     functions: dict[int, Callable[..., int | bool] | None] = field(default_factory=dict)
-    caches: dict[str, dict] = field(default_factory=lambda: {"writers": {}, "decided": {}, "functions": {}})
+    caches: dict[str, dict] = field(default_factory=lambda: {"writers": {}, "decided": {}, "functions": {},
+                                                             "ranks": {}, "solved": {}})
     deadline: float = math.inf  # time.perf_counter() past which the proof stops, inconclusive
 
     def __post_init__(self) -> None:
@@ -689,8 +800,12 @@ class Trees:
             return got
         if self.tile.paths != 1:  # shared accesses and their phases are recorded per path
             raise Open(f"a kernel of {self.tile.paths} paths")
+        followed = self.tile.launch.threads * self.tile.launch.cluster_size
+        if self.tile.launch.cluster_size > 1 and followed > CLUSTER_THREADS_FOLLOWED:
+            raise Open(f"a reduction across the CTAs of a cluster of {followed} threads (the trees are followed "
+                       f"through clusters of at most {CLUSTER_THREADS_FOLLOWED})")
         probe = self.expansion("")
-        storing = [t for t in range(self.tile.launch.threads) if probe.at(store.condition, t)]
+        storing = [t for t in range(followed) if probe.at(store.condition, t)]
         if not storing:
             return got
         used: dict[tuple[str, int], tuple[Instr, z3.BitVecRef]] = {}
@@ -777,12 +892,13 @@ class Trees:
         return self.names[instr.result]
 
     def at_cta0(self, term: z3.ExprRef, thread: int) -> int | None:
-        """A term of the thread's coordinates at CTA 0 (None: not a constant there)."""
+        """A term of the thread's coordinates at CTA 0, or in a kernel of clusters at the first
+        cluster (None: not a constant there)."""
+        threads = self.tile.launch.threads
         function = _function(self.functions, term, self.symbols)
         if function is not None:
-            return int(function(thread, 0))
-        simple = z3.simplify(z3.substitute(term, (self.tile.tid, z3.BitVecVal(thread, 32)),
-                                           (self.tile.cta, z3.BitVecVal(0, 32))))
+            return int(function(thread % threads, thread // threads))
+        simple = z3.simplify(z3.substitute(term, *_at_cluster0(self.tile, thread)))
         return simple.as_long() if z3.is_bv_value(simple) else None
 
     # Values other threads supply and reductions' results, per thread at CTA 0.
@@ -837,8 +953,7 @@ class Trees:
             raise Open(f"line {exchange.instruction.line}: a value another thread supplies that no reduction "
                        "computed")
         self.cta_free(source, nested)
-        value = z3.simplify(z3.substitute(source, (self.tile.tid, z3.BitVecVal(supplier, 32)),
-                                          (self.tile.cta, z3.BitVecVal(0, 32)),
+        value = z3.simplify(z3.substitute(source, *_at_cluster0(self.tile, supplier),
                                           *[(n, self.resolve(n, supplier)) for n in nested]))
         if _memory_reads(value):
             raise Open(f"line {exchange.instruction.line}: a value another thread supplies reads memory besides "
@@ -917,10 +1032,10 @@ class Trees:
             self.leaves[bits.get_id()] = KernelLeaf(bits, held, nested, holders,
                                                     Templates(z3.simplify(to_float(held, "f32"))))  # drops unread bytes
         leaf = self.leaves[bits.get_id()]
-        found = leaf.templates.at({self.symbols[0]: thread, self.symbols[1]: 0})
+        threads = tile.launch.threads
+        found = leaf.templates.at({self.symbols[0]: thread % threads, self.symbols[1]: thread // threads})
         if found is None:
-            concrete = z3.simplify(z3.substitute(leaf.held, (tile.tid, z3.BitVecVal(thread, 32)),
-                                                 (tile.cta, z3.BitVecVal(0, 32))))
+            concrete = z3.simplify(z3.substitute(leaf.held, *_at_cluster0(tile, thread)))
             found = formula(to_float(concrete, "f32"))
         if not leaf.nested:
             return found
@@ -938,8 +1053,18 @@ class Trees:
         pairs = [(r, z3.Const(f"read {k}", r.sort())) for k, r in enumerate(_memory_reads(term))]
         pairs += [(n, z3.Const(f"nested {k}", n.sort())) for k, n in enumerate(nested)]
         rest = z3.substitute(term, *pairs) if pairs else term
-        if any(n.eq(self.tile.cta) for n in _nodes(rest)):
-            raise Open("a term of the reduction depends on the CTA other than through the places it reads")
+        if not any(n.eq(self.tile.cta) for n in _nodes(rest)):
+            return
+        cluster = self.tile.launch.cluster_size
+        if cluster > 1:  # the rank may matter (the lemmas carry each rank's CTA): the cluster may not
+            other = z3.BitVec("another cta", 32)
+            facts = self.tile.assumptions() + [z3.ULT(other, self.tile.launch.ctas),
+                                               z3.URem(other, cluster) == z3.URem(self.tile.cta, cluster)]
+            parts = _integer_parts(rest, self.tile.cta)  # the float work between them has no CTA in it
+            if all(self.lemma(facts + [part != z3.substitute(part, (self.tile.cta, other))]) == z3.unsat
+                   for part in parts):
+                return
+        raise Open("a term of the reduction depends on the CTA other than through the places it reads")
 
     # Every CTA.
 
