@@ -705,7 +705,8 @@ def _mapa(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolR
     if not op.has("shared::cluster") or op.type != "u32" or len(ins.operands) != 3:
         raise Unsupported(f"line {ins.line}: {ins.opcode} (only mapa.shared::cluster.u32)")
     offset, rank = ex.read(state, ins.operands[1], "u32"), ex.read(state, ins.operands[2], "u32")
-    encoded = (z3.BitVecVal(CLUSTER_FLAG, 32) | ((rank & 0x7F) << RANK_SHIFT) | (offset & OFFSET_MASK))
+    field = z3.If(z3.ULT(rank, 0x80), rank, z3.BitVecVal(0x7F, 32))  # past the field: still outside any cluster
+    encoded = z3.BitVecVal(CLUSTER_FLAG, 32) | (field << RANK_SHIFT) | (offset & OFFSET_MASK)
     ex.write(state, ins.operands[0], encoded, guard)
     state.pc += 1
     return None
