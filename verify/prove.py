@@ -72,6 +72,7 @@ PATH_TIMEOUT_MS = 5_000
 PROOF_TIMEOUT_MS = 10_000
 VALUE_LOGIC = "QF_FPBV"  # the solver for value queries (see _check)
 KERNEL_SECONDS = 60.0  # a kernel's obligations not reached within this are left inconclusive
+TREES_MARGIN_SECONDS = 5  # the reductions stop this early: a step under way may take that long to end
 THREAD_NAMES = ("cta", "tid")
 SAMPLED_THREADS = 8  # threads a value query tests with random input bytes before searching
 
@@ -196,13 +197,13 @@ class Tile:
 
 @dataclass(frozen=True)
 class OwnStore:
-    """A store of this thread to its CTA's shared memory: `size` bytes of `data` at `address`
-    where `condition` held, after `epoch` barriers."""
+    """A store of this thread to its CTA's shared memory: `size` bytes of `data` at `address`,
+    under its guard (None: unguarded) on the path so far, after `epoch` barriers."""
 
     address: z3.BitVecRef
     size: int
     data: z3.BitVecRef
-    condition: z3.BoolRef
+    guard: z3.BoolRef | None
     epoch: int
 
 
@@ -514,7 +515,7 @@ def _shared(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
                                        condition, state.epoch, cluster, occurrence, data, state.cluster_epoch))
     if op.base != "ld":
         if data is not None and not cluster:
-            state.stores.append(OwnStore(address, lane_bytes * count, data, condition, state.epoch))
+            state.stores.append(OwnStore(address, lane_bytes * count, data, guard, state.epoch))
         return _no_effect(ex, state, ins, op, guard)
     if not cluster and _forward(ex, state, values, address, lane_bytes * count, guard):
         state.pc += 1
@@ -527,19 +528,20 @@ def _shared(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
 def _forward(ex: Executor, state: _State, values: object, address: z3.BitVecRef, size: int,
              guard: z3.BoolRef | None) -> bool:
     """A shared load of what this thread itself stored at the same address (the store made
-    wherever the load is) reads that store's bytes, if no later store of its may touch them, nor, in
-    an epoch since the store's, another thread's (another thread's store in the load's own epoch is
-    a race: the race obligation's to refute, and a kernel whose race obligation is not proved is
-    not proved). False where that is not shown: the load's value stays abstract."""
+    wherever the load is: unguarded, or under the same guard, earlier on the same path) reads that
+    store's bytes, if no later store of its may touch them, nor, in an epoch since the store's,
+    another thread's (another thread's store in the load's own epoch is a race: the race
+    obligation's to refute, and a kernel whose race obligation is not proved is not proved). False
+    where that is not shown: the load's value stays abstract."""
     same = z3.simplify(address)
     found = [k for k, s in enumerate(state.stores) if s.size == size and z3.eq(z3.simplify(s.address), same)]
     if not found:
         return False
     store, later = state.stores[found[-1]], state.stores[found[-1] + 1:]
     overlaps = [z3.And(z3.ULT(address, s.address + s.size), z3.ULT(s.address, address + size)) for s in later]
-    loading = _condition(state, guard)
-    if _check(ex.tile.assumptions() + [loading, z3.Not(store.condition)], FORWARD_MS)[0] != z3.unsat:
+    if store.guard is not None and (guard is None or not z3.eq(z3.simplify(store.guard), z3.simplify(guard))):
         return False  # the store may not have been made where the load is
+    loading = _condition(state, guard)
     if store.epoch < state.epoch and not _unchanged_by_others(ex.tile, loading, address, size, store.epoch,
                                                              state.epoch):
         return False
@@ -690,7 +692,7 @@ def _copy_in(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Bo
     place = ex.read(state, dest.base, "u32") if isinstance(dest.base, (Reg, Sym)) else z3.BitVecVal(int(dest.base), 32)
     ex.tile.shared.append(SharedAccess("store", ins, place + z3.BitVecVal(dest.offset, 32), size, condition,
                                        state.epoch, False, occurrence, data, state.cluster_epoch))
-    state.stores.append(OwnStore(place + z3.BitVecVal(dest.offset, 32), size, data, condition, state.epoch))
+    state.stores.append(OwnStore(place + z3.BitVecVal(dest.offset, 32), size, data, guard, state.epoch))
     state.uncommitted += 1
     state.pc += 1
     return None
@@ -1417,7 +1419,7 @@ class Prover:
             self.reduction_trees = reductions.Trees(self.tile, terms, itemsizes,
                                                     lambda facts, limit_ms=PROOF_TIMEOUT_MS:
                                                     self.check(self.base_facts() + facts, limit_ms=limit_ms)[0],
-                                                    deadline=self.deadline)
+                                                    deadline=self.deadline - TREES_MARGIN_SECONDS)
         return self.reduction_trees
 
     def sampled_difference(self, facts: list[z3.BoolRef], same: z3.BoolRef, got: z3.ExprRef, want: z3.ExprRef,

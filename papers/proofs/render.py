@@ -27,9 +27,12 @@ VALUES = "Output values: each stored element is compared, bit for bit (any NaN f
          "bit the IR's; the IR's accumulated value is then one uninterpreted value per result, and the rest of " \
          "the kernel is compared bit for bit. A term that uses another reduction's result (softmax's " \
          "exponentials of x - max, layernorm's squares of x - mean) holds that result's accumulated value, the " \
-         "inner tree proved the same way first. Not modelled yet (inconclusive): reductions across the CTAs of " \
-         "a cluster, online softmax, argmax and argmin, reductions along other than the innermost axes, and terms " \
-         "of two elements (a residual added before a norm)."
+         "inner tree proved the same way first. A tree across the CTAs of a cluster is followed through their " \
+         "shared memory rank by rank, for clusters of up to 512 threads; a thread's shared load of what it stored " \
+         "itself (a row kept in shared memory) reads that store where no other thread's store can reach it in " \
+         "between. Not modelled yet (inconclusive): reductions across larger clusters, online softmax, argmax " \
+         "and argmin, reductions along other than the innermost axes, and terms of two elements (a residual " \
+         "added before a norm)."
 
 
 def _first_open(row: dict[str, Any]) -> str:
@@ -74,7 +77,8 @@ def render(results: dict[str, Any]) -> str:
         "every global load and store in bounds and aligned (each execution of it on a path, such as each trip of "
         "a loop, on its own), inputs never stored to, every output byte "
         "written at most once (two symbolic threads) and at least once, no shared-memory race between two "
-        "threads of a CTA, no barrier that only some threads of a CTA reach; then the output values.",
+        "threads (of a CTA, ordered by its barriers; of a cluster through distributed shared memory, by cluster "
+        "barriers), no barrier that only some threads of a CTA reach; then the output values.",
         f"- {len(rows)} kernels: {verdicts['proved']} proved on every obligation, "
         f"{verdicts['refuted']} refuted, {verdicts['inconclusive']} inconclusive. "
         f"{len(obligations)} obligations: {statuses['proved']} proved, {statuses['refuted']} refuted, "
