@@ -562,7 +562,8 @@ def _async_step(ins: Instruction, op: Op) -> Step:
     if op.has("commit_group"):
         return Step(ins, _commit_copies)
     if op.has("wait_group", "wait_all"):
-        keep = 0 if op.has("wait_all") else ins.operands[0].value if isinstance(ins.operands[0], Imm) else None
+        given = ins.operands[0] if ins.operands else None
+        keep = 0 if op.has("wait_all") else given.value if isinstance(given, Imm) else None
         if keep is None:
             raise NotModelled(f"{ins}: wait_group takes an immediate")
         return Step(ins, lambda ex, mask: _land_copies(ex, mask, int(keep), op.has("wait_all")))
