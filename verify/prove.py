@@ -55,9 +55,10 @@ import z3
 from ir.dtypes import DType
 from ir.kernel import Kernel
 from ir.ops import Op as IrOp
-from verify.emulate import Launch, immediate_bits
+from verify.emulate import ASYNC_COPY_BYTES, Launch, immediate_bits
 from verify.ir_symbolic import Inexact, IrTerms, describe, is_nan
-from verify.memory import layout
+from verify.memory import CLUSTER_FLAG as MEMORY_CLUSTER_FLAG
+from verify.memory import RANK_SHIFT, layout
 from verify.ptxparse import Addr, Entry, Imm, Instruction, Reg, Sym, Vec, parse_ptx, type_bytes
 from verify.replay import Replayable, chosen_bytes, replay
 from verify.semantics import SEMANTICS, NotModelled, Op, decode, width
@@ -488,6 +489,24 @@ def _barrier(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Bo
     return other
 
 
+def _address_of(ex: Executor, state: _State, operand: Addr, bits: int) -> z3.BitVecRef:
+    """An address operand ([reg+offset], [symbol], [constant]) as a term of `bits` bits."""
+    base = operand.base
+    start = ex.read(state, base, f"u{bits}") if isinstance(base, (Reg, Sym)) else z3.BitVecVal(int(base), bits)
+    return start + z3.BitVecVal(operand.offset, bits)
+
+
+def _buffer_bytes(ex: Executor, param: str | None, address: z3.BitVecRef, size: int, label: str) -> z3.BitVecRef:
+    """`size` bytes of global memory at `address` (the first lowest): the buffer's own bytes where
+    the address is computed from one buffer (`param`), else any value at all."""
+    if param is None:
+        ex.abstractions += 1
+        return z3.BitVec(f"loaded {ex.abstractions} {label}", 8 * size)
+    first = address - ex.tile.bases[param]
+    data = [z3.Select(ex.tile.bytes_of(param), first + j) for j in range(size)]
+    return z3.Concat(*reversed(data)) if len(data) > 1 else data[0]
+
+
 INTRA_CTA_SPACES = ("shared", "shared::cta", "shared::cluster")
 COMBINING = frozenset({"add", "max", "min"})  # float ops recorded as the nodes of reduction trees
 
@@ -499,10 +518,8 @@ def _shared(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
     values = ins.operands[0] if op.base == "ld" else ins.operands[1]
     if not isinstance(address_operand, Addr):
         raise Unsupported(f"line {ins.line}: address {address_operand}")
-    base = address_operand.base
-    start = ex.read(state, base, "u32") if isinstance(base, (Reg, Sym)) else z3.BitVecVal(int(base), 32)
     count = len(values.regs) if isinstance(values, Vec) else 1
-    address, lane_bytes = start + z3.BitVecVal(address_operand.offset, 32), type_bytes(op.type)
+    address, lane_bytes = _address_of(ex, state, address_operand, 32), type_bytes(op.type)
     condition, cluster = _condition(state, guard), op.has("shared::cluster")
     data = None
     if op.base == "ld":
@@ -598,10 +615,7 @@ def _memory(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
         ex.write(state, values, ex.tile.bases[address_operand.base.name], guard)
         state.pc += 1
         return None
-    base = address_operand.base
-    start = ex.read(state, base, "u64") if isinstance(base, Reg) else z3.BitVecVal(int(base), 64) \
-        if isinstance(base, int) else ex.read(state, base, "u64")
-    address = start + z3.BitVecVal(address_operand.offset, 64)
+    address = _address_of(ex, state, address_operand, 64)
     lane_bits = width(op.type)
     if not load:
         parts = values.regs if isinstance(values, Vec) else (values,)
@@ -614,16 +628,10 @@ def _memory(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
     param = _base_of(ex.tile, address)
     names = values.regs if isinstance(values, Vec) else (values.name,) if isinstance(values, Reg) else ()
     for k, name in enumerate(names):
-        if name is None:
-            continue
-        if param is None:  # an address of no single buffer: any value at all
-            ex.abstractions += 1
-            loaded = z3.BitVec(f"loaded {ex.abstractions} line {ins.line} lane {k}", lane_bits)
-        else:  # the buffer's bytes at that place
-            first = address - ex.tile.bases[param] + k * lane_bits // 8
-            data = [z3.Select(ex.tile.bytes_of(param), first + j) for j in range(lane_bits // 8)]
-            loaded = z3.Concat(*reversed(data)) if len(data) > 1 else data[0]
-        ex.write(state, Reg(name), loaded, guard)
+        if name is not None:
+            loaded = _buffer_bytes(ex, param, address + k * lane_bits // 8, lane_bits // 8,
+                                   f"line {ins.line} lane {k}")
+            ex.write(state, Reg(name), loaded, guard)
     state.pc += 1
     return None
 
@@ -642,9 +650,6 @@ def _exit(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolR
     state.settled(ins, "the thread's exit")
     state.pc = -1
     return None
-
-
-ASYNC_COPY_BYTES = (4, 8, 16)
 
 
 def _async_copy(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
@@ -678,27 +683,19 @@ def _copy_in(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Bo
             or int(size_operand.value) not in ASYNC_COPY_BYTES:
         raise Unsupported(f"line {ins.line}: {ins.opcode} operands")
     size, occurrence, condition = int(size_operand.value), state.visit(ins.line), _condition(state, guard)
-    start = ex.read(state, source.base, "u64") if isinstance(source.base, (Reg, Sym)) \
-        else z3.BitVecVal(int(source.base), 64)
-    address = start + z3.BitVecVal(source.offset, 64)
+    address = _address_of(ex, state, source, 64)
     ex.tile.accesses.append(Access("load", ins, address, size, condition, None, occurrence))
-    param = _base_of(ex.tile, address)
-    if param is None:  # an address of no single buffer: any bytes at all
-        ex.abstractions += 1
-        data = z3.BitVec(f"loaded {ex.abstractions} line {ins.line}", 8 * size)
-    else:
-        first = address - ex.tile.bases[param]
-        data = z3.Concat(*reversed([z3.Select(ex.tile.bytes_of(param), first + j) for j in range(size)]))
-    place = ex.read(state, dest.base, "u32") if isinstance(dest.base, (Reg, Sym)) else z3.BitVecVal(int(dest.base), 32)
-    ex.tile.shared.append(SharedAccess("store", ins, place + z3.BitVecVal(dest.offset, 32), size, condition,
-                                       state.epoch, False, occurrence, data, state.cluster_epoch))
-    state.stores.append(OwnStore(place + z3.BitVecVal(dest.offset, 32), size, data, guard, state.epoch))
+    data = _buffer_bytes(ex, _base_of(ex.tile, address), address, size, f"line {ins.line}")
+    place = _address_of(ex, state, dest, 32)
+    ex.tile.shared.append(SharedAccess("store", ins, place, size, condition, state.epoch, False, occurrence, data,
+                                       state.cluster_epoch))
+    state.stores.append(OwnStore(place, size, data, guard, state.epoch))
     state.uncommitted += 1
     state.pc += 1
     return None
 
 
-CLUSTER_FLAG, RANK_SHIFT, OFFSET_MASK = 1 << 31, 24, (1 << 24) - 1  # as verify.memory encodes mapa's addresses
+CLUSTER_FLAG, OFFSET_MASK = int(MEMORY_CLUSTER_FLAG), (1 << RANK_SHIFT) - 1  # mapa's addresses, as the emulator
 
 
 def _mapa(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
