@@ -182,6 +182,8 @@ CLUSTER_SCHEDULES = {
     "registers": RowSchedule(vector_bytes=4, block_size=256, threads_per_row=256, cache_row=True, cluster=2),
     "shared memory by cp.async": RowSchedule(vector_bytes=4, block_size=256, threads_per_row=256, cache_row=False,
                                              shared_row=True, async_copy=True, cluster=2),
+    "registers, 8 CTAs of 512 threads": RowSchedule(vector_bytes=4, block_size=512, threads_per_row=512,
+                                                    cache_row=True, cluster=8),
 }
 
 
@@ -208,6 +210,6 @@ def test_a_cluster_exchange_reading_one_ctas_partial_twice_is_refuted(exchange: 
 
 
 def test_clusters_beyond_what_the_trees_are_followed_through_are_named() -> None:
-    schedule = RowSchedule(vector_bytes=4, block_size=512, threads_per_row=512, cache_row=True, cluster=2)
+    schedule = RowSchedule(vector_bytes=4, block_size=512, threads_per_row=512, cache_row=True, cluster=16)
     found = values(*cluster_kernel(schedule))
-    assert found.status == "inconclusive" and "cluster of 1024 threads" in found.detail, found.detail
+    assert found.status == "inconclusive" and "cluster of 8192 threads" in found.detail, found.detail

@@ -15,6 +15,7 @@ evaluated in the numpy domain; memory, control flow, barriers and shuffles are h
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,15 +66,15 @@ class Launch:
 
     @property
     def threads(self) -> int:
-        return int(np.prod(self.block))
+        return math.prod(self.block)
 
     @property
     def ctas(self) -> int:
-        return int(np.prod(self.grid))
+        return math.prod(self.grid)
 
     @property
     def cluster_size(self) -> int:
-        return int(np.prod(self.cluster))
+        return math.prod(self.cluster)
 
 
 @dataclass

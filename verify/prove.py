@@ -181,6 +181,7 @@ class Tile:
     exchange_ids: dict[int, tuple[z3.ExprRef, Exchange]] = field(default_factory=dict)
     combines: dict[int, Combine] = field(default_factory=dict)  # a float add/max/min result's term id -> it
     paths: int = 0  # paths the execution finished
+    renamed: dict[tuple[int, str], tuple[z3.ExprRef, z3.ExprRef]] = field(default_factory=dict)  # `_renamed`'s
 
     def bytes_of(self, param: str) -> z3.ArrayRef:
         if param not in self.memory:
@@ -788,10 +789,15 @@ def _free_symbols(term: z3.ExprRef) -> list[z3.ExprRef]:
 
 
 def _renamed(tile: Tile, term: z3.ExprRef, suffix: str) -> z3.ExprRef:
-    """`term` for another thread: every symbol but the buffers' addresses renamed."""
-    shared = {str(b) for b in tile.bases.values()}
-    pairs = [(s, z3.Const(f"{s}{suffix}", s.sort())) for s in _free_symbols(term) if str(s) not in shared]
-    return z3.substitute(term, *pairs) if pairs else term
+    """`term` for another thread: every symbol but the buffers' addresses renamed (each term once:
+    a store's address and condition are renamed for every load that asks about them)."""
+    key = (term.get_id(), suffix)
+    if key not in tile.renamed:
+        shared = {b.decl().name() for b in tile.bases.values()}
+        pairs = [(s, z3.Const(f"{s.decl().name()}{suffix}", s.sort())) for s in _free_symbols(term)
+                 if s.decl().name() not in shared]
+        tile.renamed[key] = (term, z3.substitute(term, *pairs) if pairs else term)  # the term held: its id stays its
+    return tile.renamed[key][1]
 
 
 def _uninterpreted_calls(*terms: z3.ExprRef) -> set[str]:

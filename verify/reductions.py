@@ -97,8 +97,8 @@ IDENTITIES: dict[str, frozenset[int]] = {
 ELEMENT = z3.BitVec("reduced element", 64)  # an element of a reduction's input, by its flat index
 ELEMENT_NAME = ELEMENT.decl().name()
 # Threads of a cluster whose trees are followed one by one: beyond this, a kernel's 60 s are spent
-# before the end (a cluster of 2 CTAs of 512 threads at rows of 65536 takes more).
-CLUSTER_THREADS_FOLLOWED = 512
+# before the end (clusters of 8 CTAs of 512 threads at rows of 262144 take 40-60 s; 16 CTAs, more).
+CLUSTER_THREADS_FOLLOWED = 4096
 DECIDE_MS = 2_000  # a condition on a thread that simplifying leaves the CTA in: the solver decides it
 
 
@@ -129,31 +129,106 @@ Check = Callable[..., z3.CheckSatResult]  # a query of constraints (and `limit_m
 Key = tuple[Reads, int]  # a kernel leaf in a bag: the places it reads and its template's id
 
 
+def _prefix(key: int, bit: int) -> int:
+    """The bits of `key` above `bit` (big-endian Patricia tries)."""
+    return key & ~((bit << 1) - 1)
+
+
+def _branching_bit(a: int, b: int) -> int:
+    """The highest bit in which two prefixes differ."""
+    return 1 << ((a ^ b).bit_length() - 1)
+
+
 class Bags:
-    """Multisets of leaves (by the places they read and their formula), each made once: a bag is an id, and joining
-    two bags is remembered, so that threads whose trees join the same parts share the work."""
+    """Multisets of leaves (by the places they read and their formula), as hash-consed big-endian
+    Patricia tries over the leaves' numbers (Okasaki and Gill, "Fast mergeable integer maps"): a
+    trie is canonical for its multiset, so equal bags are one id however a thread's tree joined
+    them (threads of a cluster add the same partial sums in other orders), and joining bags of
+    disjoint runs of leaves takes time in the depth of the trie rather than their size. Joins are
+    remembered; a bag's counts are written out only where asked (`counts`)."""
 
     def __init__(self) -> None:
-        self.counts: list[Counter[Key]] = []
+        # id -> ("leaf", number, count) or ("branch", prefix, bit, left, right); id 0 is the empty bag
+        self.nodes: list[tuple] = [("empty",)]
+        self.index: dict[tuple, int] = {}
+        self.numbers: dict[Key, int] = {}
+        self.keys: list[Key] = []
         self.joined: dict[tuple[int, int], int] = {}
-        self.singles: dict[Key, int] = {}
-        self.empty = self.make(Counter())
+        self.written: dict[int, Counter[Key]] = {}
+        self.empty = 0
 
-    def make(self, counts: Counter[Key]) -> int:
-        self.counts.append(counts)
-        return len(self.counts) - 1
+    def _node(self, shape: tuple) -> int:
+        found = self.index.get(shape)
+        if found is None:
+            found = self.index[shape] = len(self.nodes)
+            self.nodes.append(shape)
+        return found
 
     def single(self, key: Key) -> int:
-        if key not in self.singles:
-            self.singles[key] = self.make(Counter({key: 1}))
-        return self.singles[key]
+        number = self.numbers.get(key)
+        if number is None:
+            number = self.numbers[key] = len(self.keys)
+            self.keys.append(key)
+        return self._node(("leaf", number, 1))
 
     def join(self, a: int, b: int) -> int:
-        key = (min(a, b), max(a, b))
-        if key not in self.joined:
-            self.joined[key] = a if b == self.empty else b if a == self.empty else \
-                self.make(self.counts[a] + self.counts[b])
-        return self.joined[key]
+        if a == self.empty or b == self.empty:
+            return b if a == self.empty else a
+        pair = (a, b) if a < b else (b, a)
+        found = self.joined.get(pair)
+        if found is None:
+            found = self.joined[pair] = self._union(a, b)
+        return found
+
+    def _link(self, p: int, s: int, q: int, t: int) -> int:
+        """Two tries of prefixes that differ, under one branch."""
+        bit = _branching_bit(p, q)
+        low, high = (s, t) if p & bit == 0 else (t, s)
+        return self._node(("branch", _prefix(p, bit), bit, low, high))
+
+    def _union(self, s: int, t: int) -> int:
+        first, second = self.nodes[s], self.nodes[t]
+        if first[0] == "leaf":
+            return self._insert(t, first[1], first[2])
+        if second[0] == "leaf":
+            return self._insert(s, second[1], second[2])
+        _, p, m, s0, s1 = first
+        _, q, n, t0, t1 = second
+        if m == n and p == q:
+            return self._node(("branch", p, m, self.join(s0, t0), self.join(s1, t1)))
+        if m > n and _prefix(q, m) == p:
+            return self._node(("branch", p, m, self.join(s0, t), s1) if q & m == 0 else
+                              ("branch", p, m, s0, self.join(s1, t)))
+        if n > m and _prefix(p, n) == q:
+            return self._node(("branch", q, n, self.join(s, t0), t1) if p & n == 0 else
+                              ("branch", q, n, t0, self.join(s, t1)))
+        return self._link(p, s, q, t)
+
+    def _insert(self, bag: int, number: int, count: int) -> int:
+        node = self.nodes[bag]
+        if node[0] == "leaf":
+            if node[1] == number:
+                return self._node(("leaf", number, node[2] + count))
+            return self._link(number, self._node(("leaf", number, count)), node[1], bag)
+        _, p, m, low, high = node
+        if _prefix(number, m) != p:
+            return self._link(number, self._node(("leaf", number, count)), p, bag)
+        return self._node(("branch", p, m, self._insert(low, number, count), high) if number & m == 0 else
+                          ("branch", p, m, low, self._insert(high, number, count)))
+
+    def counts(self, bag: int) -> Counter[Key]:
+        """The bag's leaves with their multiplicities."""
+        if bag not in self.written:
+            found: Counter[Key] = Counter()
+            pending = [bag]
+            while pending:
+                node = self.nodes[pending.pop()]
+                if node[0] == "leaf":
+                    found[self.keys[node[1]]] += node[2]
+                elif node[0] == "branch":
+                    pending += [node[3], node[4]]
+            self.written[bag] = found
+        return self.written[bag]
 
 
 def kind_of(combine: Combine) -> str:
@@ -170,15 +245,16 @@ def _constant(term: z3.ExprRef) -> int | bool | None:
 
 
 def _function(cache: dict[int, Callable[..., int | bool] | None], term: z3.ExprRef,
-              symbols: tuple[str, ...]) -> Callable[..., int | bool] | None:
+              symbols: tuple[str, ...], key: int | None = None) -> Callable[..., int | bool] | None:
     """`term` compiled to a Python function of `symbols`, once (None: it has anything else in it).
-    The caller holds its terms, so that their ids stay theirs."""
-    if term.get_id() not in cache:
+    The caller holds its terms, so that their ids stay theirs; `key`: the term's id, where known."""
+    key = term.get_id() if key is None else key
+    if key not in cache:
         try:
-            cache[term.get_id()] = compiled(term, symbols)
+            cache[key] = compiled(term, symbols)
         except NotEvaluable:
-            cache[term.get_id()] = None
-    return cache[term.get_id()]
+            cache[key] = None
+    return cache[key]
 
 
 @dataclass
@@ -197,6 +273,7 @@ class Expansion:
     deadline: float = math.inf  # time.perf_counter() past which nothing more is decided
     ranks: dict[tuple[int, int], tuple[z3.ExprRef, z3.ExprRef]] = field(default_factory=dict)  # (term, rank): its
     solved: dict[int, tuple[z3.BoolRef, bool | None]] = field(default_factory=dict)  # conditions the solver decided
+    shapes: dict[int, tuple] = field(default_factory=dict)  # term id -> what `_expand` does with it
 
     def function(self, term: z3.ExprRef) -> Callable[[int], int | bool] | None:
         """A term of the thread's coordinates alone as a Python function of the thread (None where
@@ -250,25 +327,43 @@ class Expansion:
 
     def leaves(self, bits: z3.ExprRef, thread: int) -> int:
         """The bag (an id in `bags`) of the leaves of `bits` in thread `thread`."""
-        key = (bits.get_id(), thread)
-        if key not in self.memo:
-            self.terms[bits.get_id()] = bits
-            self.memo[key] = self._expand(bits, thread)
-        return self.memo[key]
+        return self._leaves(bits, bits.get_id(), thread)
 
-    def _expand(self, bits: z3.ExprRef, thread: int) -> int:
+    def _leaves(self, bits: z3.ExprRef, key: int, thread: int) -> int:
+        if (key, thread) not in self.memo:
+            self.terms[key] = bits
+            self.memo[(key, thread)] = self._expand(bits, key, thread)
+        return self.memo[(key, thread)]
+
+    def _shape(self, bits: z3.ExprRef, key: int) -> tuple:
+        """What `_expand` does with a term, found once per term (every thread asks): a combine of
+        this kind, a choice, a value another thread supplied, or a leaf, with its parts' ids."""
+        if key not in self.shapes:
+            combine = self.tile.combines.get(key)
+            known = self.tile.exchange_ids.get(key)
+            if combine is not None and kind_of(combine) == self.kind:
+                parts = (combine.first, combine.second)
+                self.shapes[key] = ("join", *[(p, p.get_id()) for p in parts])
+            elif z3.is_app_of(bits, z3.Z3_OP_ITE) and not z3.is_app_of(bits.arg(0), z3.Z3_OP_FPA_IS_NAN):
+                self.shapes[key] = ("choose", bits.arg(0), (bits.arg(1), bits.arg(1).get_id()),
+                                    (bits.arg(2), bits.arg(2).get_id()))
+            elif known is not None:
+                self.shapes[key] = ("supplied", known[1])
+            else:
+                self.shapes[key] = ("leaf",)
+        return self.shapes[key]
+
+    def _expand(self, bits: z3.ExprRef, key: int, thread: int) -> int:
         """`bits` (or the float a combine computed, where a tree starts at one) as a bag of leaves."""
-        combine = self.tile.combines.get(bits.get_id())
-        if combine is not None and kind_of(combine) == self.kind:
-            return self.bags.join(self.leaves(combine.first, thread), self.leaves(combine.second, thread))
-        if z3.is_app_of(bits, z3.Z3_OP_ITE) and not z3.is_app_of(bits.arg(0), z3.Z3_OP_FPA_IS_NAN):
-            chosen = self.at(bits.arg(0), thread)
-            return self.leaves(bits.arg(1) if chosen else bits.arg(2), thread)
-        known = self.tile.exchange_ids.get(bits.get_id())
-        if known is None:
+        shape = self._shape(bits, key)
+        if shape[0] == "join":
+            return self.bags.join(self._leaves(*shape[1], thread), self._leaves(*shape[2], thread))
+        if shape[0] == "choose":
+            return self._leaves(*(shape[2] if self.at(shape[1], thread) else shape[3]), thread)
+        if shape[0] == "leaf":
             assert self.leaf is not None
             return self.leaf(bits, thread)
-        exchange = known[1]
+        exchange = shape[1]
         if not self.at(exchange.condition, thread):
             raise Open(f"line {exchange.instruction.line}: thread {thread} uses a value it did not receive")
         follow = SOURCES[exchange.kind](self, exchange, thread)
@@ -304,9 +399,10 @@ class Expansion:
             (lambda s: s.epoch)
         loading = exchange.cluster_epoch if exchange.cluster else exchange.epoch
 
-        def stored(i: int, s: SharedAccess) -> list[tuple[int, int]]:
-            return [(offset, w) for (r, offset), writers in self._written(i, s).items()
-                    if r == rank and offset <= address < offset + s.size for w in writers]
+        def stored(i: int, s: SharedAccess) -> list[tuple[int, int]]:  # the stores that start at most s.size before
+            written = self._written(i, s)
+            return [(offset, w) for offset in range(max(address - s.size + 1, 0), address + 1)
+                    for w in written.get((rank, offset), ())]
         same_phase = [s for i, s in enumerate(self.tile.shared) if s.kind == "store" and phase(s) == loading
                       and stored(i, s)]
         if same_phase:
@@ -449,6 +545,7 @@ class Templates:
     buffers: list[str] = field(default_factory=list)
     indices: list[z3.ExprRef] = field(default_factory=list)
     choices: list[tuple[z3.ExprRef, Callable[..., int | bool]]] = field(default_factory=list)
+    chosen: dict[tuple[bool, ...], tuple[z3.ExprRef, list[int]] | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.reads = _places(self.term)
@@ -476,21 +573,36 @@ class Templates:
             return None
         values = tuple(symbols.values())
         decided = tuple(bool(f(*values)) for _, f in self.choices)
-        places = [(self.buffers[i], int(f(*values))) for i, f in enumerate(self.places)]
+        chosen = self._chosen(decided)
+        if chosen is None:
+            return None
+        term, kept = chosen
+        places = [(self.buffers[i], int(self.places[i](*values))) for i in kept]
         firsts: dict[str, int] = {}
         for buffer, index in places:
             firsts[buffer] = min(index, firsts.get(buffer, index))
         pattern = tuple((buffer, index - firsts[buffer]) for buffer, index in places)
         if (pattern, decided) not in self.built:
-            pairs = [(read, z3.Const(f"byte {buffer} +{offset}" if z3.is_select(read) else f"{buffer} +{offset}",
-                                     read.sort())) for read, (buffer, offset) in zip(self.reads, pattern)]
-            pairs += [(node, node.arg(1) if choice else node.arg(2))
-                      for (node, _), choice in zip(self.choices, decided)]
-            template = z3.simplify(z3.substitute(self.term, *pairs) if pairs else self.term)
+            pairs = [(self.reads[i], z3.Const(f"byte {buffer} +{offset}" if z3.is_select(self.reads[i]) else
+                                              f"{buffer} +{offset}", self.reads[i].sort()))
+                     for i, (buffer, offset) in zip(kept, pattern)]
+            template = z3.simplify(z3.substitute(term, *pairs) if pairs else term)
             free = {n.decl().name() for n in _nodes(template) if z3.is_const(n)} & set(symbols)
             self.built[(pattern, decided)] = None if free else Formula((), template)
         found = self.built[(pattern, decided)]
         return None if found is None else Formula(tuple(sorted(set(places))), found.template)
+
+    def _chosen(self, decided: tuple[bool, ...]) -> tuple[z3.ExprRef, list[int]] | None:
+        """The term with its choices decided (their conditions replaced, so that the branch taken
+        keeps its own places) and which of `reads` it still reads; None where simplifying made a
+        place anew (the caller substitutes and simplifies instead)."""
+        if decided not in self.chosen:
+            pairs = [(node.arg(0), z3.BoolVal(choice)) for (node, _), choice in zip(self.choices, decided)]
+            term = z3.simplify(z3.substitute(self.term, *pairs)) if pairs else self.term
+            ids = {read.get_id(): i for i, read in enumerate(self.reads)}
+            kept = [ids.get(place.get_id()) for place in _places(term)]
+            self.chosen[decided] = None if None in kept else (term, sorted(k for k in kept if k is not None))
+        return self.chosen[decided]
 
 
 def formula(term: z3.ExprRef) -> Formula:
@@ -513,6 +625,7 @@ class ReductionProof:
     ir_formulas: dict[Reads, Formula] = field(default_factory=dict)
     ir_template: Templates | None = None
     matched: dict[int, int] = field(default_factory=dict)  # bag -> result
+    other_form: dict[int, OtherForm] = field(default_factory=dict)  # bags of terms of another form than the IR's
 
     def row(self, reduced: int) -> Counter[Reads]:
         """The IR's accumulated elements of result `reduced`, by the places each reads."""
@@ -559,8 +672,14 @@ class ReductionProof:
         once, taking one twice changes nothing); Wrong where a sum holds one twice, Partial where it
         misses elements (part of a row, which online softmax's rescaled sums mean), Open where it
         holds terms of another form."""
+        if bag in self.other_form:  # the same for every thread that holds the bag: asked once
+            raise OtherForm(str(self.other_form[bag]))
         if bag not in self.matched:
-            reduced = self.guess(got)
+            try:
+                reduced = self.guess(got)
+            except OtherForm as err:
+                self.other_form[bag] = err
+                raise
             want = self.row(reduced)
             same = set(got) == set(want) if self.instr.op in IDEMPOTENT else got == want
             if not same:
@@ -763,19 +882,20 @@ class Trees:
     templates: dict[int, z3.ExprRef] = field(default_factory=dict)  # kernel leaf template id -> it
     nested: dict[int, tuple[z3.ExprRef, tuple[z3.ExprRef, ...]]] = field(default_factory=dict)
     reaches: dict[int, bool] = field(default_factory=dict)
-    resolved: dict[tuple[int, int], z3.ExprRef] = field(default_factory=dict)
+    resolved: dict[tuple[int, int], tuple[z3.ExprRef, int]] = field(default_factory=dict)  # with the value's id
     composed: dict[tuple[int, tuple[int, ...]], tuple[z3.ExprRef, Formula]] = field(default_factory=dict)
     projected: dict[int, Counter[Reads]] = field(default_factory=dict)
     pairs: dict[tuple[int, int], tuple[z3.ExprRef, z3.ExprRef]] = field(default_factory=dict)
     agreed: set[tuple[int, int]] = field(default_factory=set)
     paired: set[tuple[int, str]] = field(default_factory=set)
-    applications: dict[int, list[z3.ExprRef]] = field(default_factory=dict)
+    applications: dict[int, list[tuple[z3.ExprRef, int, int, str]]] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
-    general_forms: dict[tuple[int, tuple[tuple[int, int], ...]], z3.ExprRef] = field(default_factory=dict)
+    general_forms: dict[tuple[int, tuple[tuple[int, int], ...]], tuple[z3.ExprRef, int]] = field(default_factory=dict)
     shifts: dict[int, Shift] = field(default_factory=dict)  # the places leaves read, by how they move
     shifted: set[int] = field(default_factory=set)  # leaves whose places are in `shifts`
     lemmas: dict[int, tuple[z3.ExprRef, z3.CheckSatResult]] = field(default_factory=dict)
     functions: dict[int, Callable[..., int | bool] | None] = field(default_factory=dict)
+    lengths: dict[str, int | Open] = field(default_factory=dict)  # IR reduction -> elements per result
     caches: dict[str, dict] = field(default_factory=lambda: {"writers": {}, "decided": {}, "functions": {},
                                                              "ranks": {}, "solved": {}})
     deadline: float = math.inf  # time.perf_counter() past which the proof stops, inconclusive
@@ -848,41 +968,45 @@ class Trees:
     def general(self, node: z3.ExprRef, storing: list[int], uses: list[tuple[Instr, z3.BitVecRef]],
                 used: dict[tuple[str, int], tuple[Instr, z3.BitVecRef]]) -> z3.ExprRef:
         """The value `node` resolves to in every storing thread, as the same function of the IR's
-        results of the element each stores."""
-        found: z3.ExprRef | None = None
+        results of the element each stores (ids computed once: every thread of a cluster asks)."""
+        node_id = node.get_id()
+        prepared = [(instr, flat, self.name_of(instr), flat.get_id()) for instr, flat in uses]
+        found: tuple[z3.ExprRef, int] | None = None
         for thread in storing:
-            mine = self.generalised(self.resolve(node, thread), thread, uses, used)
+            mine = self.generalised(*self._resolved(node, node_id, thread), thread, prepared, used)
             if found is None:
                 found = mine
-            elif not found.eq(mine):
+            elif found[1] != mine[1]:
                 raise Open(f"threads {storing[0]} and {thread} use other functions of the reductions' results: "
-                           f"{found} and {mine}"[:400])
+                           f"{found[0]} and {mine[0]}"[:400])
         assert found is not None
-        return found
+        return found[0]
 
-    def generalised(self, value: z3.ExprRef, thread: int, uses: list[tuple[Instr, z3.BitVecRef]],
-                    used: dict[tuple[str, int], tuple[Instr, z3.BitVecRef]]) -> z3.ExprRef:
+    def generalised(self, value: z3.ExprRef, value_id: int, thread: int,
+                    uses: list[tuple[Instr, z3.BitVecRef, str, int]],
+                    used: dict[tuple[str, int], tuple[Instr, z3.BitVecRef]]) -> tuple[z3.ExprRef, int]:
         """`value` (thread `thread`'s, at CTA 0) with each accumulated result it uses written as the
-        IR's result of the element the thread stores."""
-        pairs = []
-        if value.get_id() not in self.applications:  # values are held in `resolved`: their ids stay theirs
-            self.applications[value.get_id()] = [n for n in {n.get_id(): n for n in _nodes(value)}.values()
-                                                 if _is_accumulated(n)]
-        for app in self.applications[value.get_id()]:
-            result = app.arg(0).as_long()
-            name = app.decl().name()
-            found = [(instr, flat) for instr, flat in uses if self.name_of(instr) == name and
-                     self.at_cta0(flat, thread) == result]
-            if not found:
-                raise Open(f"thread {thread} of CTA 0 uses result {result} of {app.decl().name()[12:]}, which the "
+        IR's result of the element the thread stores (`uses`: each use with its result's name and
+        its id), and that form's id."""
+        if value_id not in self.applications:  # values are held in `resolved`: their ids stay theirs
+            self.applications[value_id] = [(n, n.get_id(), n.arg(0).as_long(), n.decl().name()) for n in
+                                           {n.get_id(): n for n in _nodes(value)}.values() if _is_accumulated(n)]
+        pairs, ids = [], []
+        for app, app_id, result, name in self.applications[value_id]:
+            found = next(((instr, flat, flat_id) for instr, flat, its, flat_id in uses
+                          if its == name and self.at_cta0(flat, thread, flat_id) == result), None)
+            if found is None:
+                raise Open(f"thread {thread} of CTA 0 uses result {result} of {name[12:]}, which the "
                            "element it stores does not use in the IR")
-            instr, flat = found[0]
-            used[(instr.result, flat.get_id())] = (instr, flat)
+            instr, flat, flat_id = found
+            used[(instr.result, flat_id)] = (instr, flat)
             pairs.append((app, instr, flat))
-        key = (value.get_id(), tuple((app.get_id(), flat.get_id()) for app, _, flat in pairs))
+            ids.append((app_id, flat_id))
+        key = (value_id, tuple(ids))
         if key not in self.general_forms:  # the flats are held in `uses`, the value in `resolved`: ids stay theirs
-            self.general_forms[key] = z3.substitute(value, *[(app, accumulated(instr)(flat))
-                                                             for app, instr, flat in pairs]) if pairs else value
+            form = z3.substitute(value, *[(app, accumulated(instr)(flat)) for app, instr, flat in pairs]) \
+                if pairs else value
+            self.general_forms[key] = (form, form.get_id())
         return self.general_forms[key]
 
     def name_of(self, instr: Instr) -> str:
@@ -891,11 +1015,11 @@ class Trees:
             self.names[instr.result] = accumulated(instr).name()
         return self.names[instr.result]
 
-    def at_cta0(self, term: z3.ExprRef, thread: int) -> int | None:
+    def at_cta0(self, term: z3.ExprRef, thread: int, key: int | None = None) -> int | None:
         """A term of the thread's coordinates at CTA 0, or in a kernel of clusters at the first
         cluster (None: not a constant there)."""
         threads = self.tile.launch.threads
-        function = _function(self.functions, term, self.symbols)
+        function = _function(self.functions, term, self.symbols, key)
         if function is not None:
             return int(function(thread % threads, thread // threads))
         simple = z3.simplify(z3.substitute(term, *_at_cluster0(self.tile, thread)))
@@ -934,12 +1058,16 @@ class Trees:
 
     def resolve(self, node: z3.ExprRef, thread: int) -> z3.ExprRef:
         """`node` in thread `thread` at CTA 0, in terms of the IR's accumulated results alone."""
-        key = (node.get_id(), thread)
+        return self._resolved(node, node.get_id(), thread)[0]
+
+    def _resolved(self, node: z3.ExprRef, node_id: int, thread: int) -> tuple[z3.ExprRef, int]:
+        """`resolve`, with the value's id (the value held here: its id stays its)."""
+        key = (node_id, thread)
         if key not in self.resolved:
             if time.perf_counter() > self.deadline:
                 raise Open("the kernel's time is spent following its reductions")
-            self.resolved[key] = self.received(node, thread) if node.get_id() in self.tile.exchange_ids else \
-                self.reduced(node, thread)
+            value = self.received(node, thread) if node_id in self.tile.exchange_ids else self.reduced(node, thread)
+            self.resolved[key] = (value, value.get_id())
         return self.resolved[key]
 
     def received(self, node: z3.ExprRef, thread: int) -> z3.ExprRef:
@@ -971,7 +1099,7 @@ class Trees:
         for instr in candidates:
             proof = self.proofs.setdefault(instr.result, ReductionProof(self.terms, instr))
             try:
-                _contiguous(self.terms, instr)
+                self.row_length(instr)
                 result = proof.match(bag, self.projection(bag), thread)
             except (Open, Wrong) as err:
                 errors.append(err)
@@ -987,11 +1115,23 @@ class Trees:
             error.node = node
         raise error
 
+    def row_length(self, instr: Instr) -> int:
+        """`_contiguous`, asked once per reduction (every thread's tree asks it)."""
+        if instr.result not in self.lengths:
+            try:
+                self.lengths[instr.result] = _contiguous(self.terms, instr)
+            except Open as err:
+                self.lengths[instr.result] = err
+        found = self.lengths[instr.result]
+        if isinstance(found, Open):
+            raise found
+        return found
+
     def projection(self, bag: int) -> Counter[Reads]:
         """A bag's leaves by the places they read alone."""
         if bag not in self.projected:
             counts: Counter[Reads] = Counter()
-            for (reads, _), n in self.bags.counts[bag].items():
+            for (reads, _), n in self.bags.counts(bag).items():
                 counts[reads] += n
             self.projected[bag] = counts
         return self.projected[bag]
@@ -1001,7 +1141,7 @@ class Trees:
         if (bag, proof.instr.result) in self.paired:
             return
         self.paired.add((bag, proof.instr.result))
-        for reads, template in self.bags.counts[bag]:
+        for reads, template in self.bags.counts(bag):
             theirs = proof.ir_formulas[reads].template
             self.pairs.setdefault((template, theirs.get_id()), (self.templates[template], theirs))
 
@@ -1075,7 +1215,7 @@ class Trees:
         one length and as many results, each use is the stored element's broadcast, and the rows'
         places move together (`row_shift_lemmas`)."""
         instrs = list(self.matched.values())
-        counts = {_contiguous(self.terms, i) for i in instrs}
+        counts = {self.row_length(i) for i in instrs}
         results = {math.prod(i.type.shape) for i in instrs}  # type: ignore[union-attr]
         if len(counts) != 1 or len(results) != 1:
             raise Open("reductions of rows of different lengths or counts in one kernel")
