@@ -209,6 +209,23 @@ def test_a_cluster_exchange_reading_one_ctas_partial_twice_is_refuted(exchange: 
     assert found.status == "refuted" and "misses" in found.detail and "more than once" in found.detail, found.detail
 
 
+def test_a_cluster_exchange_whose_rank_depends_on_the_cluster_is_never_proved() -> None:
+    """The rank a thread reads from must be the same in every cluster: here it is the cluster's
+    parity (rank 0 read twice in even clusters), which no condition decided once can hide."""
+    kernel, ptx, launch = cluster_kernel(CLUSTER_SCHEDULES["registers"])
+    ranks = [line for line in ptx.splitlines() if "mapa.shared::cluster" in line and line.endswith(", 1;")]
+    assert ranks, "no mapa of rank 1: the test is out of date"
+
+    def ranked_by(computed: str) -> str:  # the rank taken from register %parity, computed so
+        lines = computed + ranks[0].replace(", 1;", ", %parity;")
+        return ptx.replace(ranks[0], lines, 1).replace("{\n", "{\n\t.reg .b32 %parity;\n", 1)
+    same = values(kernel, ranked_by("\tmov.u32 %parity, 1;\n"), launch)
+    assert same.status == "proved", same.detail  # the rank from a register, the same in every cluster
+    found = values(kernel, ranked_by("\tmov.u32 %parity, %ctaid.x;\n\tshr.u32 %parity, %parity, 1;\n"
+                                     "\tand.b32 %parity, %parity, 1;\n"), launch)
+    assert found.status != "proved", found.detail
+
+
 def test_clusters_beyond_what_the_trees_are_followed_through_are_named() -> None:
     schedule = RowSchedule(vector_bytes=4, block_size=512, threads_per_row=512, cache_row=True, cluster=16)
     found = values(*cluster_kernel(schedule))

@@ -257,6 +257,25 @@ def _function(cache: dict[int, Callable[..., int | bool] | None], term: z3.ExprR
     return cache[key]
 
 
+def _symbols_below(term: z3.ExprRef, symbols: tuple[int, ...]) -> dict[int, frozenset[int]]:
+    """For each node of `term` (by id), which of `symbols` (constants, by id) occur under it."""
+    found: dict[int, frozenset[int]] = {}
+    pending: list[tuple[z3.ExprRef, bool]] = [(term, False)]
+    while pending:
+        node, children_done = pending.pop()
+        key = node.get_id()
+        if key in found:
+            continue
+        children = node.children()
+        if children_done or not children:
+            below = frozenset(k for k in (key,) if k in symbols).union(*(found[c.get_id()] for c in children))
+            found[key] = below
+        else:
+            pending.append((node, True))
+            pending.extend((c, False) for c in children if c.get_id() not in found)
+    return found
+
+
 @dataclass
 class Expansion:
     """The leaves of reduction trees, per thread, through shuffles and shared memory."""
@@ -274,6 +293,8 @@ class Expansion:
     ranks: dict[tuple[int, int], tuple[z3.ExprRef, z3.ExprRef]] = field(default_factory=dict)  # (term, rank): its
     solved: dict[int, tuple[z3.BoolRef, bool | None]] = field(default_factory=dict)  # conditions the solver decided
     shapes: dict[int, tuple] = field(default_factory=dict)  # term id -> what `_expand` does with it
+    freed_terms: dict[int, tuple[z3.ExprRef, z3.ExprRef | None]] = field(default_factory=dict)  # `freed`'s
+    loads: dict[tuple[bool, int, int, int, int], tuple[z3.ExprRef, int]] = field(default_factory=dict)  # `loaded`'s
 
     def function(self, term: z3.ExprRef) -> Callable[[int], int | bool] | None:
         """A term of the thread's coordinates alone as a Python function of the thread (None where
@@ -300,6 +321,9 @@ class Expansion:
             threads, cluster = self.tile.launch.threads, self.tile.launch.cluster_size
             ranked = self.ranked(term, thread // threads) if cluster > 1 else term
             function = self.function(ranked)
+            if function is None:  # conditions on the cluster alone decided once, for every thread
+                freed = self.freed(ranked)
+                function = self.function(freed) if freed is not None else None
             if function is not None:
                 self.decided[key] = function(thread % threads)
                 return self.decided[key]
@@ -312,6 +336,33 @@ class Expansion:
                            f"{z3.simplify(term)}"[:300])
             self.decided[key] = value
         return self.decided[key]
+
+    def freed(self, term: z3.ExprRef) -> z3.ExprRef | None:
+        """`term` (of a rank's CTA) with each condition on the CTA (the cluster) alone replaced by
+        its value, the same in every CTA (cluster) of the launch (`decide`): a term of the thread
+        alone then, or None where a condition has no such value or the CTA stays in it otherwise."""
+        if term.get_id() not in self.freed_terms:  # the term held: its id stays its
+            self.freed_terms[term.get_id()] = (term, self._freed(term))
+        return self.freed_terms[term.get_id()][1]
+
+    def _freed(self, term: z3.ExprRef) -> z3.ExprRef | None:
+        cta, tid = self.tile.cta.get_id(), self.tile.tid.get_id()
+        has = _symbols_below(term, (cta, tid))
+        pairs, pending, seen = [], [term], set()
+        while pending:
+            node = pending.pop()
+            if node.get_id() in seen or cta not in has[node.get_id()]:
+                continue
+            seen.add(node.get_id())
+            if z3.is_bool(node) and tid not in has[node.get_id()]:
+                value = self.decide(node)
+                if value is None:
+                    return None
+                pairs.append((node, z3.BoolVal(value)))
+            else:
+                pending.extend(node.children())
+        freed = z3.simplify(z3.substitute(term, *pairs)) if pairs else term
+        return None if any(n.eq(self.tile.cta) for n in _nodes(freed)) else freed
 
     def decide(self, condition: z3.BoolRef) -> bool | None:
         """A condition left with the CTA in it, true or false in every CTA (or cluster) of the
@@ -395,9 +446,16 @@ class Expansion:
         if any(s.kind == "store" and s.cluster for s in self.tile.shared):
             raise Open(f"line {exchange.instruction.line}: stores through the cluster window")
         rank, address = self._reached(exchange.address, exchange.cluster, thread)
+        loading = exchange.cluster_epoch if exchange.cluster else exchange.epoch
+        key = (exchange.cluster, loading, exchange.size, rank, address)
+        if key not in self.loads:  # the same for every thread that loads those bytes in that phase
+            self.loads[key] = self._stored_at(exchange, loading, rank, address)
+        return self.loads[key]
+
+    def _stored_at(self, exchange: Exchange, loading: int, rank: int, address: int) -> tuple[z3.ExprRef, int]:
+        """`loaded`'s value and supplier, for the bytes at `address` of rank `rank`'s shared memory."""
         phase: Callable[[SharedAccess], int] = (lambda s: s.cluster_epoch) if exchange.cluster else \
             (lambda s: s.epoch)
-        loading = exchange.cluster_epoch if exchange.cluster else exchange.epoch
 
         def stored(i: int, s: SharedAccess) -> list[tuple[int, int]]:  # the stores that start at most s.size before
             written = self._written(i, s)
@@ -897,7 +955,8 @@ class Trees:
     functions: dict[int, Callable[..., int | bool] | None] = field(default_factory=dict)
     lengths: dict[str, int | Open] = field(default_factory=dict)  # IR reduction -> elements per result
     caches: dict[str, dict] = field(default_factory=lambda: {"writers": {}, "decided": {}, "functions": {},
-                                                             "ranks": {}, "solved": {}})
+                                                             "ranks": {}, "solved": {}, "freed_terms": {},
+                                                             "loads": {}})
     deadline: float = math.inf  # time.perf_counter() past which the proof stops, inconclusive
 
     def __post_init__(self) -> None:
