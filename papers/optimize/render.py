@@ -31,6 +31,14 @@ def _proofs(report: dict[str, Any]) -> str:
     return "; ".join(statuses)
 
 
+def _proved_again(rows: list[dict[str, Any]] | None) -> str:
+    """The chosen kernels' verdicts from reproof.json (proved again on the CPU), or "-"."""
+    if not rows:
+        return "-"
+    return "; ".join(f"{r['verdict']} ({r['seconds']:.1f} s)" if "seconds" in r else f"{r['verdict']}: {r['reason']}"
+                     for r in rows)
+
+
 def _attempts(report: dict[str, Any]) -> str:
     counts: dict[str, int] = {}
     for region in report["regions"]:
@@ -39,9 +47,9 @@ def _attempts(report: dict[str, Any]) -> str:
     return ", ".join(f"{v} {n}" for v, n in sorted(counts.items()))
 
 
-def _row(name: str, report: dict[str, Any]) -> tuple[str, float | None]:
+def _row(name: str, report: dict[str, Any], again: list[dict[str, Any]] | None) -> tuple[str, float | None]:
     if "failure" in report:
-        return f"| `{name}` | failed: {report['failure'][:160]} |||||||||", None
+        return f"| `{name}` | failed: {report['failure'][:160]} ||||||||||", None
     check = report.get("check") or {}
     timing = check.get("timing", {})
     ours, eager, compiled = timing.get("candidate"), timing.get("eager"), timing.get("torch.compile")
@@ -51,10 +59,18 @@ def _row(name: str, report: dict[str, Any]) -> tuple[str, float | None]:
     of_copy = [f"{r['best']['of_copy']:.0%}" for r in report["regions"] if r["best"] and r["best"].get("of_copy")]
     return (f"| `{name}` | {_attempts(report)} | {report['seconds']:.0f} | {_us(ours)} | {_us(eager)} | "
             f"{_us(compiled)} | {f'{ratio:.2f}' if ratio else '-'} | {', '.join(of_copy) or '-'} | "
-            f"{_proofs(report)} | {_module(report)} |", ratio)
+            f"{_proofs(report)} | {_proved_again(again)} | {_module(report)} |", ratio)
 
 
-def render(results: dict[str, Any]) -> str:
+def _reproof() -> dict[str, Any]:
+    path = HERE / "reproof.json"
+    return json.loads(path.read_text()) if path.exists() else {"problems": {}}
+
+
+def render(results: dict[str, Any], reproof: dict[str, Any] | None = None) -> str:
+    """The table; `reproof`: reproof.json's verdicts (read from beside this file where not given)."""
+    reproof = _reproof() if reproof is None else reproof
+    again = reproof["problems"]
     problems = results["problems"]
     devices = sorted({(r.get("device"), r.get("date", "")[:10]) for r in problems.values() if "device" in r})
     lines = ["# `ptxgen optimize` on suite problems", "",
@@ -78,17 +94,27 @@ def render(results: dict[str, Any]) -> str:
               "own (1.00).",
               "- \"vs best\": the better of eager and torch.compile over what model_new.py runs; \"of copy\": each "
               "chosen kernel's bytes (inputs read once, outputs written once) over its time alone, against the copy "
-              "bandwidth measured in the same run.", ""]
+              "bandwidth measured in the same run."]
+    if "environment" in reproof:
+        env = reproof["environment"]
+        lines += [f"- \"proof at run time\": the gate's verdict when the search ran; \"proved again\": the same PTX "
+                  f"(the one model_new.py embeds, else the chosen schedule lowered again to the PTX the run recorded) "
+                  f"proved by `papers/optimize/reprove.py` with the prover of commit {env['commit']} ({env['device']}, "
+                  f"{env['cores']} cores, {env['date'][:10]}); the list below the table is in its words."]
+    lines += [""]
     lines += ["| problem | attempts | search s | ours us | eager us | torch.compile us | vs best | of copy | "
-              "proof of the chosen kernels | module |", "|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
+              "proof at run time | proved again | module |", "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|"]
     ratios = []
     for name in sorted(problems):
-        row, ratio = _row(name, problems[name])
+        row, ratio = _row(name, problems[name], again.get(name))
         lines.append(row)
         if ratio:
             ratios.append(ratio)
     unproved = [(name, r["region"], u) for name in sorted(problems) if "regions" in problems[name]
-                for r in problems[name]["regions"] if r["best"] for u in r["best"]["unproved"]]
+                for r in problems[name]["regions"] if r["best"] and name not in again for u in r["best"]["unproved"]]
+    unproved += [(name, r["region"], u) for name in sorted(again) if name in problems
+                 for r in again[name] for u in r.get("unproved", [r.get("reason", "")] if "reason" in r else [])]
+    unproved.sort()
     if unproved:
         lines += ["", "Obligations of the chosen kernels not proved (the prover's own words):", ""]
         lines += [f"- `{name}` (`{region}`): {reason[:240]}" for name, region, reason in unproved]
