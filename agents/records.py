@@ -67,6 +67,15 @@ class Attempt:
         return asdict(self)
 
 
+def cpu_name() -> str:
+    """The CPU's model name (a proof's figures are per CPU)."""
+    info = Path("/proc/cpuinfo")
+    for line in info.read_text().splitlines() if info.exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def versions() -> dict[str, str]:
     """The library versions an attempt ran with."""
     import z3

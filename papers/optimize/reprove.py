@@ -13,7 +13,6 @@ import ast
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ import z3
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from agents.records import text_hash  # noqa: E402
+from agents.records import cpu_name, text_hash  # noqa: E402
 from ir.frontend import capture, load_problem  # noqa: E402
 from ir.kernel import Kernel  # noqa: E402
 from ptxgen.lower import lower  # noqa: E402
@@ -36,13 +35,6 @@ from verify.prove import prove_kernel, verdict  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 PROBLEMS = REPO / "datasets" / "problems"
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def embedded_kernels(module: Path) -> dict[str, dict[str, Any]]:

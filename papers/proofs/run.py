@@ -23,6 +23,7 @@ import z3
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from agents.records import cpu_name  # noqa: E402
 from ir.frontend import capture, load_problem  # noqa: E402
 from ptxgen.lower import default_schedule, lower  # noqa: E402
 from ptxgen.targets import TARGETS  # noqa: E402
@@ -30,16 +31,6 @@ from verify.emulate import Launch  # noqa: E402
 from verify.prove import prove_kernel, verdict  # noqa: E402
 
 TARGET = TARGETS["sm_90a"]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def proof_of(kernel: Any) -> dict[str, Any]:
