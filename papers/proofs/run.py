@@ -1,7 +1,7 @@
 """On the CPU: every suite kernel, lowered at its default schedule for sm_90a at the problem's own
 shapes, put through `verify.prove` (memory obligations and output values on a symbolic tile, Z3),
-one kernel at a time, with each obligation's verdict and solver time. Writes results.json after
-every kernel.
+one kernel at a time, each in a fresh process, with each obligation's verdict and solver time.
+Writes results.json after every kernel.
 
     python papers/proofs/run.py [--out DIR] [--match PARTS]
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import multiprocessing
 import os
 import platform
 import sys
@@ -56,13 +57,17 @@ def main() -> int:
                         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
         "kernels": []}
     args.out.mkdir(parents=True, exist_ok=True)
+    # each kernel proved in a fresh process (forked: nothing to import again), as the search's gate
+    # proves in its workers: a proof's time is its own, not slowed by what earlier proofs left behind
+    pool = multiprocessing.get_context("fork").Pool(1, maxtasksperchild=1)
     for index, path in enumerate(paths):
         problem = str(path.relative_to(problems).with_suffix(""))
         for region in capture(load_problem(path), shapes_only=True).regions:
-            row = {"problem": problem, **proof_of(region.kernel)}
+            row = {"problem": problem, **pool.apply(proof_of, (region.kernel,))}
             results["kernels"].append(row)
             print(f"[{index + 1}/{len(paths)}] {row['kernel']}: {row['verdict']} ({row['seconds']:.2f} s)", flush=True)
             (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    pool.close()
     return 0
 
 
