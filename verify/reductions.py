@@ -443,8 +443,6 @@ class Expansion:
         its own CTA's memory, phases end at its barriers; through the cluster window (another CTA's,
         or its own), at cluster barriers."""
         assert exchange.address is not None
-        if any(s.kind == "store" and s.cluster for s in self.tile.shared):
-            raise Open(f"line {exchange.instruction.line}: stores through the cluster window")
         rank, address = self._reached(exchange.address, exchange.cluster, thread)
         loading = exchange.cluster_epoch if exchange.cluster else exchange.epoch
         key = (exchange.cluster, loading, exchange.size, rank, address)
@@ -454,6 +452,8 @@ class Expansion:
 
     def _stored_at(self, exchange: Exchange, loading: int, rank: int, address: int) -> tuple[z3.ExprRef, int]:
         """`loaded`'s value and supplier, for the bytes at `address` of rank `rank`'s shared memory."""
+        if any(s.kind == "store" and s.cluster for s in self.tile.shared):
+            raise Open(f"line {exchange.instruction.line}: stores through the cluster window")
         phase: Callable[[SharedAccess], int] = (lambda s: s.cluster_epoch) if exchange.cluster else \
             (lambda s: s.epoch)
 

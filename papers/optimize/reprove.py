@@ -24,7 +24,7 @@ import z3
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from agents.records import cpu_name, text_hash  # noqa: E402
+from agents.records import cpu_name, read_attempts, text_hash  # noqa: E402
 from ir.frontend import capture, load_problem  # noqa: E402
 from ir.kernel import Kernel  # noqa: E402
 from ptxgen.lower import lower  # noqa: E402
@@ -46,11 +46,8 @@ def embedded_kernels(module: Path) -> dict[str, dict[str, Any]]:
 
 
 def _recorded_hash(run: Path, region: str, schedule: dict[str, Any]) -> str | None:
-    for line in (run / "attempts.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        if row["region"] == region and row["schedule"] == schedule and row["verdict"] == "admitted":
-            return row["ptx_hash"]
-    return None
+    return next((a.ptx_hash for a in read_attempts(run / "attempts.jsonl")
+                 if a.region == region and a.schedule == schedule and a.admitted), None)
 
 
 def chosen_ptx(run: Path, best: dict[str, Any], kernel: Kernel, target: str) -> tuple[str, Launch] | str:
