@@ -6,11 +6,14 @@ miss or take twice, and trees of another form are left inconclusive, never prove
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import z3
 
 from ir import parse
 from ir.frontend import capture, load_problem
@@ -18,7 +21,8 @@ from ptxgen.lower import default_schedule, lower
 from ptxgen.schedule import RowSchedule
 from ptxgen.targets import TARGETS
 from verify.emulate import Launch
-from verify.prove import VALUES, Obligation, prove_kernel
+from verify.prove import VALUES, Obligation, _lane, prove_kernel, verdict
+from verify.reductions import Rows
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = TARGETS["sm_90a"]
@@ -230,3 +234,85 @@ def test_clusters_beyond_what_the_trees_are_followed_through_are_named() -> None
     schedule = RowSchedule(vector_bytes=4, block_size=512, threads_per_row=512, cache_row=True, cluster=16)
     found = values(*cluster_kernel(schedule))
     assert found.status == "inconclusive" and "cluster of 8192 threads" in found.detail, found.detail
+
+
+# Reductions along a middle axis ([outer, R, inner]): threads along the contiguous inner axis, each
+# walking its part of R; the rows are strided, not runs of the input.
+COLUMNS = {"sum_dim1_f32": {"batch_size": 2, "dim1": 2304, "dim2": 8},
+           "mean_dim1_bf16": {"batch_size": 2, "dim1": 2304, "dim2": 16}}
+
+
+def column_kernel(name: str, **knobs: int) -> tuple[object, str, Launch]:
+    kernel = capture(load_problem(PROBLEMS / f"{name}.py", sizes=COLUMNS[name]), shapes_only=True).regions[0].kernel
+    schedule = dataclasses.replace(default_schedule(kernel, TARGET), **knobs)
+    result = lower(kernel, schedule, TARGET)
+    return kernel, result.ptx, Launch.of(result.launch)
+
+
+@pytest.mark.parametrize("name", list(COLUMNS))
+def test_a_reduction_along_a_middle_axis_is_proved(name: str) -> None:
+    kernel, ptx, launch = column_kernel(name)
+    found = values(kernel, ptx, launch)
+    assert found.status == "proved", found.detail
+    assert "modulo the order of accumulation" in found.detail
+
+
+def test_a_loop_of_more_than_64_trips_is_followed_to_its_end() -> None:
+    """Eight threads split R = 2304 rows, four rows a trip: 72 trips of the loop, each index a sum
+    again at the back edge (not a chain as long as the trips)."""
+    kernel, ptx, launch = column_kernel("sum_dim1_f32", threads_along_reduction=8, block_size=64)
+    assert COLUMNS["sum_dim1_f32"]["dim1"] // (8 * 4) == 72
+    assert verdict(prove_kernel(ptx, launch, kernel)) == "proved"
+
+
+COLUMN_WRONG = {  # each refuted, naming the elements the tree misses
+    "a partial sum left out": (lambda line: bool(re.search(r"add\.rn\.f32 %f0, %f0, %f\d+;", line)),
+                               lambda line: "// " + line),
+    "a row stepped past": (lambda line: bool(re.search(r"add\.u32 %r\d+, %r12, \d+;", line)),
+                           lambda line: re.sub(r", (\d+);", lambda m: f", {int(m.group(1)) * 2};", line)),
+}
+
+
+@pytest.mark.parametrize("case", COLUMN_WRONG, ids=list(COLUMN_WRONG))
+def test_a_wrong_column_reduction_is_refuted(case: str) -> None:
+    matches, change = COLUMN_WRONG[case]
+    kernel, ptx, launch = column_kernel("sum_dim1_f32")
+    mutant = edited(ptx.splitlines(), matches, change)
+    assert mutant != ptx
+    found = values(kernel, mutant, launch)
+    assert found.status == "refuted" and "misses" in found.detail, found.detail
+
+
+SHAPES = [((4, 3, 5), (1,)), ((4, 3, 5), (2,)), ((4, 3, 5), (0,)), ((4, 3, 5), (0, 2)), ((2, 3, 4, 5), (1, 2)),
+          ((6, 7), (0, 1)), ((3, 1, 4), (1,))]
+
+
+@pytest.mark.parametrize("shape, axes", SHAPES)
+def test_rows_name_the_elements_each_result_accumulates(shape: tuple[int, ...], axes: tuple[int, ...]) -> None:
+    """Rows.base(r) is the first of result r's elements and Rows.result_of takes each back to r,
+    against the IR's own enumeration of a reduction's elements."""
+    rows = Rows(shape, axes)
+    kept = [n for d, n in enumerate(shape) if d not in axes]
+    strides = [math.prod(shape[d + 1:]) for d in range(len(shape))]
+    for result in range(math.prod(kept)):
+        coords, rest = [], result
+        for n in reversed(kept):
+            coords.append(rest % n)
+            rest //= n
+        coords.reverse()
+        first = sum(c * strides[d] for c, d in zip(coords, [d for d in range(len(shape)) if d not in axes]))
+        elements = [first + sum(k * strides[a] for a, k in zip(axes, ks))
+                    for ks in itertools.product(*[range(shape[a]) for a in axes])]
+        assert z3.simplify(rows.base(z3.BitVecVal(result, 64))).as_long() == min(elements)
+        assert {rows.result_of(e) for e in elements} == {result}
+    assert rows.contiguous == (tuple(axes) == tuple(range(len(shape) - len(axes), len(shape))))
+
+
+def test_a_vector_lane_is_its_own_term() -> None:
+    """A stored vector's lane is the lane's term where the vector concatenates its lanes (nested
+    or not), so that what another lane uses stays out of it; an extract otherwise."""
+    a, b, c, d = (z3.BitVec(n, 32) for n in "abcd")
+    assert _lane(z3.Concat(z3.Concat(z3.Concat(d, c), b), a), 1, 32).eq(b)
+    assert _lane(z3.Concat(d, c, b, a), 3, 32).eq(d)
+    wide = z3.BitVec("wide", 64)
+    assert _lane(wide, 1, 32).eq(z3.Extract(63, 32, wide))

@@ -5,6 +5,7 @@ simplifying with z3 each time. A term with anything else (floats, arrays, other 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -65,16 +66,21 @@ WRAPS = frozenset({z3.Z3_OP_BADD, z3.Z3_OP_BSUB, z3.Z3_OP_BMUL, z3.Z3_OP_BNOT, z
 
 def compiled(term: z3.ExprRef, symbols: tuple[str, ...]) -> Callable[..., int | bool]:
     """`term` as a Python function of `symbols` (by name, in order): NotEvaluable where it has a
-    node this module does not know. Each shared subterm is computed once."""
+    node this module does not know. Each shared subterm is computed once. Terms that differ in
+    their constants alone (a loop's trips) share one compiled body: the constants are bound
+    afterwards, so that each shape of term is compiled once."""
     lines: list[str] = []
     names: dict[int, str] = {}
+    constants: list[int] = []
 
     def emit(node: z3.ExprRef) -> str:
         key = node.get_id()
         if key in names:
             return names[key]
         if z3.is_bv_value(node):
-            return str(node.as_long())
+            names[key] = f"k{len(constants)}"
+            constants.append(node.as_long())
+            return names[key]
         if z3.is_true(node) or z3.is_false(node):
             return str(z3.is_true(node))
         kind = node.decl().kind()
@@ -102,13 +108,20 @@ def compiled(term: z3.ExprRef, symbols: tuple[str, ...]) -> Callable[..., int | 
         else:
             raise NotEvaluable(str(node.decl()))
         name = f"v{len(lines)}"
-        lines.append(f"    {name} = {source}")
+        lines.append(f"        {name} = {source}")
         names[key] = name
         return name
 
     result = emit(term)
-    code = f"def _f({', '.join(f's{i}' for i in range(len(symbols)))}):\n" + "\n".join(lines) + \
-        f"\n    return {result}\n"
+    arguments = ", ".join(f"s{i}" for i in range(len(symbols)))
+    code = (f"def _make({', '.join(f'k{i}' for i in range(len(constants)))}):\n"
+            f"    def _f({arguments}):\n" + "\n".join(lines) + f"\n        return {result}\n    return _f\n")
+    return _factory(code)(*constants)
+
+
+@functools.lru_cache(maxsize=4096)
+def _factory(code: str) -> Callable[..., Callable[..., int | bool]]:
+    """The compiled body of `compiled`'s code (one per shape of term)."""
     scope: dict[str, Any] = {"_udiv": _udiv, "_urem": _urem, "_signed": _signed}
     exec(compile(code, "<bv_eval>", "exec"), scope)  # noqa: S102 - source built above from z3 terms alone
-    return scope["_f"]
+    return scope["_make"]

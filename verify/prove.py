@@ -68,7 +68,7 @@ from verify.symbolic import nodes as _nodes
 ALIGNMENT = 256  # buffers start at multiples of this (what the CUDA allocator guarantees)
 MAX_PATHS = 128
 EXECUTION_SECONDS = 20.0  # symbolic execution of one kernel longer than this is left inconclusive
-MAX_TRIPS = 64
+MAX_TRIPS = 256  # column reductions of 4096 rows walk 128 trips
 PATH_TIMEOUT_MS = 5_000
 PROOF_TIMEOUT_MS = 10_000
 VALUE_LOGIC = "QF_FPBV"  # the solver for value queries (see _check)
@@ -272,6 +272,8 @@ class Executor:
         self.domain = Z3Domain()
         self.shared_symbols = shared_symbols  # shared variables: their offsets (their contents are abstracted)
         self.abstractions = 0
+        self.integers: dict[int, tuple[z3.ExprRef, bool]] = {}  # `integer_only`'s answers
+        self.simple: dict[int, tuple[z3.ExprRef, z3.ExprRef]] = {}  # `simplified`'s
 
     def read(self, state: _State, operand: object, type_: str) -> z3.ExprRef:
         if isinstance(operand, Reg):
@@ -372,6 +374,30 @@ class Executor:
         state.pc += 1
         return None
 
+    def compact(self, state: _State) -> None:
+        """At a loop's back edge: each register that holds integer arithmetic alone (of the thread's
+        coordinates, buffer bases, constants) simplified, so that an index stepped on every trip stays
+        one sum, not a chain as long as the trips so far. Registers with floats or loaded bytes in them
+        are left as they are (reductions key on their terms)."""
+        for name, value in state.regs.items():
+            if z3.is_bv(value) and self.integer_only(value):
+                state.regs[name] = self.simplified(value)
+
+    def integer_only(self, term: z3.ExprRef) -> bool:
+        """Whether every subterm of `term` is a bit vector or a Boolean (no float, no memory)."""
+        key = term.get_id()
+        if key not in self.integers:
+            kind = term.sort().kind()
+            found = kind in (z3.Z3_BV_SORT, z3.Z3_BOOL_SORT) and all(self.integer_only(c) for c in term.children())
+            self.integers[key] = (term, found)  # the term held: its id stays its
+        return self.integers[key][1]
+
+    def simplified(self, term: z3.ExprRef) -> z3.ExprRef:
+        key = term.get_id()
+        if key not in self.simple:
+            self.simple[key] = (term, z3.simplify(term))
+        return self.simple[key][1]
+
     def read_vector(self, state: _State, vec: Vec, type_: str) -> z3.BitVecRef:
         """mov's {a, b} source: the registers' bits side by side, the first lowest."""
         parts = [self._register(state, r) for r in vec.regs if r is not None]
@@ -409,8 +435,11 @@ def _branch(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
     state.trips[state.pc] = state.trips.get(state.pc, 0) + 1
     if state.trips[state.pc] > MAX_TRIPS:
         raise Unsupported(f"line {ins.line}: a loop of more than {MAX_TRIPS} trips")
+    backward = destination <= state.pc
     if guard is None:
         state.pc = destination
+        if backward:
+            ex.compact(state)
         return None
     taken, fallen = [*state.path, guard], [*state.path, z3.Not(guard)]
     if not _feasible(ex.tile, taken):
@@ -418,8 +447,12 @@ def _branch(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
         return None
     if not _feasible(ex.tile, fallen):
         state.path, state.pc = taken, destination
+        if backward:
+            ex.compact(state)
         return None
     other = state.fork(destination, taken)
+    if backward:
+        ex.compact(other)
     state.path, state.pc = fallen, state.pc + 1
     return other
 
@@ -939,6 +972,21 @@ def _base_of(tile: Tile, address: z3.BitVecRef) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
+def _lane(data: z3.BitVecRef, k: int, bits: int) -> z3.BitVecRef:
+    """Lane k of a vector's bits: the lane's own term where the vector is a concatenation of its
+    lanes (nested or not; so that what other lanes use stays out of it), else an extract."""
+    parts, pending = [], [data]
+    while pending:  # the concatenation's parts, highest first
+        node = pending.pop(0)
+        if z3.is_app_of(node, z3.Z3_OP_CONCAT) and node.size() > bits:
+            pending[:0] = node.children()
+        else:
+            parts.append(node)
+    if all(part.size() == bits for part in parts):
+        return parts[len(parts) - 1 - k]
+    return z3.Extract((k + 1) * bits - 1, k * bits, data)
+
+
 def _check(constraints: list[z3.BoolRef], timeout_ms: int = PROOF_TIMEOUT_MS,
            logic: str | None = None) -> tuple[z3.CheckSatResult, Any]:
     """One query; `logic` picks z3's solver for it (QF_FPBV for values: several times faster on
@@ -1376,7 +1424,7 @@ class Prover:
             flat = z3.UDiv(offset, itemsize) + k
             used = len(terms.uses)
             want = terms.output_bits(index, flat, offset + k * itemsize)
-            got = z3.Extract((k + 1) * itemsize * 8 - 1, k * itemsize * 8, store.data)
+            got = _lane(store.data, k, itemsize * 8)
             if terms.uses[used:]:
                 stored = reductions.Stored(flat, self.output_shape(terms, param), store.condition)
                 got = self.trees(terms).replaced(got, terms.uses[used:], stored)

@@ -28,12 +28,13 @@ function of the IR's results for the element each stores.
 
 Lemmas carry this to every CTA (from the CTA of the same rank in the first cluster): the elements
 every storing thread stores move from CTA 0 to any CTA by the same whole number of results (alike
-in every CTA of a cluster), every place a leaf reads moves by as many of the IR's
-rows (the reductions all have rows of one length and as many results), and nothing else in a leaf
-or a supplied value depends on the CTA (on the cluster, where there are clusters). The tree is then
-the IR's accumulated value: the same
-terms summed over the reals, rounded in some order; what follows it is compared bit for bit as
-for elementwise kernels.
+in every CTA of a cluster), every storing thread's row then moves by the same number of the IR's
+elements (along the innermost axes, as many rows; along others, such as a middle axis, the rows'
+first elements must move alike), every place a leaf reads moves by that many elements (the
+reductions all take the same elements for each result), and nothing else in a leaf or a supplied
+value depends on the CTA (on the cluster, where there are clusters). The tree is then the IR's
+accumulated value: the same terms summed over the reals, rounded in some order; what follows it
+is compared bit for bit as for elementwise kernels.
 
 A sum's tree that takes an element twice is refuted (`Wrong`), naming it (a max or min may: that
 changes nothing). A tree that misses elements (`Partial`) is refuted only where the stored
@@ -44,8 +45,8 @@ result is free in the query; the real one is not: a row's maximum is at least ea
 Not modelled yet (`Open`: the value obligation stays inconclusive, saying why): trees with a term
 of another form (an add rounded otherwise, a term of two elements), reductions across clusters of
 more than CLUSTER_THREADS_FOLLOWED threads (each thread followed in turn takes too long), online
-softmax's rescaled sums, argmax and argmin, reductions along other than the
-innermost axes, reductions of different row lengths in one kernel, kernels of several paths, a
+softmax's rescaled sums, argmax and argmin, reductions of different row lengths or axes in one
+kernel, kernels of several paths, a
 leaf whose condition depends on the CTA other than through its row, and a shared load from an
 address stored to in its own phase."""
 
@@ -710,9 +711,9 @@ class ReductionProof:
         return math.prod(self.instr.type.shape)  # type: ignore[union-attr]
 
     def guess(self, got: Counter[Reads]) -> int:
-        """The result whose row a bag of leaves would be: by where the first place of the first
-        buffer the IR's first element reads lies from there in steps of a row (`_contiguous`: the
-        elements of result r are r * count + j)."""
+        """The result whose row a bag of leaves would be: the result of the element whose place in
+        the first buffer the IR's first element reads is the bag's lowest there (places and
+        elements in steps of one element's place; along the innermost axes, in steps of a row)."""
         first = self.leaf(0).reads
         buffers = {b for b, _ in first}
         if not got or buffers != {b for reads in got for b, _ in reads}:
@@ -720,10 +721,15 @@ class ReductionProof:
         buffer = min(buffers)
         base = min(i for b, i in first if b == buffer)
         low = min(i for reads in got for b, i in reads if b == buffer)
+        rows = _rows(self.terms, self.instr)
         if self.results == 1:
             return 0
-        stride = min(i for b, i in self.leaf(self.terms.reduced_count(self.instr)).reads if b == buffer) - base
-        return min(max((low - base) // stride, 0), self.results - 1) if stride > 0 else 0
+        if rows.contiguous:
+            stride = min(i for b, i in self.leaf(rows.count).reads if b == buffer) - base
+            return min(max((low - base) // stride, 0), self.results - 1) if stride > 0 else 0
+        step = min(i for b, i in self.leaf(1).reads if b == buffer) - base
+        element = min(max((low - base) // step, 0), math.prod(rows.shape) - 1) if step > 0 else 0
+        return rows.result_of(element)
 
     def match(self, bag: int, got: Counter[Reads], thread: int) -> int:
         """The result whose elements the bag holds, each exactly once (a max or min: each at least
@@ -820,13 +826,57 @@ def _tree_leaves(tile: Tile, root: Combine) -> Iterator[z3.ExprRef]:
             yield term
 
 
-def _contiguous(terms: IrTerms, instr: Instr) -> int:
-    """The count of elements per result, where result r accumulates elements r * count + j."""
-    count = terms.reduced_count(instr)
-    for reduced in (0, 1):
-        if terms.reduced_elements(instr, reduced) != list(range(reduced * count, (reduced + 1) * count)):
-            raise Open(f"a reduction ({instr.op.value}) along other than the innermost axes")
-    return count
+@dataclass(frozen=True)
+class Rows:
+    """Which elements of a reduction's input each result accumulates: result r (a flat index over
+    the kept axes) takes the elements base(r) + offset, the same offsets for every result (the
+    reduced axes' strides). Along the innermost axes base(r) = r * count."""
+
+    shape: tuple[int, ...]
+    axes: tuple[int, ...]
+
+    @property
+    def count(self) -> int:
+        return math.prod(self.shape[a] for a in self.axes)
+
+    @property
+    def results(self) -> int:
+        return math.prod(n for d, n in enumerate(self.shape) if d not in self.axes)
+
+    @property
+    def contiguous(self) -> bool:
+        return set(self.axes) == set(range(len(self.shape) - len(self.axes), len(self.shape)))
+
+    @property
+    def key(self) -> tuple:
+        """Reductions with one key take the same elements for each result."""
+        return ("rows", self.count, self.results) if self.contiguous else (self.shape, self.axes)
+
+    def _kept(self) -> list[tuple[int, int]]:
+        """Each kept axis's (size, stride in the input), outermost first."""
+        return [(n, math.prod(self.shape[d + 1:])) for d, n in enumerate(self.shape) if d not in self.axes]
+
+    def base(self, result: z3.BitVecRef) -> z3.BitVecRef:
+        """The flat index of result `result`'s first element (its reduced coordinates 0)."""
+        if self.contiguous:
+            return result * self.count
+        total, inner = z3.BitVecVal(0, result.size()), 1
+        for n, stride in reversed(self._kept()):
+            total = total + z3.URem(z3.UDiv(result, inner), n) * stride
+            inner *= n
+        return total
+
+    def result_of(self, element: int) -> int:
+        """The result whose row holds input element `element`."""
+        result = 0
+        for n, stride in self._kept():
+            result = result * n + element // stride % n
+        return result
+
+
+def _rows(terms: IrTerms, instr: Instr) -> Rows:
+    return Rows(tuple(terms.types[instr.args[0]].shape),  # type: ignore[union-attr]
+                tuple(sorted(instr.attr("axes"))))  # type: ignore[arg-type]
 
 
 Shift = tuple[z3.ExprRef, z3.ExprRef, int, str]  # (how far a read moves from CTA 0, its offset, size, buffer)
@@ -846,32 +896,62 @@ def read_shifts(tile: Tile, term: z3.ExprRef, itemsizes: dict[str, int]) -> dict
     return shifts
 
 
-def row_shift_lemmas(tile: Tile, store: Stored, first: int, count: int, per_result: int, shifts: Iterable[Shift],
-                     lemma: Callable[[list[z3.BoolRef]], z3.CheckSatResult]) -> None:
-    """What carries the match at CTA 0 to every CTA: from CTA 0 to any CTA, the element every
-    thread that stores stores moves by the same number Delta of elements as thread `first`'s,
-    Delta a multiple of the output elements per result (so that the result moves by Delta / that
-    many), and every address the trees' leaves read (in any thread: `shifts`) moves by that many
-    results' worth (`count` elements each) of the IR's elements."""
+def row_shift_lemmas(tile: Tile, store: Stored, first: int, rows: Rows, uses: Uses, shifts: list[Shift],
+                     lemma: Callable[[list[z3.BoolRef]], z3.CheckSatResult], proved: set[tuple[int, int, int]],
+                     held: list[z3.ExprRef]) -> None:
+    """What carries the match at CTA 0 to every CTA: from CTA 0 to any CTA, the result every
+    thread that stores uses (`uses`: the output element's result) moves by the same number R of
+    results as thread `first`'s (alike in every CTA of a cluster; where each result has a run of
+    output elements, this is: the stored element moves by the same number of elements, a whole
+    number of runs), every storing thread's row then moves by the same number S of the IR's
+    elements (its first element base(r) to base(r + R); along the innermost axes S = R * count),
+    and every address the trees' leaves read (in any thread: `shifts`) moves by S elements (each
+    shift asked once for each S: `proved`, its terms kept in `held` so that their ids stay theirs)."""
     flat = _offset_alone(tile, store.flat)
-    moved = z3.simplify(flat - z3.substitute(flat, (tile.cta, _home(tile))))
-    delta = z3.simplify(z3.substitute(moved, (tile.tid, z3.BitVecVal(first % tile.launch.threads, 32))))
+    at_home = z3.substitute(flat, (tile.cta, _home(tile)))
+    first_tid = (tile.tid, z3.BitVecVal(first % tile.launch.threads, 32))
     ctas = [z3.ULT(tile.cta, tile.launch.ctas)]
-    if (verdict := lemma(tile.assumptions() + [store.condition, moved != delta])) != z3.unsat:
-        raise Open(f"the elements the threads of a CTA store move differently from CTA to CTA ({verdict})")
+    if uses.per_result is not None:
+        moved = z3.simplify(flat - at_home)
+        delta = z3.simplify(z3.substitute(moved, first_tid))
+        if (verdict := lemma(tile.assumptions() + [store.condition, moved != delta])) != z3.unsat:
+            raise Open(f"the elements the threads of a CTA store move differently from CTA to CTA ({verdict})")
+        if (verdict := lemma(ctas + [z3.URem(delta, uses.per_result) != 0])) != z3.unsat:
+            raise Open(f"the stored elements do not move by whole results from CTA to CTA ({verdict})")
+        results, carried = z3.UDiv(delta, uses.per_result), delta
+    else:
+        moved = z3.simplify(uses.result(flat) - uses.result(at_home))
+        results = z3.simplify(z3.substitute(moved, first_tid))
+        if (verdict := lemma(tile.assumptions() + [store.condition, moved != results])) != z3.unsat:
+            raise Open(f"the results the threads of a CTA use move differently from CTA to CTA ({verdict})")
+        carried = results
     cluster = tile.launch.cluster_size
     if cluster > 1:  # and alike in every CTA of a cluster: a cluster's tree moves as one
-        leader = z3.substitute(delta, (tile.cta, tile.cta - z3.URem(tile.cta, cluster)))
-        if (verdict := lemma(ctas + [delta != leader])) != z3.unsat:
+        leader = z3.substitute(carried, (tile.cta, tile.cta - z3.URem(tile.cta, cluster)))
+        if (verdict := lemma(ctas + [carried != leader])) != z3.unsat:
             raise Open(f"the elements the CTAs of a cluster store move differently from cluster to cluster "
                        f"({verdict})")
-    if (verdict := lemma(ctas + [z3.URem(delta, per_result) != 0])) != z3.unsat:
-        raise Open(f"the stored elements do not move by whole results from CTA to CTA ({verdict})")
-    results = z3.UDiv(delta, per_result)
-    for shift, index, size, buffer in shifts:
-        if (verdict := lemma(tile.assumptions() + [shift != results * (count * size)])) != z3.unsat:
+    if rows.contiguous:
+        moves = results * rows.count
+    else:  # base(r + R) - base(r) need not be one number for every r: the storing threads' must be
+        own = uses.result(at_home)
+        firsts = z3.substitute(own, first_tid)
+        moves = z3.simplify(rows.base(firsts + results) - rows.base(firsts))
+        if (verdict := lemma(tile.assumptions() + [store.condition,
+                                                   rows.base(own + results) - rows.base(own) != moves])) != z3.unsat:
+            raise Open(f"the rows of the results the threads of a CTA store move differently from CTA to CTA "
+                       f"({verdict})")
+    moves = z3.simplify(moves)
+    fresh = [s for s in shifts if (s[0].get_id(), s[2], moves.get_id()) not in proved]
+    if len(fresh) > 1 and lemma(tile.assumptions() + [z3.Or(*[shift != moves * size
+                                                               for shift, _, size, _ in fresh])]) == z3.unsat:
+        fresh = []  # every place moves with the row: asked at once (one query, not one per place)
+    for shift, index, size, buffer in fresh:
+        if (verdict := lemma(tile.assumptions() + [shift != moves * size])) != z3.unsat:
             raise Open(f"the reduction reads byte {index} of {buffer.removeprefix('memory ')}"
                        f", which does not move with the IR's row from CTA to CTA ({verdict})")
+    proved.update((shift.get_id(), size, moves.get_id()) for shift, _, size, _ in shifts)
+    held.append(moves)
 
 
 def _offset_alone(tile: Tile, term: z3.BitVecRef) -> z3.BitVecRef:
@@ -893,17 +973,33 @@ class Stored:
     condition: z3.BoolRef
 
 
-def _per_result(terms: IrTerms, instr: Instr, store: Stored) -> int:
-    """How many consecutive output elements use each result of the reduction: the output's element
-    x uses result x // that many (checked: the IR's broadcast is that, for every element)."""
-    reduced_shape = instr.type.shape  # type: ignore[union-attr]
+@dataclass(frozen=True)
+class Uses:
+    """Which result of a reduction each output element uses: in runs of `per_result` consecutive
+    elements (element x uses result x // per_result), or else as broadcasting reads it (a result
+    kept along a middle axis, say: None)."""
+
+    shape: tuple[int, ...]  # the output's
+    reduced: tuple[int, ...]  # the reduction's results'
+    per_result: int | None
+
+    def result(self, element: z3.BitVecRef) -> z3.BitVecRef:
+        if self.per_result is not None:
+            return z3.UDiv(element, self.per_result)
+        return At(element, self.shape).of(self.reduced).flat
+
+
+def _uses(terms: IrTerms, instr: Instr, store: Stored) -> Uses:
+    """How the output's elements use the reduction's results: in runs where the IR's broadcast
+    is that for every element (checked), else as the broadcast."""
+    reduced_shape = tuple(instr.type.shape)  # type: ignore[union-attr]
     per_result = math.prod(store.shape) // max(math.prod(reduced_shape), 1)
     x = z3.BitVec("output element", 64)
     broadcast = At(x, store.shape).of(reduced_shape).flat
-    if per_result < 1 or _check([z3.ULT(x, math.prod(store.shape)), broadcast != z3.UDiv(x, per_result)])[0] \
-            != z3.unsat:
-        raise Open(f"the output's elements do not use the reduction's results in runs of {per_result}")
-    return per_result
+    if per_result >= 1 and _check([z3.ULT(x, math.prod(store.shape)), broadcast != z3.UDiv(x, per_result)])[0] \
+            == z3.unsat:
+        return Uses(store.shape, reduced_shape, per_result)
+    return Uses(store.shape, reduced_shape, None)
 
 
 @dataclass(frozen=True)
@@ -951,9 +1047,11 @@ class Trees:
     general_forms: dict[tuple[int, tuple[tuple[int, int], ...]], tuple[z3.ExprRef, int]] = field(default_factory=dict)
     shifts: dict[int, Shift] = field(default_factory=dict)  # the places leaves read, by how they move
     shifted: set[int] = field(default_factory=set)  # leaves whose places are in `shifts`
+    moved: set[tuple[int, int, int]] = field(default_factory=set)  # (shift, size, S) proved
+    held: list[z3.ExprRef] = field(default_factory=list)  # the terms `moved` keys on
     lemmas: dict[int, tuple[z3.ExprRef, z3.CheckSatResult]] = field(default_factory=dict)
     functions: dict[int, Callable[..., int | bool] | None] = field(default_factory=dict)
-    lengths: dict[str, int | Open] = field(default_factory=dict)  # IR reduction -> elements per result
+    row_maps: dict[str, Rows] = field(default_factory=dict)  # IR reduction -> the elements of its results
     caches: dict[str, dict] = field(default_factory=lambda: {"writers": {}, "decided": {}, "functions": {},
                                                              "ranks": {}, "solved": {}, "freed_terms": {},
                                                              "loads": {}})
@@ -1158,7 +1256,6 @@ class Trees:
         for instr in candidates:
             proof = self.proofs.setdefault(instr.result, ReductionProof(self.terms, instr))
             try:
-                self.row_length(instr)
                 result = proof.match(bag, self.projection(bag), thread)
             except (Open, Wrong) as err:
                 errors.append(err)
@@ -1174,17 +1271,11 @@ class Trees:
             error.node = node
         raise error
 
-    def row_length(self, instr: Instr) -> int:
-        """`_contiguous`, asked once per reduction (every thread's tree asks it)."""
-        if instr.result not in self.lengths:
-            try:
-                self.lengths[instr.result] = _contiguous(self.terms, instr)
-            except Open as err:
-                self.lengths[instr.result] = err
-        found = self.lengths[instr.result]
-        if isinstance(found, Open):
-            raise found
-        return found
+    def rows(self, instr: Instr) -> Rows:
+        """The elements each result of a reduction accumulates (every thread's tree asks)."""
+        if instr.result not in self.row_maps:
+            self.row_maps[instr.result] = _rows(self.terms, instr)
+        return self.row_maps[instr.result]
 
     def projection(self, bag: int) -> Counter[Reads]:
         """A bag's leaves by the places they read alone."""
@@ -1274,20 +1365,20 @@ class Trees:
         one length and as many results, each use is the stored element's broadcast, and the rows'
         places move together (`row_shift_lemmas`)."""
         instrs = list(self.matched.values())
-        counts = {self.row_length(i) for i in instrs}
-        results = {math.prod(i.type.shape) for i in instrs}  # type: ignore[union-attr]
-        if len(counts) != 1 or len(results) != 1:
-            raise Open("reductions of rows of different lengths or counts in one kernel")
-        per_result = _per_result(self.terms, instrs[0], store)
+        rows = {self.rows(i).key: self.rows(i) for i in instrs}
+        if len(rows) != 1:
+            raise Open("reductions of rows of different lengths, counts or axes in one kernel")
+        uses = _uses(self.terms, instrs[0], store)
         for instr, flat in used:
             if (verdict := self.lemma(self.tile.assumptions() + [store.condition,
-                                                                 flat != z3.UDiv(store.flat, per_result)])) != z3.unsat:
+                                                                 flat != uses.result(store.flat)])) != z3.unsat:
                 raise Open(f"the stored element reaches the reduction through more than a broadcast ({verdict})")
         for key, leaf in self.leaves.items():  # a leaf's own reads: those of the values it uses are other leaves'
             if key not in self.shifted:
                 self.shifted.add(key)
                 self.shifts.update(read_shifts(self.tile, leaf.held, self.itemsizes))
-        row_shift_lemmas(self.tile, store, first, counts.pop(), per_result, self.shifts.values(), self.lemma)
+        row_shift_lemmas(self.tile, store, first, rows.popitem()[1], uses, list(self.shifts.values()), self.lemma,
+                         self.moved, self.held)
 
     def lemma(self, constraints: list[z3.BoolRef]) -> z3.CheckSatResult:
         """A query of the lemmas, each asked once (the lanes of a vector store ask the same)."""
