@@ -69,6 +69,16 @@ def compiled(term: z3.ExprRef, symbols: tuple[str, ...]) -> Callable[..., int | 
     node this module does not know. Each shared subterm is computed once. Terms that differ in
     their constants alone (a loop's trips) share one compiled body: the constants are bound
     afterwards, so that each shape of term is compiled once."""
+    return _compiled([term], symbols, "{0}")
+
+
+def compiled_all(terms: list[z3.ExprRef], symbols: tuple[str, ...]) -> Callable[..., tuple[int | bool, ...]]:
+    """`compiled` for several terms at once (their shared subterms computed once): a function
+    of `symbols` that returns each term's value, in order."""
+    return _compiled(terms, symbols, "(" + "".join(f"{{{i}}}, " for i in range(len(terms))) + ")")
+
+
+def _compiled(terms: list[z3.ExprRef], symbols: tuple[str, ...], returned: str) -> Callable[..., Any]:
     lines: list[str] = []
     names: dict[int, str] = {}
     constants: list[int] = []
@@ -112,15 +122,16 @@ def compiled(term: z3.ExprRef, symbols: tuple[str, ...]) -> Callable[..., int | 
         names[key] = name
         return name
 
-    result = emit(term)
+    results = [emit(term) for term in terms]
     arguments = ", ".join(f"s{i}" for i in range(len(symbols)))
     code = (f"def _make({', '.join(f'k{i}' for i in range(len(constants)))}):\n"
-            f"    def _f({arguments}):\n" + "\n".join(lines) + f"\n        return {result}\n    return _f\n")
+            f"    def _f({arguments}):\n" + "\n".join(lines) + f"\n        return {returned.format(*results)}\n"
+            "    return _f\n")
     return _factory(code)(*constants)
 
 
 @functools.lru_cache(maxsize=4096)
-def _factory(code: str) -> Callable[..., Callable[..., int | bool]]:
+def _factory(code: str) -> Callable[..., Callable[..., Any]]:
     """The compiled body of `compiled`'s code (one per shape of term)."""
     scope: dict[str, Any] = {"_udiv": _udiv, "_urem": _urem, "_signed": _signed}
     exec(compile(code, "<bv_eval>", "exec"), scope)  # noqa: S102 - source built above from z3 terms alone

@@ -63,7 +63,7 @@ import z3
 
 from ir.kernel import Instr
 from ir.ops import Op as IrOp
-from verify.bv_eval import NotEvaluable, compiled
+from verify.bv_eval import NotEvaluable, compiled, compiled_all
 from verify.ir_symbolic import At, IrTerms, accumulated
 from verify.prove import (
     CLUSTER_FLAG,
@@ -600,7 +600,8 @@ class Templates:
     reads: list[z3.ExprRef] = field(default_factory=list)
     built: dict[tuple[Reads, tuple[bool, ...]], Formula | None] = field(default_factory=dict)
 
-    places: list[Callable[..., int | bool]] | None = None  # each read's place, compiled
+    places: Callable[..., tuple[int | bool, ...]] | None = None  # the reads' places, compiled
+    placeable: bool = True  # the places are functions of the symbols alone
     buffers: list[str] = field(default_factory=list)
     indices: list[z3.ExprRef] = field(default_factory=list)
     choices: list[tuple[z3.ExprRef, Callable[..., int | bool]]] = field(default_factory=list)
@@ -622,13 +623,13 @@ class Templates:
                     continue
 
     def at(self, symbols: dict[str, int]) -> Formula | None:
-        if self.places is None:
+        if self.places is None and self.placeable:
             self._choices(tuple(symbols))
             try:
-                self.places = [compiled(z3.simplify(index), tuple(symbols)) for index in self.indices]
+                self.places = compiled_all([z3.simplify(index) for index in self.indices], tuple(symbols))
             except NotEvaluable:
-                self.places = []
-        if len(self.places) != len(self.reads):
+                self.placeable = False
+        if self.places is None:
             return None
         values = tuple(symbols.values())
         decided = tuple(bool(f(*values)) for _, f in self.choices)
@@ -636,7 +637,8 @@ class Templates:
         if chosen is None:
             return None
         term, kept = chosen
-        places = [(self.buffers[i], int(self.places[i](*values))) for i in kept]
+        found = self.places(*values)
+        places = [(self.buffers[i], int(found[i])) for i in kept]
         firsts: dict[str, int] = {}
         for buffer, index in places:
             firsts[buffer] = min(index, firsts.get(buffer, index))
@@ -885,15 +887,28 @@ Shift = tuple[z3.ExprRef, z3.ExprRef, int, str]  # (how far a read moves from CT
 def read_shifts(tile: Tile, term: z3.ExprRef, itemsizes: dict[str, int]) -> dict[int, Shift]:
     """How far each place `term` reads moves from CTA 0 to any CTA (a vector's bytes move alike)."""
     shifts: dict[int, Shift] = {}
+    seen: set[tuple[int, str]] = set()
     for read in _memory_reads(term):
         buffer = read.arg(0).decl().name()
         size = itemsizes.get(buffer)
         if size is None:
             raise Open(f"the reduction reads {buffer}, no input of the IR's reduction")
-        index = _offset_alone(tile, read.arg(1))
+        moving = _less_constant(read.arg(1))  # an element's bytes (index + 1, + 2, ...) move as its first
+        if (moving.get_id(), buffer) in seen:
+            continue
+        seen.add((moving.get_id(), buffer))
+        index = _offset_alone(tile, moving)
         shift = z3.simplify(index - z3.substitute(index, (tile.cta, _home(tile))))
         shifts.setdefault(shift.get_id() * 16 + size, (shift, index, size, buffer))
     return shifts
+
+
+def _less_constant(index: z3.BitVecRef) -> z3.BitVecRef:
+    """A sum less its constant term (x + 3 -> x): both move alike from CTA to CTA, modulo 2**64."""
+    if z3.is_app_of(index, z3.Z3_OP_BADD) and any(z3.is_bv_value(c) for c in index.children()):
+        rest = [c for c in index.children() if not z3.is_bv_value(c)]
+        return rest[0] if len(rest) == 1 else z3.Sum(*rest)
+    return index
 
 
 def row_shift_lemmas(tile: Tile, store: Stored, first: int, rows: Rows, uses: Uses, shifts: list[Shift],
