@@ -659,7 +659,10 @@ class Templates:
         place anew (the caller substitutes and simplifies instead)."""
         if decided not in self.chosen:
             pairs = [(node.arg(0), z3.BoolVal(choice)) for (node, _), choice in zip(self.choices, decided)]
-            term = z3.simplify(z3.substitute(self.term, *pairs)) if pairs else self.term
+            if not pairs:  # nothing to decide: the term reads what it reads
+                self.chosen[decided] = (self.term, list(range(len(self.reads))))
+                return self.chosen[decided]
+            term = z3.simplify(z3.substitute(self.term, *pairs))
             ids = {read.get_id(): i for i, read in enumerate(self.reads)}
             kept = [ids.get(place.get_id()) for place in _places(term)]
             self.chosen[decided] = None if None in kept else (term, sorted(k for k in kept if k is not None))
@@ -884,11 +887,12 @@ def _rows(terms: IrTerms, instr: Instr) -> Rows:
 Shift = tuple[z3.ExprRef, z3.ExprRef, int, str]  # (how far a read moves from CTA 0, its offset, size, buffer)
 
 
-def read_shifts(tile: Tile, term: z3.ExprRef, itemsizes: dict[str, int]) -> dict[int, Shift]:
-    """How far each place `term` reads moves from CTA 0 to any CTA (a vector's bytes move alike)."""
+def read_shifts(tile: Tile, reads: list[z3.ExprRef], itemsizes: dict[str, int]) -> dict[int, Shift]:
+    """How far each of a term's `reads` (bytes of buffers) moves from CTA 0 to any CTA (a vector's
+    bytes move alike)."""
     shifts: dict[int, Shift] = {}
     seen: set[tuple[int, str]] = set()
-    for read in _memory_reads(term):
+    for read in reads:
         buffer = read.arg(0).decl().name()
         size = itemsizes.get(buffer)
         if size is None:
@@ -1064,6 +1068,7 @@ class Trees:
     shifted: set[int] = field(default_factory=set)  # leaves whose places are in `shifts`
     moved: set[tuple[int, int, int]] = field(default_factory=set)  # (shift, size, S) proved
     held: list[z3.ExprRef] = field(default_factory=list)  # the terms `moved` keys on
+    memory_reads: dict[int, tuple[z3.ExprRef, list[z3.ExprRef]]] = field(default_factory=dict)  # `reads_of`'s
     lemmas: dict[int, tuple[z3.ExprRef, z3.CheckSatResult]] = field(default_factory=dict)
     functions: dict[int, Callable[..., int | bool] | None] = field(default_factory=dict)
     row_maps: dict[str, Rows] = field(default_factory=dict)  # IR reduction -> the elements of its results
@@ -1354,10 +1359,16 @@ class Trees:
         composed = self.composed[key][1]
         return Formula(tuple(sorted(set(found.reads) | set(composed.reads))), composed.template)
 
+    def reads_of(self, term: z3.ExprRef) -> list[z3.ExprRef]:
+        """The bytes of buffers `term` reads (each leaf asks twice: `cta_free`, `read_shifts`)."""
+        if term.get_id() not in self.memory_reads:  # the term held: its id stays its
+            self.memory_reads[term.get_id()] = (term, _memory_reads(term))
+        return self.memory_reads[term.get_id()][1]
+
     def cta_free(self, term: z3.ExprRef, nested: tuple[z3.ExprRef, ...]) -> None:
         """Nothing in `term` but the places it reads (and the `nested` values) depends on the CTA:
         the lemmas carry only those across CTAs."""
-        pairs = [(r, z3.Const(f"read {k}", r.sort())) for k, r in enumerate(_memory_reads(term))]
+        pairs = [(r, z3.Const(f"read {k}", r.sort())) for k, r in enumerate(self.reads_of(term))]
         pairs += [(n, z3.Const(f"nested {k}", n.sort())) for k, n in enumerate(nested)]
         rest = z3.substitute(term, *pairs) if pairs else term
         if not any(n.eq(self.tile.cta) for n in _nodes(rest)):
@@ -1391,7 +1402,7 @@ class Trees:
         for key, leaf in self.leaves.items():  # a leaf's own reads: those of the values it uses are other leaves'
             if key not in self.shifted:
                 self.shifted.add(key)
-                self.shifts.update(read_shifts(self.tile, leaf.held, self.itemsizes))
+                self.shifts.update(read_shifts(self.tile, self.reads_of(leaf.held), self.itemsizes))
         row_shift_lemmas(self.tile, store, first, rows.popitem()[1], uses, list(self.shifts.values()), self.lemma,
                          self.moved, self.held)
 
