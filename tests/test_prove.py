@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 import pytest
+import z3
 from test_reductions_gpu import CASES
 
 from ir import parse
@@ -428,3 +429,22 @@ def test_a_difference_resting_on_an_approximate_instruction_is_not_a_refutation(
     # with the schedule's approximate form known, the IR's division is div.full itself: proved
     values = {o.name: o for o in prove_kernel(ptx, launch, kernel, approx=True)}[VALUES]
     assert values.status == "proved" and "div as ptxgen.mathlib's approximate formulas" in values.detail, values
+
+
+def test_only_registers_of_integer_arithmetic_are_simplified_at_a_back_edge() -> None:
+    """A loop's back edge simplifies registers whose terms hold integers alone (however deep: the
+    walk does not recurse); one with a float or a loaded byte in it keeps its term."""
+    executor = prove_module.Executor.__new__(prove_module.Executor)
+    executor.integers, executor.simple = {}, {}
+    tid = z3.BitVec("tid", 32)
+    deep = tid
+    for step in range(3000):
+        deep = deep + step
+    memory = z3.Array("memory x", z3.BitVecSort(64), z3.BitVecSort(8))
+    loaded = z3.ZeroExt(24, memory[z3.ZeroExt(32, tid)])
+    state = prove_module._State(0, {"%r1": deep, "%r2": loaded + tid, "%f1": z3.fpToIEEEBV(z3.FP("f", z3.Float32()))},
+                                [])
+    executor.compact(state)
+    assert state.regs["%r1"].eq(z3.simplify(deep)) and state.regs["%r1"].num_args() <= 2
+    assert state.regs["%r2"].eq(loaded + tid)
+    assert executor.integer_only(deep) and not executor.integer_only(state.regs["%f1"])

@@ -384,13 +384,22 @@ class Executor:
                 state.regs[name] = self.simplified(value)
 
     def integer_only(self, term: z3.ExprRef) -> bool:
-        """Whether every subterm of `term` is a bit vector or a Boolean (no float, no memory)."""
-        key = term.get_id()
-        if key not in self.integers:
-            kind = term.sort().kind()
-            found = kind in (z3.Z3_BV_SORT, z3.Z3_BOOL_SORT) and all(self.integer_only(c) for c in term.children())
-            self.integers[key] = (term, found)  # the term held: its id stays its
-        return self.integers[key][1]
+        """Whether every subterm of `term` is a bit vector or a Boolean (no float, no memory);
+        walked without recursion (a term is as deep as the code before the first back edge)."""
+        pending = [(term, False)]
+        while pending:
+            node, expanded = pending.pop()
+            key = node.get_id()
+            if key in self.integers:
+                continue
+            if node.sort().kind() not in (z3.Z3_BV_SORT, z3.Z3_BOOL_SORT):
+                self.integers[key] = (node, False)  # the term held: its id stays its
+            elif expanded:
+                self.integers[key] = (node, all(self.integers[c.get_id()][1] for c in node.children()))
+            else:
+                pending.append((node, True))
+                pending.extend((c, False) for c in node.children())
+        return self.integers[term.get_id()][1]
 
     def simplified(self, term: z3.ExprRef) -> z3.ExprRef:
         key = term.get_id()
