@@ -691,6 +691,11 @@ class ReductionProof:
     matched: dict[int, int] = field(default_factory=dict)  # bag -> result
     other_form: dict[int, OtherForm] = field(default_factory=dict)  # bags of terms of another form than the IR's
 
+    @property
+    def rows(self) -> Rows:
+        """Which of the input's elements each result accumulates."""
+        return _rows(self.terms, self.instr)
+
     def row(self, reduced: int) -> Counter[Reads]:
         """The IR's accumulated elements of result `reduced`, by the places each reads."""
         if reduced not in self.ir_leaves:
@@ -726,7 +731,7 @@ class ReductionProof:
         buffer = min(buffers)
         base = min(i for b, i in first if b == buffer)
         low = min(i for reads in got for b, i in reads if b == buffer)
-        rows = _rows(self.terms, self.instr)
+        rows = self.rows
         if self.results == 1:
             return 0
         if rows.contiguous:
@@ -1066,12 +1071,11 @@ class Trees:
     general_forms: dict[tuple[int, tuple[tuple[int, int], ...]], tuple[z3.ExprRef, int]] = field(default_factory=dict)
     shifts: dict[int, Shift] = field(default_factory=dict)  # the places leaves read, by how they move
     shifted: set[int] = field(default_factory=set)  # leaves whose places are in `shifts`
-    moved: set[tuple[int, int, int]] = field(default_factory=set)  # (shift, size, S) proved
-    held: list[z3.ExprRef] = field(default_factory=list)  # the terms `moved` keys on
+    shifts_proved: set[tuple[int, int, int]] = field(default_factory=set)  # (shift, size, S) `row_shift_lemmas` proved
+    shifts_held: list[z3.ExprRef] = field(default_factory=list)  # the S terms `shifts_proved` keys on
     memory_reads: dict[int, tuple[z3.ExprRef, list[z3.ExprRef]]] = field(default_factory=dict)  # `reads_of`'s
     lemmas: dict[int, tuple[z3.ExprRef, z3.CheckSatResult]] = field(default_factory=dict)
     functions: dict[int, Callable[..., int | bool] | None] = field(default_factory=dict)
-    row_maps: dict[str, Rows] = field(default_factory=dict)  # IR reduction -> the elements of its results
     caches: dict[str, dict] = field(default_factory=lambda: {"writers": {}, "decided": {}, "functions": {},
                                                              "ranks": {}, "solved": {}, "freed_terms": {},
                                                              "loads": {}})
@@ -1291,12 +1295,6 @@ class Trees:
             error.node = node
         raise error
 
-    def rows(self, instr: Instr) -> Rows:
-        """The elements each result of a reduction accumulates (every thread's tree asks)."""
-        if instr.result not in self.row_maps:
-            self.row_maps[instr.result] = _rows(self.terms, instr)
-        return self.row_maps[instr.result]
-
     def projection(self, bag: int) -> Counter[Reads]:
         """A bag's leaves by the places they read alone."""
         if bag not in self.projected:
@@ -1391,7 +1389,7 @@ class Trees:
         one length and as many results, each use is the stored element's broadcast, and the rows'
         places move together (`row_shift_lemmas`)."""
         instrs = list(self.matched.values())
-        rows = {self.rows(i).key: self.rows(i) for i in instrs}
+        rows = {r.key: r for r in (self.proofs[i.result].rows for i in instrs)}
         if len(rows) != 1:
             raise Open("reductions of rows of different lengths, counts or axes in one kernel")
         uses = _uses(self.terms, instrs[0], store)
@@ -1404,7 +1402,7 @@ class Trees:
                 self.shifted.add(key)
                 self.shifts.update(read_shifts(self.tile, self.reads_of(leaf.held), self.itemsizes))
         row_shift_lemmas(self.tile, store, first, rows.popitem()[1], uses, list(self.shifts.values()), self.lemma,
-                         self.moved, self.held)
+                         self.shifts_proved, self.shifts_held)
 
     def lemma(self, constraints: list[z3.BoolRef]) -> z3.CheckSatResult:
         """A query of the lemmas, each asked once (the lanes of a vector store ask the same)."""
