@@ -24,6 +24,14 @@ solver query each:
   number of CTA barriers its path passed before it);
 - no barrier under divergent control: each barrier instance (an instruction, as a path's n-th
   barrier) is reached by every thread of a CTA or by none;
+- a workspace shared by CTAs (module-scope globals: a full reduction's parts) is used by the
+  last-CTA protocol (`Protocol`): each CTA's one arriving thread adds one to a counter that starts
+  at 0 (`atom.global.add.u32`; the executor forks into the CTA that finds the others' count, one
+  symbolic CTA `Tile.last`, and the rest), every part is released by a fence at GPU scope before
+  the arrival, the last CTA reads after its acquire and sets the counter back to 0, and a load no
+  arrival orders meets no other CTA's store; no two stores to the workspace overlap. One thread's
+  store to shared memory that the CTA reads after a barrier (the last CTA's flag) is that thread's
+  value (`_broadcast`);
 - output values: every stored element equals the IR's value for it (`verify.ir_symbolic`); a few
   threads are first tested on random input bytes, so that a difference many threads show is found
   without a search (a difference found this way is a model like any other, checked by the solver).
@@ -36,8 +44,9 @@ solver query each:
 Each obligation is proved (the query is unsatisfiable), refuted (a model: the thread and element
 it fails for, in the user's terms; never one that rests on abstracted values; replayed concretely
 on the CPU emulator with the model's inputs, `verify.replay`) or inconclusive (the
-solver gave up within its time, or the kernel uses what this executor does not model: atomics,
-a CTA-shared workspace, loops longer than MAX_TRIPS). A vacuity check comes first: the
+solver gave up within its time, or the kernel uses what this executor does not model: atomics
+other than a last-CTA arrival, the values of a workspace across more than one CTA, loops longer
+than MAX_TRIPS). A vacuity check comes first: the
 assumptions about the launch must be satisfiable, or every proof would be empty."""
 
 from __future__ import annotations
@@ -59,7 +68,7 @@ from verify.emulate import ASYNC_COPY_BYTES, Launch, immediate_bits
 from verify.ir_symbolic import Inexact, IrTerms, describe, is_nan
 from verify.memory import CLUSTER_FLAG as MEMORY_CLUSTER_FLAG
 from verify.memory import RANK_SHIFT, layout
-from verify.ptxparse import Addr, Entry, Imm, Instruction, Reg, Sym, Vec, parse_ptx, type_bytes
+from verify.ptxparse import Addr, Entry, Imm, Instruction, Reg, Sym, Var, Vec, parse_ptx, type_bytes
 from verify.replay import Replayable, chosen_bytes, replay
 from verify.semantics import SEMANTICS, NotModelled, Op, decode, width
 from verify.symbolic import Z3Domain, decoded, to_float
@@ -82,7 +91,7 @@ SAMPLED_THREADS = 8  # threads a value query tests with random input bytes befor
 class Access:
     """A global load or store of `size` bytes at `address`, made when `condition` holds."""
 
-    kind: str  # "load" | "store"
+    kind: str  # "load" | "store" | "atom"
     instruction: Instruction
     address: z3.BitVecRef
     size: int
@@ -182,6 +191,11 @@ class Tile:
     combines: dict[int, Combine] = field(default_factory=dict)  # a float add/max/min result's term id -> it
     paths: int = 0  # paths the execution finished
     renamed: dict[tuple[int, str], tuple[z3.ExprRef, z3.ExprRef]] = field(default_factory=dict)  # `_renamed`'s
+    path_stores: list[Access] = field(default_factory=list)  # the global stores of each path, not merged
+    workspace: dict[str, Var] = field(default_factory=dict)  # module-scope globals: memory the CTAs share
+    last: z3.BitVecRef = field(default_factory=lambda: z3.BitVec(LAST_CTA, 32))  # the CTA that arrives last
+    protocol: Protocol = field(default_factory=lambda: Protocol())  # what the workspace's use showed
+    pins: dict[int, tuple[z3.BoolRef, int | None]] = field(default_factory=dict)  # `_pinned`'s (term held)
 
     def bytes_of(self, param: str) -> z3.ArrayRef:
         if param not in self.memory:
@@ -189,9 +203,9 @@ class Tile:
         return self.memory[param]
 
     def assumptions(self, suffix: str = "") -> list[z3.BoolRef]:
-        """Threads inside the launch (block and grid along x only)."""
+        """Threads inside the launch (block and grid along x only); the last CTA to arrive is one of them."""
         cta, tid = self.thread(suffix)
-        return [z3.ULT(cta, self.launch.ctas), z3.ULT(tid, self.launch.threads)]
+        return [z3.ULT(cta, self.launch.ctas), z3.ULT(tid, self.launch.threads), z3.ULT(self.last, self.launch.ctas)]
 
     def thread(self, suffix: str) -> tuple[z3.BitVecRef, z3.BitVecRef]:
         return (z3.BitVec(f"cta{suffix}", 32), z3.BitVec(f"tid{suffix}", 32)) if suffix else (self.cta, self.tid)
@@ -200,13 +214,69 @@ class Tile:
 @dataclass(frozen=True)
 class OwnStore:
     """A store of this thread to its CTA's shared memory: `size` bytes of `data` at `address`,
-    under its guard (None: unguarded) on the path so far, after `epoch` barriers."""
+    under its guard (None: unguarded) on the path so far, after `epoch` barriers; `condition` is
+    the path's and the guard's."""
 
     address: z3.BitVecRef
     size: int
     data: z3.BitVecRef
     guard: z3.BoolRef | None
     epoch: int
+    condition: z3.BoolRef
+    line: int
+    occurrence: int
+
+
+LAST_CTA = "last cta"  # never renamed: one CTA of the launch for every thread
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A CTA's arrival at a last-CTA workspace: thread `thread` adds one to `counter` at `line`, in
+    epoch `epoch`; on this path the CTA is the last to arrive, or not."""
+
+    line: int
+    epoch: int
+    thread: int | None
+    counter: str
+    last: bool
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    """A shared load (at `line`, in epoch `epoch`) that took the bytes thread `thread` stored at
+    `store_line` (its `occurrence`-th execution) in epoch `store_epoch`: right if no other store
+    touches them in between (checked with the race obligation)."""
+
+    line: int
+    address: z3.BitVecRef
+    size: int
+    condition: z3.BoolRef
+    epoch: int
+    thread: int
+    store_line: int
+    occurrence: int
+    store_epoch: int
+
+
+@dataclass
+class Protocol:
+    """How a kernel uses a workspace shared by CTAs (the last-CTA protocol): each CTA stores its
+    part, releases it (a fence at GPU scope), and one thread adds one to a counter; the CTA that
+    finds the count of all the others is the last, acquires (a fence), and reads every part; it
+    sets the counter back to 0. `faults` are what breaks that, each naming its line."""
+
+    arrivals: set[int] = field(default_factory=set)
+    arriving: int | None = None  # the thread of each CTA that arrives
+    resets: set[int] = field(default_factory=set)
+    faults: list[str] = field(default_factory=list)
+    unfollowed: set[int] = field(default_factory=set)  # workspace loads whose values stay abstract
+    unordered: list[Access] = field(default_factory=list)  # workspace loads no arrival orders after other CTAs'
+    forwarded: list[Forwarded] = field(default_factory=list)
+
+    def fault(self, message: str) -> None:
+        if message not in self.faults:
+            self.faults.append(message)
 
 
 @dataclass
@@ -221,11 +291,16 @@ class _State:
     committed: int = 0  # cp.async copies in committed groups, not yet waited for
     cluster_epoch: int = 0  # cluster barriers passed on this path
     stores: list[OwnStore] = field(default_factory=list)  # this thread's shared stores on this path
+    workspace_stores: list[Access] = field(default_factory=list)  # this path's stores to a workspace
+    unreleased: list[tuple[int, int, int | None]] = field(default_factory=list)  # (line, epoch, thread) of those
+    arrival: Arrival | None = None
+    acquired: int | None = None  # the epoch in which the arriving thread fenced after its arrival
 
     def fork(self, pc: int, path: list[z3.BoolRef]) -> _State:
         """The same thread on another path from here."""
         return _State(pc, dict(self.regs), path, dict(self.trips), self.epoch, dict(self.visits), self.uncommitted,
-                      self.committed, self.cluster_epoch, list(self.stores))
+                      self.committed, self.cluster_epoch, list(self.stores), list(self.workspace_stores),
+                      list(self.unreleased), self.arrival, self.acquired)
 
     def settled(self, ins: Instruction, what: str) -> None:
         """Unsupported where cp.async copies are still in flight at `ins`: their shared writes are
@@ -267,8 +342,9 @@ def _special(tile: Tile, name: str) -> z3.BitVecRef:
 class Executor:
     """Symbolic execution of one thread: forks at conditional branches, records accesses."""
 
-    def __init__(self, tile: Tile, shared_symbols: dict[str, int]) -> None:
+    def __init__(self, tile: Tile, shared_symbols: dict[str, int], broadcasts: list[SharedAccess] = ()) -> None:
         self.tile = tile
+        self.broadcasts = list(broadcasts)  # shared stores of one thread that the others may read (`_broadcast`)
         self.domain = Z3Domain()
         self.shared_symbols = shared_symbols  # shared variables: their offsets (their contents are abstracted)
         self.abstractions = 0
@@ -575,9 +651,11 @@ def _shared(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
                                        condition, state.epoch, cluster, occurrence, data, state.cluster_epoch))
     if op.base != "ld":
         if data is not None and not cluster:
-            state.stores.append(OwnStore(address, lane_bytes * count, data, guard, state.epoch))
+            state.stores.append(OwnStore(address, lane_bytes * count, data, guard, state.epoch, condition, ins.line,
+                                         occurrence))
         return _no_effect(ex, state, ins, op, guard)
-    if not cluster and _forward(ex, state, values, address, lane_bytes * count, guard):
+    if not cluster and (_forward(ex, state, values, address, lane_bytes * count, guard)
+                        or _broadcast(ex, state, ins, values, address, lane_bytes * count, condition)):
         state.pc += 1
         return None
     return _abstract(ex, state, ins, op, guard, lambda index: Exchange(
@@ -607,16 +685,102 @@ def _forward(ex: Executor, state: _State, values: object, address: z3.BitVecRef,
         return False
     if overlaps and _check(ex.tile.assumptions() + [loading, z3.Or(*overlaps)], FORWARD_MS)[0] != z3.unsat:
         return False  # a later store of its may overwrite part of those bytes
+    _write_loaded(ex, state, values, store.data, size, guard)
+    return True
+
+
+def _write_loaded(ex: Executor, state: _State, values: object, data: z3.BitVecRef, size: int,
+                  guard: z3.BoolRef | None) -> None:
+    """The bytes `data` (the first lowest) into a load's destination registers, a lane each."""
     names = values.regs if isinstance(values, Vec) else (values.name,) if isinstance(values, Reg) else ()
     low, lane_bits = 0, 8 * size // max(len(names), 1)
     for name in names:
         if name is not None:
-            ex.write(state, Reg(name), z3.Extract(low + lane_bits - 1, low, store.data), guard)
+            whole = lane_bits == data.size()  # the stored term itself, as a reduction's tree has it
+            ex.write(state, Reg(name), data if whole else z3.Extract(low + lane_bits - 1, low, data), guard)
         low += lane_bits
-    return True
 
 
 FORWARD_MS = 2000  # to show that no later store of a thread overwrites the bytes it reads back
+
+
+def _pinned(tile: Tile, condition: z3.BoolRef) -> int | None:
+    """The one thread index of a CTA for which `condition` can hold (tid == 0 guards), or None."""
+    key = condition.get_id()
+    if key not in tile.pins:
+        result, model = _check(tile.assumptions() + [condition], FORWARD_MS)
+        thread = model.eval(tile.tid, model_completion=True).as_long() if result == z3.sat else None
+        if thread is not None and _check(tile.assumptions() + [condition, tile.tid != thread],
+                                         FORWARD_MS)[0] != z3.unsat:
+            thread = None
+        tile.pins[key] = (condition, thread)  # the term held: its id stays its
+    return tile.pins[key][1]
+
+
+def _guard_pin(tile: Tile, guard: z3.BoolRef | None) -> int | None:
+    """The one thread an instruction's guard picks (`@%p st`, p = tid == 0), whatever the path."""
+    return None if guard is None else _pinned(tile, guard)
+
+
+def _at_thread(tile: Tile, term: z3.ExprRef, thread: int) -> z3.ExprRef:
+    return z3.substitute(term, (tile.tid, z3.BitVecVal(thread, 32)))
+
+
+def _thread_free(data: z3.ExprRef) -> bool:
+    """Whether `data` holds no value another thread supplied (those are recorded for the thread
+    that loaded them: moved to another thread, they would mean something else)."""
+    return not any(str(s).startswith(("abstract", "loaded")) for s in _free_symbols(data))
+
+
+def _stored_by_one(tile: Tile, condition: z3.BoolRef, address: z3.BitVecRef, store_condition: z3.BoolRef,
+                   store_address: z3.BitVecRef, data: z3.BitVecRef) -> tuple[int, z3.BitVecRef] | None:
+    """Where one thread of the CTA makes a store (its condition pins the thread), and wherever the
+    load happens that thread made it at the load's address: (the thread, the bytes it stored)."""
+    thread = _pinned(tile, store_condition)
+    if thread is None:
+        return None
+    made_there = z3.And(_at_thread(tile, store_condition, thread), address == _at_thread(tile, store_address, thread))
+    if _check(tile.assumptions() + [condition, z3.Not(made_there)], FORWARD_MS)[0] != z3.unsat:
+        return None
+    stored = _at_thread(tile, data, thread)
+    if not _thread_free(stored) and _check(tile.assumptions() + [condition, tile.tid != thread],
+                                           FORWARD_MS)[0] != z3.unsat:
+        return None
+    return thread, stored
+
+
+def _broadcast(ex: Executor, state: _State, ins: Instruction, values: object, address: z3.BitVecRef, size: int,
+               loading: z3.BoolRef) -> bool:
+    """A shared load of what one thread (its store's condition pins it: `tid == 0`) stored at the
+    same place in an earlier epoch reads those bytes: that thread's (`Executor.broadcasts`, the
+    store on every path, so whichever path that thread took); the claim that no store comes
+    between is recorded and checked with the race obligation. False where that is not shown: the
+    load's value stays abstract."""
+    for store in ex.broadcasts:
+        if store.size != size or store.epoch >= state.epoch or store.data is None:
+            continue
+        found = _stored_by_one(ex.tile, loading, address, store.condition, store.address, store.data)
+        if found is None:
+            continue
+        thread, stored = found[0], z3.simplify(found[1])  # thread-free: no float tree of other threads to keep
+        ex.tile.protocol.forwarded.append(Forwarded(ins.line, address, size, loading, state.epoch, thread,
+                                                    store.instruction.line, store.occurrence, store.epoch))
+        _write_loaded(ex, state, values, stored, size, None)
+        return True
+    return False
+
+
+def _broadcast_sources(tile: Tile) -> list[SharedAccess]:
+    """Shared stores (each merged over the paths) that one thread makes, of values that thread
+    computed alone: what `_broadcast` lets the CTA's other threads read."""
+    found = []
+    for store in _merged_shared(tile.shared):
+        if store.kind != "store" or store.cluster or store.data is None:
+            continue
+        thread = _pinned(tile, store.condition)
+        if thread is not None and _thread_free(_at_thread(tile, store.data, thread)):
+            found.append(store)
+    return found
 
 
 def _unchanged_by_others(tile: Tile, loading: z3.BoolRef, address: z3.BitVecRef, size: int, first: int,
@@ -660,15 +824,23 @@ def _memory(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
         return None
     address = _address_of(ex, state, address_operand, 64)
     lane_bits = width(op.type)
+    param = _base_of(ex.tile, address)
     if not load:
         parts = values.regs if isinstance(values, Vec) else (values,)
         data = [ex.read(state, Reg(p) if isinstance(p, str) else p, op.type) for p in parts]
         stored = z3.Concat(*reversed(data)) if len(data) > 1 else data[0]
-        ex.tile.accesses.append(Access("store", ins, address, size, _condition(state, guard), stored, occurrence))
+        access = Access("store", ins, address, size, _condition(state, guard), stored, occurrence)
+        ex.tile.accesses.append(access)
+        if param in ex.tile.workspace:
+            _workspace_store(ex, state, access, param, guard)
         state.pc += 1
         return None
-    ex.tile.accesses.append(Access("load", ins, address, size, _condition(state, guard), None, occurrence))
-    param = _base_of(ex.tile, address)
+    access = Access("load", ins, address, size, _condition(state, guard), None, occurrence)
+    ex.tile.accesses.append(access)
+    if param in ex.tile.workspace:
+        _write_loaded(ex, state, values, _workspace_load(ex, state, access, op, guard), size, guard)
+        state.pc += 1
+        return None
     names = values.regs if isinstance(values, Vec) else (values.name,) if isinstance(values, Reg) else ()
     for k, name in enumerate(names):
         if name is not None:
@@ -727,12 +899,14 @@ def _copy_in(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Bo
         raise Unsupported(f"line {ins.line}: {ins.opcode} operands")
     size, occurrence, condition = int(size_operand.value), state.visit(ins.line), _condition(state, guard)
     address = _address_of(ex, state, source, 64)
+    if _base_of(ex.tile, address) in ex.tile.workspace:
+        raise Unsupported(f"line {ins.line}: {ins.opcode} from a workspace shared by CTAs")
     ex.tile.accesses.append(Access("load", ins, address, size, condition, None, occurrence))
     data = _buffer_bytes(ex, _base_of(ex.tile, address), address, size, f"line {ins.line}")
     place = _address_of(ex, state, dest, 32)
     ex.tile.shared.append(SharedAccess("store", ins, place, size, condition, state.epoch, False, occurrence, data,
                                        state.cluster_epoch))
-    state.stores.append(OwnStore(place, size, data, guard, state.epoch))
+    state.stores.append(OwnStore(place, size, data, guard, state.epoch, condition, ins.line, occurrence))
     state.uncommitted += 1
     state.pc += 1
     return None
@@ -758,10 +932,127 @@ def _unsupported(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z
     raise Unsupported(f"line {ins.line}: {ins.opcode} (atomics are not modelled by the symbolic executor yet)")
 
 
+# -- a workspace shared by CTAs: the last-CTA protocol -------------------------------------------
+
+
+def _orders_gpu(op: Op) -> bool:
+    """A fence that orders this thread's memory accesses for every thread of the GPU (release and acquire)."""
+    if op.base == "membar":
+        return op.has("gl", "sys")
+    return op.base == "fence" and op.has("gpu", "sys") and not op.has("proxy", "mbarrier_init")
+
+
+def _fence(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
+    """A fence at GPU scope releases the workspace stores before it (this thread's, and every
+    thread's before a barrier the fence follows: a fence is cumulative) and, made by the arriving
+    thread after its arrival, acquires what the other CTAs released."""
+    if _orders_gpu(op):
+        thread, every = _guard_pin(ex.tile, guard), guard is None
+        state.unreleased = [(line, epoch, who) for line, epoch, who in state.unreleased
+                            if not (every or epoch < state.epoch or (who is not None and who == thread))]
+        arrival = state.arrival
+        if arrival is not None and state.acquired is None and (every or thread == arrival.thread):
+            state.acquired = state.epoch
+    return _no_effect(ex, state, ins, op, guard)
+
+
+def _workspace_store(ex: Executor, state: _State, access: Access, buffer: str, guard: z3.BoolRef | None) -> None:
+    """Before the arrival, a part to release; after it, only the last CTA's reset of the counter
+    (a store of 0) or its own use of the workspace."""
+    protocol, line, arrival = ex.tile.protocol, access.instruction.line, state.arrival
+    if arrival is None:
+        state.workspace_stores.append(access)
+        state.unreleased.append((line, state.epoch, _guard_pin(ex.tile, guard)))
+        return
+    if buffer == arrival.counter:
+        if arrival.last and z3.is_bv_value(z3.simplify(access.data)) and z3.simplify(access.data).as_long() == 0:
+            protocol.resets.add(line)
+        else:
+            protocol.fault(f"line {line}: the arrival counter is written after the arrival at line {arrival.line} "
+                           "other than by the last CTA setting it to 0")
+    elif not arrival.last:
+        protocol.fault(f"line {line}: a CTA that is not the last stores to the workspace after its arrival at line "
+                       f"{arrival.line}: the last CTA may have read those bytes already")
+
+
+def _workspace_load(ex: Executor, state: _State, access: Access, op: Op, guard: z3.BoolRef | None) -> z3.BitVecRef:
+    """Only the last CTA reads the workspace, after its arriving thread's acquire (that thread
+    itself, or any thread after a barrier). With one CTA in the launch, the bytes are its own
+    stores' (the one store to them: the workspace's written-at-most-once obligation); with more,
+    the parts of other CTAs are not followed and the value stays abstract."""
+    tile, line, arrival = ex.tile, access.instruction.line, state.arrival
+    ex.abstractions += 1
+    anything = z3.BitVec(f"loaded {ex.abstractions} workspace line {line}", 8 * access.size)
+    if _check(tile.assumptions() + [access.condition], FORWARD_MS)[0] == z3.unsat:
+        return anything  # no thread loads here on this path
+    if op.has("nc"):
+        tile.protocol.fault(f"line {line}: a non-coherent load (.nc) of the workspace, which other CTAs write")
+    ordered = arrival is not None and arrival.last and state.acquired is not None and \
+        (state.epoch > state.acquired or _guard_pin(tile, guard) == arrival.thread)
+    if not ordered:  # a race where another CTA may store to these bytes (`Prover.workspace_protocol`)
+        tile.protocol.unordered.append(access)
+    if tile.launch.ctas == 1:
+        for store in reversed(state.workspace_stores):
+            if store.size != access.size or store.data is None:
+                continue
+            found = _stored_by_one(tile, access.condition, access.address, store.condition, store.address,
+                                   store.data)
+            if found is not None:
+                return found[1]
+    tile.protocol.unfollowed.add(line)
+    return anything
+
+
+def _atom(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None) -> _State | None:
+    """atom.global.add.u32 d, [counter], 1 on a workspace counter that starts at 0: a CTA's
+    arrival. Exactly one CTA (`Tile.last`) finds the count of all the others (ctas - 1); the path
+    forks into that CTA's and the others' (whose count is anything less)."""
+    tile, line = ex.tile, ins.line
+    operands = ins.operands
+    address = _address_of(ex, state, operands[1], 64) if len(operands) == 3 and isinstance(operands[1], Addr) \
+        else None
+    counter = _base_of(tile, address) if address is not None else None
+    one = isinstance(operands[-1], Imm) and int(operands[-1].value) == 1
+    if not (op.has("global") and op.has("add") and op.mods[-1:] == ("add",) and one and counter in tile.workspace
+            and isinstance(operands[0], Reg) and ins.opcode.endswith(".u32")
+            and not any(tile.workspace[counter].init)):
+        raise Unsupported(f"line {line}: {ins.opcode} (of atomics only a CTA's arrival at a last-CTA workspace is "
+                          "modelled: atom.global.add.u32 d, [counter], 1 on a counter that starts at 0)")
+    if state.arrival is not None or state.visit(line) or tile.protocol.arrivals - {line}:
+        raise Unsupported(f"line {line}: a second arrival (one arrival instruction, made once, is modelled)")
+    tile.accesses.append(Access("atom", ins, address, 4, _condition(state, guard)))
+    thread = _guard_pin(tile, guard)
+    if thread is None:
+        tile.protocol.fault(f"line {line}: the arrival is made by more than one thread of a CTA (its guard does "
+                            "not pick one thread)")
+    tile.protocol.arriving = thread
+    for store in state.workspace_stores:
+        if _base_of(tile, store.address) == counter:
+            tile.protocol.fault(f"line {store.instruction.line}: the arrival counter is written before the arrival")
+    for stored, _, _ in state.unreleased if tile.launch.ctas > 1 else ():  # one CTA: nothing for others to see
+        tile.protocol.fault(f"line {stored}: a workspace store not released before the arrival at line {line} (no "
+                            "fence at GPU scope after it, by its thread or after a barrier)")
+    state.unreleased = []
+    tile.protocol.arrivals.add(line)
+    ctas = tile.launch.ctas
+    state.arrival = Arrival(line, state.epoch, thread, counter, True)
+    state.pc += 1
+    if ctas == 1:
+        ex.write(state, operands[0], z3.BitVecVal(0, 32), guard)
+        return None
+    count = z3.Function(f"arrival count line {line}", z3.BitVecSort(32), z3.BitVecSort(32))(tile.cta)  # the CTA's
+    other = state.fork(state.pc, [*state.path, tile.cta != tile.last, z3.ULT(count, ctas - 1)])
+    other.arrival = Arrival(line, state.epoch, thread, counter, False)
+    ex.write(other, operands[0], count, guard)
+    state.path = [*state.path, tile.cta == tile.last]
+    ex.write(state, operands[0], z3.BitVecVal(ctas - 1, 32), guard)
+    return other
+
+
 STEPS: dict[str, Callable[[Executor, _State, Instruction, Op, z3.BoolRef | None], _State | None]] = {
     "bra": _branch, "ld": _memory, "st": _memory, "cvta": _identity_u64, "ret": _exit, "exit": _exit,
-    "bar": _barrier, "barrier": _barrier, "fence": _no_effect, "membar": _no_effect, "shfl": _shuffle,
-    "mapa": _mapa, "atom": _unsupported, "red": _unsupported, "cp": _async_copy,
+    "bar": _barrier, "barrier": _barrier, "fence": _fence, "membar": _fence, "shfl": _shuffle,
+    "mapa": _mapa, "atom": _atom, "red": _unsupported, "cp": _async_copy,
 }
 
 
@@ -772,12 +1063,23 @@ def symbolic_tile(ptx: str, launch: Launch, kernel: str | None = None) -> Tile:
     """Execute one symbolic thread of the kernel; Unsupported names what stops it."""
     module = parse_ptx(ptx)
     entry = module.entries[kernel] if kernel else next(iter(module.entries.values()))
-    if module.globals or entry.local:
-        raise Unsupported("module-scope globals (a workspace shared by CTAs) or local memory")
-    bases = {p.name: z3.BitVec(f"base {p.name}", 64) for p in entry.params}
-    tile = Tile(entry, launch, z3.BitVec("cta", 32), z3.BitVec("tid", 32), bases)
+    if entry.local:
+        raise Unsupported("local memory")
+    bases = {v.name: z3.BitVec(f"base {v.name}", 64) for v in (*entry.params, *module.globals)}
     offsets, _ = layout(module.shared + entry.shared, launch.shared_bytes)
-    Executor(tile, offsets).run()
+
+    def executed(broadcasts: list[SharedAccess]) -> Tile:
+        tile = Tile(entry, launch, z3.BitVec("cta", 32), z3.BitVec("tid", 32), dict(bases),
+                    workspace={v.name: v for v in module.globals})
+        Executor(tile, offsets, broadcasts).run()
+        return tile
+
+    tile = executed([])
+    if tile.workspace:  # the last CTA's flag: one thread's store that every thread reads
+        sources = _broadcast_sources(tile)
+        if sources:
+            tile = executed(sources)
+    tile.path_stores = [a for a in tile.accesses if a.kind == "store"]
     tile.accesses = _merged(tile.accesses)
     return tile
 
@@ -835,7 +1137,7 @@ def _renamed(tile: Tile, term: z3.ExprRef, suffix: str) -> z3.ExprRef:
     a store's address and condition are renamed for every load that asks about them)."""
     key = (term.get_id(), suffix)
     if key not in tile.renamed:
-        shared = {b.decl().name() for b in tile.bases.values()}
+        shared = {b.decl().name() for b in tile.bases.values()} | {LAST_CTA}
         pairs = [(s, z3.Const(f"{s.decl().name()}{suffix}", s.sort())) for s in _free_symbols(term)
                  if s.decl().name() not in shared]
         tile.renamed[key] = (term, z3.substitute(term, *pairs) if pairs else term)  # the term held: its id stays its
@@ -1022,10 +1324,13 @@ class Prover:
     weights: dict[tuple[int, str], Any] = field(default_factory=dict)  # (access, buffer) -> its bit weights
 
     def base_facts(self) -> list[z3.BoolRef]:
+        """Where buffers lie: a parameter's at the allocator's alignment, a workspace's at its declared one."""
         facts = []
         for name, base in self.tile.bases.items():
             size = self.sizes[name]
-            facts += [z3.URem(base, ALIGNMENT) == 0, z3.ULE(base, z3.BitVecVal(2**64 - size - ALIGNMENT, 64)),
+            declared = self.tile.workspace.get(name)
+            align = (declared.align or declared.element_bytes) if declared is not None else ALIGNMENT
+            facts += [z3.URem(base, align) == 0, z3.ULE(base, z3.BitVecVal(2**64 - size - ALIGNMENT, 64)),
                       base != 0]
         return facts
 
@@ -1064,7 +1369,8 @@ class Prover:
         """No store lands in a buffer the kernel only reads."""
         for access in self.tile.accesses:
             base = _base_of(self.tile, access.address)
-            if access.kind == "store" and base is not None and base not in self.outputs:
+            if access.kind == "store" and base is not None and base not in self.outputs \
+                    and base not in self.tile.workspace:
                 result, found = self.check(self.tile.assumptions() + self.base_facts() + [access.condition])
                 if result == z3.sat:
                     self.remember(found, [self.tile.cta], input=base)
@@ -1200,9 +1506,88 @@ class Prover:
                                    f"{_value(found, tile.tid)} of CTA {_value(found, tile.cta)} ({first.kind}, "
                                    f"{first.instruction}) and thread {_value(found, other_tid)} of CTA "
                                    f"{_value(found, other_cta)} ({second.kind}, {second.instruction}), with {between}")
+        overwritten = self._forwarded_overwritten(merged, facts)
+        if overwritten is not None:
+            return overwritten
         through = sum(a.cluster for a in merged)
         return "proved", (f"no two threads meet at a shared byte between barriers with one writing ({len(merged)} "
                           f"shared access(es), {through} through the cluster window)")
+
+    def _forwarded_overwritten(self, merged: list[SharedAccess], facts: list[z3.BoolRef]) -> tuple[str, str] | None:
+        """A load that took the bytes one thread stored (`_broadcast`) read them unchanged: no
+        other store of any thread of the CTA touches them from that store's epoch to the load's."""
+        tile = self.tile
+        other_cta, other_tid = _renamed(tile, tile.cta, "'"), _renamed(tile, tile.tid, "'")
+        same = [z3.And(*tile.assumptions()), z3.And(*tile.assumptions("'")), other_cta == tile.cta]
+        if tile.protocol.forwarded and any(s.kind == "store" and s.cluster for s in merged):
+            return "inconclusive", "a load read what one thread stored, and stores through the cluster window exist"
+        for claim in tile.protocol.forwarded:
+            for store in merged:
+                if store.kind != "store" or not claim.store_epoch <= store.epoch <= claim.epoch:
+                    continue
+                itself = z3.And(other_tid == claim.thread, z3.BoolVal(store.instruction.line == claim.store_line
+                                                                      and store.occurrence == claim.occurrence))
+                b = _renamed(tile, store.address, "'")
+                overlap = z3.And(z3.ULT(claim.address, b + store.size), z3.ULT(b, claim.address + claim.size))
+                result, found = self.check(same + [claim.condition, _renamed(tile, store.condition, "'"),
+                                                   z3.Not(itself), overlap])
+                if result == z3.unsat:
+                    continue
+                what = (f"line {claim.line} reads the bytes thread {claim.thread} stored at line {claim.store_line}, "
+                        f"but {store.instruction} may store over them before")
+                if result == z3.unknown or _rests_on_abstractions(store.condition, store.address, claim.condition):
+                    return "inconclusive", f"{what} (not decided)"
+                self.remember(found, [tile.cta])
+                return "refuted", (f"{what}: thread {_value(found, other_tid)} of CTA {_value(found, tile.cta)} "
+                                   f"does, for thread {_value(found, tile.tid)}'s load")
+        return None
+
+    def workspace_protocol(self) -> tuple[str, str]:
+        """The last-CTA protocol holds (`Protocol`): every CTA's workspace stores are released
+        before its arrival, the last CTA reads only after its acquire, the counter is set back to 0."""
+        protocol, loads = self.tile.protocol, self.workspace_loads()
+        if not protocol.arrivals and not loads:
+            return "proved", "the workspace is written, never read"
+        atoms = [a for a in self.tile.accesses if a.kind == "atom"]
+        if atoms and protocol.arriving is not None:
+            arrives = _at_thread(self.tile, z3.Or(*[a.condition for a in atoms]), protocol.arriving)
+            if self.check(self.tile.assumptions() + self.base_facts() + [z3.Not(arrives)])[0] != z3.unsat:
+                protocol.fault(f"{atoms[0].instruction}: thread {protocol.arriving} of some CTA does not arrive (not "
+                               "shown to): no CTA would find itself last")
+        if protocol.arrivals and not protocol.resets:
+            protocol.fault(f"line {min(protocol.arrivals)}: the arrival counter is not set back to 0 by the last CTA "
+                           "(a second launch would find no CTA last)")
+        for load in protocol.unordered:
+            race = self._workspace_race(load)
+            if race is not None:
+                protocol.fault(race)
+        if protocol.faults:
+            return "refuted", "; ".join(protocol.faults)
+        return "proved", (f"one thread of each CTA arrives (line {min(protocol.arrivals)}) after releasing its "
+                          f"workspace stores; the last CTA reads {len(loads)} time(s) after acquiring them and sets "
+                          f"the counter back to 0 (line {min(protocol.resets)})")
+
+    def _workspace_race(self, load: Access) -> str | None:
+        """A workspace load that no arrival orders after the other CTAs' stores races with one that
+        another CTA may make to the same bytes (as far as the solver shows: not shown, it is said so)."""
+        tile = self.tile
+        other_cta = _renamed(tile, tile.cta, "'")
+        for store in (a for a in tile.accesses if a.kind == "store" and _base_of(tile, a.address) in tile.workspace):
+            b = _renamed(tile, store.address, "'")
+            meets = z3.And(z3.ULT(load.address, b + store.size), z3.ULT(b, load.address + load.size))
+            result, found = self.check(tile.assumptions() + tile.assumptions("'") + self.base_facts() + [
+                load.condition, _renamed(tile, store.condition, "'"), other_cta != tile.cta, meets])
+            if result == z3.unsat:
+                continue
+            shown = f"CTA {_value(found, tile.cta)} loads what CTA {_value(found, other_cta)} may store there " \
+                if result == z3.sat else "not shown that no other CTA stores there "
+            return (f"{load.instruction}: a workspace load that no arrival orders after the other CTAs' stores; "
+                    f"{shown}({store.instruction}): a data race")
+        return None
+
+    def workspace_loads(self) -> list[Access]:
+        return [a for a in self.tile.accesses if a.kind == "load" and _base_of(self.tile, a.address)
+                in self.tile.workspace]
 
     def _reached(self, access: SharedAccess, suffix: str) -> tuple[z3.BitVecRef, z3.BitVecRef]:
         """(CTA, offset) of the shared memory an access reaches, for the thread named by `suffix`:
@@ -1273,7 +1658,7 @@ class Prover:
         is inverted (affine, or bit fields) to the thread that should cover a byte, and the query
         checks that thread exists, makes the access and covers it."""
         size, tile, verb = self.sizes[param], self.tile, COVERAGE[kind][0]
-        thread = {str(tile.cta), str(tile.tid)}
+        thread = {str(tile.cta), str(tile.tid), LAST_CTA}
         for access in accesses:
             if any(str(s) not in thread for s in _free_symbols(access.condition)
                    if str(s) not in {str(b) for b in tile.bases.values()}):
@@ -1290,7 +1675,8 @@ class Prover:
                 return "inconclusive", (f"{access.instruction}: its offset is neither affine in the thread's linear "
                                         "index nor a sum of weighted bits of the CTA and thread indices")
             witnesses.append(self._covers_by_bits(access, param, byte, *weights))
-        result, found = self.check(self.base_facts() + [z3.ULT(byte, size), z3.Not(z3.Or(*witnesses))]
+        result, found = self.check(self.base_facts() + [z3.ULT(tile.last, tile.launch.ctas), z3.ULT(byte, size),
+                                                         z3.Not(z3.Or(*witnesses))]
                                    if witnesses else [z3.BoolVal(True)])
         if result == z3.unsat:
             return "proved", f"every byte of {self.names[param]} is {verb} by some thread"
@@ -1379,7 +1765,10 @@ class Prover:
         tile = self.tile
         width = max(self.sizes[param].bit_length() + 1, 8)  # byte - b < size: the division in this many bits
         rest: z3.BitVecRef = z3.Extract(width - 1, 0, byte - b)
-        index = {"cta": z3.BitVecVal(0, 32), "tid": z3.BitVecVal(0, 32)}
+        # the last CTA's store of a place no CTA index picks: that CTA makes it
+        last = LAST_CTA in {str(s) for s in _free_symbols(access.condition)} and \
+            all(n != "cta" or not w for w, n, _ in weights)
+        index = {"cta": tile.last if last else z3.BitVecVal(0, 32), "tid": z3.BitVecVal(0, 32)}
         for weight, name, low, bits in sorted(_fields(weights), key=lambda f: -f[0]):
             if weight >> width:
                 continue  # a field this heavy is 0 for every byte of the buffer
@@ -1398,11 +1787,17 @@ class Prover:
         known, and such ops are left inconclusive)."""
         params = [p.name for p in self.tile.entry.params]
         self.reduction_trees: reductions.Trees | None = None
+        unfollowed = self.tile.protocol.unfollowed
+        if unfollowed:
+            return "inconclusive", (f"line {min(unfollowed)}: the last CTA reads the parts {self.tile.launch.ctas} "
+                                    "CTAs left in the workspace; the values are followed through a workspace only "
+                                    "where the launch is one CTA")
         try:
             terms = IrTerms(ir, {p.name: self.tile.bytes_of(params[i]) for i, p in enumerate(ir.inputs)},
                             approx=approx, reductions=True)
+            reduced = any(i.op in REDUCTIONS for i in ir.body)
             for index, output in enumerate(ir.outputs):
-                for store in self.stores_to(params[len(ir.inputs) + index]):
+                for store in self.value_stores(params[len(ir.inputs) + index], reduced):
                     verdict = self._store_values(terms, index, output.type.dtype, store, params[len(ir.inputs) + index])
                     if verdict is not None:
                         return verdict
@@ -1469,6 +1864,16 @@ class Prover:
                                f"{describe(_value(found, want), dtype)}")
         return None
 
+    def value_stores(self, output: str, reduced: bool) -> list[Access]:
+        """The stores whose values are compared: merged over the paths (a thread follows the one
+        whose condition holds); for a reduction in a kernel of several paths each path's own,
+        so that the trees followed for its storing threads are the ones those threads built."""
+        if not reduced or self.tile.paths == 1:
+            return self.stores_to(output)
+        stores = [a for a in self.tile.path_stores if _base_of(self.tile, a.address) == output]
+        return [a for a in stores
+                if self.check(self.tile.assumptions() + self.base_facts() + [a.condition])[0] != z3.unsat]
+
     def output_shape(self, terms: IrTerms, param: str) -> tuple[int, ...]:
         return terms.kernel.outputs[self.outputs.index(param)].type.shape
 
@@ -1495,8 +1900,9 @@ class Prover:
         reads = _memory_reads(z3.And(got == want))
         placed = [(b, z3.BitVecVal((k + 1) << 40, 64)) for k, b in enumerate(tile.bases.values())]
         for _ in range(SAMPLED_THREADS):
-            thread = [(tile.cta, z3.BitVecVal(rng.randrange(tile.launch.ctas), 32)),
-                      (tile.tid, z3.BitVecVal(rng.randrange(tile.launch.threads), 32))]
+            cta = z3.BitVecVal(rng.randrange(tile.launch.ctas), 32)
+            thread = [(tile.cta, cta), (tile.tid, z3.BitVecVal(rng.randrange(tile.launch.threads), 32)),
+                      (tile.last, cta)]  # a sample from the CTA that arrives last, where there is a workspace
             constants = thread + placed
             if not z3.is_true(z3.simplify(z3.substitute(z3.And(*facts), *constants))):
                 continue  # outside the launch, or a thread that makes no such store
@@ -1603,6 +2009,7 @@ def verdict(obligations: list[Obligation]) -> str:
 
 
 VALUES = "output values equal the IR's"
+WORKSPACE = "the last CTA reads what every CTA stored"
 NO_RACE = "no shared-memory race"
 UNIFORM_BARRIERS = "no barrier under divergent control"
 
@@ -1652,8 +2059,9 @@ def prove_memory(ptx: str, launch: Launch, sizes: list[int], names: list[str], o
     except NotModelled as err:
         return [Obligation("symbolic execution", "inconclusive", str(err), time.perf_counter() - started)]
     params = [p.name for p in tile.entry.params]
-    prover = Prover(tile, dict(zip(params, sizes)), dict(zip(params, names)), [params[i] for i in sorted(outputs)],
-                    deadline=started + KERNEL_SECONDS)
+    prover = Prover(tile, dict(zip(params, sizes)) | {name: var.size for name, var in tile.workspace.items()},
+                    dict(zip(params, names)) | {name: f"the workspace {name}" for name in tile.workspace},
+                    [params[i] for i in sorted(outputs)], deadline=started + KERNEL_SECONDS)
     results = [prover.timed("assumptions are satisfiable", prover.vacuity)]
     for access in sorted(tile.accesses, key=lambda a: (a.instruction.line, a.occurrence)):
         trip = f" (execution {access.occurrence + 1} on its path)" if access.occurrence else ""
@@ -1663,6 +2071,12 @@ def prove_memory(ptx: str, launch: Launch, sizes: list[int], names: list[str], o
         name = prover.names[output]
         results.append(prover.timed(f"{name} written at most once", lambda o=output: prover.written_at_most_once(o)))
         results.append(prover.timed(f"{name} written at least once", lambda o=output: prover.written_at_least_once(o)))
+    for buffer in tile.workspace:
+        if prover.stores_to(buffer):
+            results.append(prover.timed(f"{prover.names[buffer]} written at most once",
+                                        lambda b=buffer: prover.written_at_most_once(b)))
+    if tile.workspace:
+        results.append(prover.timed(WORKSPACE, prover.workspace_protocol))
     results.append(prover.timed(NO_RACE, prover.no_shared_race))
     results.append(prover.timed(UNIFORM_BARRIERS, prover.barriers_uniform))
     if ir is not None:

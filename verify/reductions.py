@@ -46,9 +46,10 @@ Not modelled yet (`Open`: the value obligation stays inconclusive, saying why): 
 of another form (an add rounded otherwise, a term of two elements), reductions across clusters of
 more than CLUSTER_THREADS_FOLLOWED threads (each thread followed in turn takes too long), online
 softmax's rescaled sums, argmax and argmin, reductions of different row lengths or axes in one
-kernel, kernels of several paths, a
-leaf whose condition depends on the CTA other than through its row, and a shared load from an
-address stored to in its own phase."""
+kernel, a leaf whose condition depends on the CTA other than through its row, and a shared load
+from an address stored to in its own phase. In a kernel of several paths each path's stores are
+followed on their own (`Prover.value_stores`): a phase is the count of barriers a path passed,
+one numbering for every thread of a CTA where the barriers are uniform (an obligation of its own)."""
 
 from __future__ import annotations
 
@@ -1099,8 +1100,6 @@ class Trees:
         nested = self.nested_in(got)
         if not nested:
             return got
-        if self.tile.paths != 1:  # shared accesses and their phases are recorded per path
-            raise Open(f"a kernel of {self.tile.paths} paths")
         followed = self.tile.launch.threads * self.tile.launch.cluster_size
         if self.tile.launch.cluster_size > 1 and followed > CLUSTER_THREADS_FOLLOWED:
             raise Open(f"a reduction across the CTAs of a cluster of {followed} threads (the trees are followed "

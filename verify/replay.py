@@ -80,6 +80,9 @@ def replay(name: str, witness: dict, kernel: Replayable) -> str:
     """What the emulator shows of the refuted obligation `name` (its model: `witness`)."""
     if not witness:
         return ""
+    output = witness.get("output")
+    if output is not None and output not in kernel.params:
+        return f"not replayed: the emulator counts the writes of the kernel's arguments, not of the workspace {output}"
     total = sum(kernel.sizes)
     if total > REPLAY_BYTES:
         return f"not replayed on the emulator: the buffers hold {total} bytes"

@@ -23,6 +23,7 @@ OPEN_BECAUSE = (
     ("across the CTAs of a cluster", "a reduction across the CTAs of a cluster (not modelled yet)"),
     ("its values are not modelled yet", "an argmax or argmin, whose values are not modelled"),
     ("module-scope globals", "the kernel is outside the prover (a workspace shared by CTAs)"),
+    ("through a workspace only where", "a workspace that several CTAs fill (its values followed for one CTA only)"),
     ("abstracted", "the change reaches the output only through an approximate instruction the prover leaves free"),
     ("gave up", "the solver gave up on the values"),
 )
