@@ -1378,14 +1378,32 @@ class Prover:
                     return "refuted", f"{access.instruction} stores into the input {self.names[base]}"
         return "proved", "every store goes to an output"
 
+    def inside(self, access: Access, base: str) -> z3.BoolRef:
+        """The access lies inside buffer `base`, aligned to its size."""
+        size, offset = self.sizes[base], self.offset(access, base)
+        last = z3.BitVecVal(max(size - access.size, 0), 64)
+        return z3.And(z3.ULE(offset, last), z3.URem(offset, access.size) == 0) if size >= access.size \
+            else z3.BoolVal(False)
+
+    def all_in_bounds(self, accesses: list[Access]) -> tuple[str, str]:
+        """Every execution of one instruction (a loop's trips, each path's) in bounds, in one query;
+        where that is not proved, each is asked on its own (so that a refutation names its execution)."""
+        bases = {_base_of(self.tile, a.address) for a in accesses}
+        if len(bases) != 1 or None in bases:
+            return "inconclusive", "not one buffer: asked for each execution"
+        base = bases.pop()
+        outside = z3.Or(*[z3.And(a.condition, z3.Not(self.inside(a, base))) for a in accesses])
+        if self.check(self.tile.assumptions() + self.base_facts() + [outside])[0] != z3.unsat:
+            return "inconclusive", "not proved in one query: asked for each execution"
+        return "proved", (f"{accesses[0].instruction}: every {accesses[0].kind} lies inside {self.names[base]} "
+                          f"({len(accesses)} executions on its paths)")
+
     def in_bounds(self, access: Access) -> tuple[str, str]:
         base = _base_of(self.tile, access.address)
         if base is None:
             return "inconclusive", f"the address of {access.instruction} is not computed from exactly one buffer"
         size, offset = self.sizes[base], self.offset(access, base)
-        last = z3.BitVecVal(max(size - access.size, 0), 64)
-        inside = z3.And(z3.ULE(offset, last), z3.URem(offset, access.size) == 0) if size >= access.size \
-            else z3.BoolVal(False)
+        inside = self.inside(access, base)
         result, found = self.check(self.tile.assumptions() + self.base_facts() + [access.condition, z3.Not(inside)])
         if result == z3.unsat:
             return "proved", f"{access.instruction}: every {access.kind} lies inside {self.names[base]}"
@@ -2002,6 +2020,14 @@ def _fields(weights: list[tuple[int, str, int]]) -> list[tuple[int, str, int, in
     return fields
 
 
+def _by_instruction(accesses: list[Access]) -> list[list[Access]]:
+    """The accesses grouped by instruction, in the kernel's order, each group by execution."""
+    groups: dict[tuple[int, str], list[Access]] = {}
+    for access in sorted(accesses, key=lambda a: (a.instruction.line, a.occurrence)):
+        groups.setdefault((access.instruction.line, access.kind), []).append(access)
+    return list(groups.values())
+
+
 def verdict(obligations: list[Obligation]) -> str:
     """refuted if any obligation is, proved if all are, else inconclusive."""
     statuses = {o.status for o in obligations}
@@ -2063,9 +2089,15 @@ def prove_memory(ptx: str, launch: Launch, sizes: list[int], names: list[str], o
                     dict(zip(params, names)) | {name: f"the workspace {name}" for name in tile.workspace},
                     [params[i] for i in sorted(outputs)], deadline=started + KERNEL_SECONDS)
     results = [prover.timed("assumptions are satisfiable", prover.vacuity)]
-    for access in sorted(tile.accesses, key=lambda a: (a.instruction.line, a.occurrence)):
-        trip = f" (execution {access.occurrence + 1} on its path)" if access.occurrence else ""
-        results.append(prover.timed(f"in bounds: {access.instruction}{trip}", lambda a=access: prover.in_bounds(a)))
+    for executions in _by_instruction(tile.accesses):
+        together = prover.timed(f"in bounds: {executions[0].instruction} (every execution)",
+                                lambda e=executions: prover.all_in_bounds(e)) if len(executions) > 1 else None
+        if together is not None and together.status == "proved":  # else each execution has its own obligation
+            results.append(together)
+            continue
+        for access in executions:
+            trip = f" (execution {access.occurrence + 1} on its path)" if access.occurrence else ""
+            results.append(prover.timed(f"in bounds: {access.instruction}{trip}", lambda a=access: prover.in_bounds(a)))
     results.append(prover.timed("inputs unchanged", prover.inputs_unchanged))
     for output in prover.outputs:
         name = prover.names[output]
