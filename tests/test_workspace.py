@@ -76,6 +76,16 @@ BROKEN = {
                            "a workspace load that no arrival orders after the other CTAs' stores"),
     "counter_not_reset": (MANY_CTAS, lambda p: without_line(p, "st.global.u32 [%rd9], 0"),
                           "not set back to 0"),
+    # thread 5 stores and fences its part; thread 0 arrives with no fence after a barrier: nothing orders them
+    "part_of_another_thread_not_released": (
+        MANY_CTAS, lambda p: edited(edited(edited(p, ".reg .pred %p<13>;", ".reg .pred %p<14>;"),
+                                           "\t@%p5 st.global.f32 [%rd10+0]",
+                                           "\tsetp.eq.u32 %p13, %r0, 5;\n\t@%p13 st.global.f32 [%rd10+0]"),
+                                    "@%p5 fence.acq_rel.gpu;", "@%p13 fence.acq_rel.gpu;"),
+        "a workspace store not released before the arrival"),
+    "counter_reset_by_no_thread": (
+        MANY_CTAS, lambda p: edited(p, "setp.eq.u32 %p10, %r0, 0;", "setp.eq.u32 %p10, %r0, 600;"),
+        "not shown to set the arrival counter back to 0"),
     "every_thread_arrives": (MANY_CTAS, lambda p: edited(p, "@%p5 atom.global", "atom.global"),
                              "the arrival is made by more than one thread"),
     "the_wrong_cta_reads": (MANY_CTAS, lambda p: edited(p, "setp.eq.u32 %p6, %r22, 48", "setp.eq.u32 %p6, %r22, 47"),

@@ -260,6 +260,28 @@ class Forwarded:
 
 
 @dataclass
+class Part:
+    """A workspace store before its CTA's arrival (at `line`, in epoch `epoch`, by the one thread
+    `thread` its guard picks, or None) and the fences at GPU scope after it on the path: (epoch,
+    the one thread that makes it, None for every thread, -1 for some threads not shown to be one)."""
+
+    line: int
+    epoch: int
+    thread: int | None
+    fences: list[tuple[int, int | None]] = field(default_factory=list)
+
+    def copy(self) -> Part:
+        return Part(self.line, self.epoch, self.thread, list(self.fences))
+
+    def released_by(self, arriving: int | None) -> bool:
+        """A fence of the arriving thread comes after the store and before the arrival (a release
+        pattern), and the store is that thread's or precedes the fence by a barrier (a fence is
+        cumulative over what a barrier ordered before it)."""
+        return any((who is None or who == arriving) and (self.thread == arriving or epoch > self.epoch)
+                   for epoch, who in self.fences)
+
+
+@dataclass
 class Protocol:
     """How a kernel uses a workspace shared by CTAs (the last-CTA protocol): each CTA stores its
     part, releases it (a fence at GPU scope), and one thread adds one to a counter; the CTA that
@@ -292,7 +314,7 @@ class _State:
     cluster_epoch: int = 0  # cluster barriers passed on this path
     stores: list[OwnStore] = field(default_factory=list)  # this thread's shared stores on this path
     workspace_stores: list[Access] = field(default_factory=list)  # this path's stores to a workspace
-    unreleased: list[tuple[int, int, int | None]] = field(default_factory=list)  # (line, epoch, thread) of those
+    parts: list[Part] = field(default_factory=list)  # those stores, with the fences after them
     arrival: Arrival | None = None
     acquired: int | None = None  # the epoch in which the arriving thread fenced after its arrival
 
@@ -300,7 +322,7 @@ class _State:
         """The same thread on another path from here."""
         return _State(pc, dict(self.regs), path, dict(self.trips), self.epoch, dict(self.visits), self.uncommitted,
                       self.committed, self.cluster_epoch, list(self.stores), list(self.workspace_stores),
-                      list(self.unreleased), self.arrival, self.acquired)
+                      [p.copy() for p in self.parts], self.arrival, self.acquired)
 
     def settled(self, ins: Instruction, what: str) -> None:
         """Unsupported where cp.async copies are still in flight at `ins`: their shared writes are
@@ -948,8 +970,8 @@ def _fence(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Bool
     thread after its arrival, acquires what the other CTAs released."""
     if _orders_gpu(op):
         thread, every = _guard_pin(ex.tile, guard), guard is None
-        state.unreleased = [(line, epoch, who) for line, epoch, who in state.unreleased
-                            if not (every or epoch < state.epoch or (who is not None and who == thread))]
+        for part in state.parts:
+            part.fences.append((state.epoch, None if every else thread if thread is not None else -1))
         arrival = state.arrival
         if arrival is not None and state.acquired is None and (every or thread == arrival.thread):
             state.acquired = state.epoch
@@ -962,7 +984,7 @@ def _workspace_store(ex: Executor, state: _State, access: Access, buffer: str, g
     protocol, line, arrival = ex.tile.protocol, access.instruction.line, state.arrival
     if arrival is None:
         state.workspace_stores.append(access)
-        state.unreleased.append((line, state.epoch, _guard_pin(ex.tile, guard)))
+        state.parts.append(Part(line, state.epoch, _guard_pin(ex.tile, guard)))
         return
     if buffer == arrival.counter:
         if arrival.last and z3.is_bv_value(z3.simplify(access.data)) and z3.simplify(access.data).as_long() == 0:
@@ -1029,10 +1051,12 @@ def _atom(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolR
     for store in state.workspace_stores:
         if _base_of(tile, store.address) == counter:
             tile.protocol.fault(f"line {store.instruction.line}: the arrival counter is written before the arrival")
-    for stored, _, _ in state.unreleased if tile.launch.ctas > 1 else ():  # one CTA: nothing for others to see
-        tile.protocol.fault(f"line {stored}: a workspace store not released before the arrival at line {line} (no "
-                            "fence at GPU scope after it, by its thread or after a barrier)")
-    state.unreleased = []
+    for part in state.parts if tile.launch.ctas > 1 else ():  # one CTA: nothing for others to see
+        if thread is None or not part.released_by(thread):
+            tile.protocol.fault(f"line {part.line}: a workspace store not released before the arrival at line {line} "
+                                "(no fence at GPU scope by the arriving thread after it: after the store in that "
+                                "thread, or after a barrier)")
+    state.parts = []
     tile.protocol.arrivals.add(line)
     ctas = tile.launch.ctas
     state.arrival = Arrival(line, state.epoch, thread, counter, True)
@@ -1572,6 +1596,10 @@ class Prover:
             if self.check(self.tile.assumptions() + self.base_facts() + [z3.Not(arrives)])[0] != z3.unsat:
                 protocol.fault(f"{atoms[0].instruction}: thread {protocol.arriving} of some CTA does not arrive (not "
                                "shown to): no CTA would find itself last")
+        resets = [a for a in self.tile.accesses if a.kind == "store" and a.instruction.line in protocol.resets]
+        if resets and not self._always_reset(resets):
+            protocol.fault(f"{resets[0].instruction}: the last CTA is not shown to set the arrival counter back to 0 "
+                           "in every launch (no one thread of it always does)")
         if protocol.arrivals and not protocol.resets:
             protocol.fault(f"line {min(protocol.arrivals)}: the arrival counter is not set back to 0 by the last CTA "
                            "(a second launch would find no CTA last)")
@@ -1584,6 +1612,18 @@ class Prover:
         return "proved", (f"one thread of each CTA arrives (line {min(protocol.arrivals)}) after releasing its "
                           f"workspace stores; the last CTA reads {len(loads)} time(s) after acquiring them and sets "
                           f"the counter back to 0 (line {min(protocol.resets)})")
+
+    def _always_reset(self, resets: list[Access]) -> bool:
+        """Some one thread of the last CTA, whichever CTA that is, makes one of the counter's resets."""
+        tile = self.tile
+        made = z3.Or(*[a.condition for a in resets])
+        result, model = self.check(tile.assumptions() + self.base_facts() + [tile.cta == tile.last, made])
+        if result != z3.sat:
+            return False
+        thread = model.eval(tile.tid, model_completion=True).as_long()
+        always = self.check(tile.assumptions() + self.base_facts() + [
+            tile.cta == tile.last, z3.Not(_at_thread(tile, made, thread))])[0]
+        return always == z3.unsat
 
     def _workspace_race(self, load: Access) -> str | None:
         """A workspace load that no arrival orders after the other CTAs' stores races with one that
