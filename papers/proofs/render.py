@@ -31,8 +31,11 @@ VALUES = "Output values: each stored element is compared, bit for bit (any NaN f
          "shared memory rank by rank, for clusters of up to 4096 threads; a thread's shared load of what it stored " \
          "itself (a row kept in shared memory) reads that store where no other thread's store can reach it in " \
          "between. Reductions along a middle axis are proved the same way, each row named by its first element. " \
-         "Not modelled yet (inconclusive): reductions across larger clusters, online softmax, argmax and argmin, " \
-         "and terms of two elements (a residual added before a norm)."
+         "In a kernel of several paths each path's stores are followed on their own. Values read from a " \
+         "workspace are followed where the launch is one CTA. " \
+         "Not modelled yet (inconclusive): the values of a workspace that several CTAs fill, reductions across " \
+         "larger clusters, online softmax, argmax and argmin, and terms of two elements (a residual added before " \
+         "a norm)."
 
 
 def _first_open(row: dict[str, Any]) -> str:
@@ -74,11 +77,15 @@ def render(results: dict[str, Any]) -> str:
         f"run {env['date']}.",
         "- Each kernel's PTX is parsed back from text and executed symbolically for one thread of one CTA, "
         "both symbolic (so a proof covers every thread of the launch); each obligation is one solver query: "
-        "every global load and store in bounds and aligned (each execution of it on a path, such as each trip of "
-        "a loop, on its own), inputs never stored to, every output byte "
+        "every global load and store in bounds and aligned (every execution of one instruction on its paths, "
+        "such as a loop's trips, in one query; each on its own where that is not proved), inputs never stored to, "
+        "every output byte "
         "written at most once (two symbolic threads) and at least once, no shared-memory race between two "
         "threads (of a CTA, ordered by its barriers; of a cluster through distributed shared memory, by cluster "
-        "barriers), no barrier that only some threads of a CTA reach; then the output values.",
+        "barriers), no barrier that only some threads of a CTA reach; for a workspace shared by CTAs (a full "
+        "reduction's parts), the last-CTA protocol (every part released by a fence of the arriving thread, the "
+        "last CTA's loads after its acquire, the counter set back to 0, no unordered load meeting another CTA's "
+        "store) and no two workspace stores overlapping; then the output values.",
         f"- {len(rows)} kernels: {verdicts['proved']} proved on every obligation, "
         f"{verdicts['refuted']} refuted, {verdicts['inconclusive']} inconclusive. "
         f"{len(obligations)} obligations: {statuses['proved']} proved, {statuses['refuted']} refuted, "
