@@ -323,10 +323,10 @@ def _limitations(f: dict[str, Any]) -> list[str]:
                 f"`{r['problem']}` ({r['ours']:.1%})" for r in bench["below_target"]) + ".",
             f"- Checks failed by eager PyTorch too, against the same tolerance: {failed or 'none'}.",
             f"- Proofs: {p['verdicts'].get('inconclusive', 0)} of {p['kernels']} kernels are inconclusive on at least "
-            "one obligation: not modelled yet are online softmax's rescaled sums, argmax and argmin, workspaces "
-            "shared by CTAs, loops of more than 256 trips and reductions across clusters of more than 4096 "
-            "threads; the middle-axis reductions and some kernels at rows of 65536-262144 elements spend their "
-            "60 s (each reason counted in `papers/proofs/README.md`). Inconclusive is never counted as proved.",
+            "one obligation: not modelled yet are online softmax's rescaled sums, argmax and argmin, the values of "
+            "workspaces that several CTAs fill, loops of more than 256 trips and reductions across clusters of more "
+            "than 4096 threads; the middle-axis reductions and some kernels at rows of 65536-262144 elements spend "
+            "their 60 s (each reason counted in `papers/proofs/README.md`). Inconclusive is never counted as proved.",
             f"- Numbers come from one H100 and one day. {bench['searched']} of the {s['timed']} modules use "
             "schedules from a recorded search (short ones: tens of seconds per problem); the others run "
             "default schedules.", ""]
