@@ -47,6 +47,12 @@ BROADCAST = parse("kernel k(%x: f32[300, 1000], %s: f32[1000]) -> (%y: f32[300, 
 BOOL_NE = parse("kernel k(%x: f32[1000], %y: f32[1000]) -> (%z: bool[1000]) {\n  %a = gt(%x, %y)\n"
                 "  %b = lt(%x, %y)\n  %z = ne(%a, %b)\n  return %z\n}")
 INT_LT = parse("kernel k(%x: i32[1000], %y: i32[1000]) -> (%z: bool[1000]) {\n  %z = lt(%x, %y)\n  return %z\n}")
+# Integers and a comparison cast to floats (an i64 above 2**24 rounds), summed and rounded to bf16.
+INT_CASTS = parse("kernel k(%x: i64[1000], %b: i32[1000], %f: f32[1000]) -> (%y: bf16[1000]) {\n"
+                  "  %a = cast(%x, to=f32) : f32[1000]\n  %c = cast(%b, to=f32) : f32[1000]\n"
+                  "  %g = gt(%f, %c) : bool[1000]\n  %h = cast(%g, to=f32) : f32[1000]\n"
+                  "  %s = add(%a, %c) : f32[1000]\n  %t = add(%s, %h) : f32[1000]\n"
+                  "  %y = cast(%t, to=bf16) : bf16[1000]\n  return %y\n}")
 SCHEDULES = {id(ROWS): ROW_SCHEDULE, id(ROWS_CTA): ROW_CTA_SCHEDULE, id(ROWS_ASYNC): ROW_ASYNC_SCHEDULE}
 
 
@@ -215,11 +221,12 @@ VALUE_MUTANTS = {
     "broadcast_wrong_column": (BROADCAST, "rem.u32 %r12, %r7, 1000", "rem.u32 %r12, %r7, 500"),
     "bool_ne_becomes_and": (BOOL_NE, "xor.pred", "and.pred"),
     "signed_lt_becomes_le": (INT_LT, "setp.lt.s32", "setp.le.s32"),
+    "int_cast_rounds_toward_zero": (INT_CASTS, "cvt.rn.f32.s64", "cvt.rz.f32.s64"),
 }
 
 
-@pytest.mark.parametrize("kernel", [ELEMENTWISE, CLAMP, LEAKY, BROADCAST, BOOL_NE, INT_LT],
-                         ids=["add_maximum", "clamp", "leaky", "broadcast", "bool_ne", "int_lt"])
+@pytest.mark.parametrize("kernel", [ELEMENTWISE, CLAMP, LEAKY, BROADCAST, BOOL_NE, INT_LT, INT_CASTS],
+                         ids=["add_maximum", "clamp", "leaky", "broadcast", "bool_ne", "int_lt", "int_casts"])
 def test_stored_values_are_proved_equal_to_the_ir(kernel: Kernel) -> None:
     obligations = {o.name: o for o in prove_kernel(*lowered(kernel), kernel)}
     assert obligations[VALUES].status == "proved", obligations[VALUES]

@@ -154,10 +154,18 @@ def _const(instr: Instr) -> Value:
 
 
 def _cast(value: Value, source: DType, target: DType) -> Value:
+    """A cast as the interpreter makes it: an integer to float32 rounded once to nearest (numpy's
+    astype), then to a half type; a bool to 1.0 or 0.0."""
     if source == target:
         return value
     if source.is_float and target.is_float:
         return _round(value, target)
+    if source in INT_BITS and target.is_float:
+        if not z3.is_bv(value):  # a reduction's accumulated value: float32 sums only are modelled
+            raise Inexact(f"a {source} reduction cast to {target}: integer reductions are not modelled yet")
+        return _round(z3.fpSignedToFP(RNE, value, F32), target)
+    if source == DType.BOOL and target.is_float:
+        return z3.If(value, z3.FPVal(1.0, F32), z3.FPVal(0.0, F32))
     raise Inexact(f"cast from {source} to {target}: not modelled yet")
 
 
