@@ -51,6 +51,8 @@ def _reason(obligation: dict[str, Any]) -> str:
     detail = obligation["detail"]
     if "not affine" in detail or "neither affine" in detail:
         return "coverage: an access whose offset is neither affine nor a sum of weighted index bits"
+    if "left in the workspace" in detail:
+        return "a workspace that several CTAs fill: its values are followed where the launch is one CTA"
     if "through the cluster window" in detail:
         return "races: accesses to other CTAs' shared memory (a cluster's) are not modelled; none among the CTA's own"
     detail = re.sub(r"a reduction \((\w+)\)", r"a reduction of \1", re.sub(r"line \d+: ", "", detail))
