@@ -203,9 +203,11 @@ class Tile:
         return self.memory[param]
 
     def assumptions(self, suffix: str = "") -> list[z3.BoolRef]:
-        """Threads inside the launch (block and grid along x only); the last CTA to arrive is one of them."""
+        """Threads inside the launch (block and grid along x only); with a workspace, the last CTA to
+        arrive is one of its CTAs."""
         cta, tid = self.thread(suffix)
-        return [z3.ULT(cta, self.launch.ctas), z3.ULT(tid, self.launch.threads), z3.ULT(self.last, self.launch.ctas)]
+        last = [z3.ULT(self.last, self.launch.ctas)] if self.workspace else []
+        return [z3.ULT(cta, self.launch.ctas), z3.ULT(tid, self.launch.threads), *last]
 
     def thread(self, suffix: str) -> tuple[z3.BitVecRef, z3.BitVecRef]:
         return (z3.BitVec(f"cta{suffix}", 32), z3.BitVec(f"tid{suffix}", 32)) if suffix else (self.cta, self.tid)
