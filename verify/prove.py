@@ -230,6 +230,7 @@ class OwnStore:
 
 
 LAST_CTA = "last cta"  # never renamed: one CTA of the launch for every thread
+ARRIVAL_COUNT = "arrival count"  # a CTA's: what its arrival finds (a function of the CTA)
 
 
 @dataclass(frozen=True)
@@ -297,6 +298,8 @@ class Protocol:
     unfollowed: set[int] = field(default_factory=set)  # workspace loads whose values stay abstract
     unordered: list[Access] = field(default_factory=list)  # workspace loads no arrival orders after other CTAs'
     forwarded: list[Forwarded] = field(default_factory=list)
+    open: list[str] = field(default_factory=list)  # what the solver did not decide
+    undecided: bool = False  # a query of which thread makes an instruction was not decided
 
     def fault(self, message: str) -> None:
         if message not in self.faults:
@@ -734,9 +737,12 @@ def _pinned(tile: Tile, condition: z3.BoolRef) -> int | None:
     if key not in tile.pins:
         result, model = _check(tile.assumptions() + [condition], FORWARD_MS)
         thread = model.eval(tile.tid, model_completion=True).as_long() if result == z3.sat else None
-        if thread is not None and _check(tile.assumptions() + [condition, tile.tid != thread],
-                                         FORWARD_MS)[0] != z3.unsat:
+        other = _check(tile.assumptions() + [condition, tile.tid != thread], FORWARD_MS)[0] \
+            if thread is not None else result
+        if other != z3.unsat:
             thread = None
+        if z3.unknown in (result, other):
+            tile.protocol.undecided = True  # a fault that rests on this answer is not shown
         tile.pins[key] = (condition, thread)  # the term held: its id stays its
     return tile.pins[key][1]
 
@@ -1046,7 +1052,7 @@ def _atom(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolR
         raise Unsupported(f"line {line}: a second arrival (one arrival instruction, made once, is modelled)")
     tile.accesses.append(Access("atom", ins, address, 4, _condition(state, guard)))
     thread = _guard_pin(tile, guard)
-    if thread is None:
+    if thread is None:  # unguarded, or a guard more than one thread passes (undecided: `Protocol.undecided`)
         tile.protocol.fault(f"line {line}: the arrival is made by more than one thread of a CTA (its guard does "
                             "not pick one thread)")
     tile.protocol.arriving = thread
@@ -1066,7 +1072,7 @@ def _atom(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolR
     if ctas == 1:
         ex.write(state, operands[0], z3.BitVecVal(0, 32), guard)
         return None
-    count = z3.Function(f"arrival count line {line}", z3.BitVecSort(32), z3.BitVecSort(32))(tile.cta)  # the CTA's
+    count = z3.Function(f"{ARRIVAL_COUNT} line {line}", z3.BitVecSort(32), z3.BitVecSort(32))(tile.cta)  # the CTA's
     other = state.fork(state.pc, [*state.path, tile.cta != tile.last, z3.ULT(count, ctas - 1)])
     other.arrival = Arrival(line, state.epoch, thread, counter, False)
     ex.write(other, operands[0], count, guard)
@@ -1171,9 +1177,11 @@ def _renamed(tile: Tile, term: z3.ExprRef, suffix: str) -> z3.ExprRef:
 
 
 def _uninterpreted_calls(*terms: z3.ExprRef) -> set[str]:
-    """Names of the uninterpreted functions applied in `terms` (approximate instructions)."""
+    """Names of the uninterpreted functions applied in `terms` (approximate instructions; not a
+    CTA's arrival count, which is any count a launch order can give it)."""
     return {n.decl().name() for n in _nodes(*terms)
-            if z3.is_app(n) and n.num_args() and n.decl().kind() == z3.Z3_OP_UNINTERPRETED}
+            if z3.is_app(n) and n.num_args() and n.decl().kind() == z3.Z3_OP_UNINTERPRETED
+            and not n.decl().name().startswith(ARRIVAL_COUNT)}
 
 
 CONGRUENCE_PAIRS = 16  # the most differing subterms an equality by congruence is tried with
@@ -1595,41 +1603,49 @@ class Prover:
         atoms = [a for a in self.tile.accesses if a.kind == "atom"]
         if atoms and protocol.arriving is not None:
             arrives = _at_thread(self.tile, z3.Or(*[a.condition for a in atoms]), protocol.arriving)
-            if self.check(self.tile.assumptions() + self.base_facts() + [z3.Not(arrives)])[0] != z3.unsat:
-                protocol.fault(f"{atoms[0].instruction}: thread {protocol.arriving} of some CTA does not arrive (not "
-                               "shown to): no CTA would find itself last")
+            self._decided(self.check(self.tile.assumptions() + self.base_facts() + [z3.Not(arrives)])[0],
+                          f"{atoms[0].instruction}: thread {protocol.arriving} of some CTA does not arrive: no CTA "
+                          "would find itself last")
         resets = [a for a in self.tile.accesses if a.kind == "store" and a.instruction.line in protocol.resets]
-        if resets and not self._always_reset(resets):
-            protocol.fault(f"{resets[0].instruction}: the last CTA is not shown to set the arrival counter back to 0 "
-                           "in every launch (no one thread of it always does)")
+        if resets:
+            self._decided(self._always_reset(resets), f"{resets[0].instruction}: the last CTA does not always set the "
+                          "arrival counter back to 0 (no one thread of it always does)")
         if protocol.arrivals and not protocol.resets:
             protocol.fault(f"line {min(protocol.arrivals)}: the arrival counter is not set back to 0 by the last CTA "
                            "(a second launch would find no CTA last)")
         for load in protocol.unordered:
-            race = self._workspace_race(load)
-            if race is not None:
-                protocol.fault(race)
-        if protocol.faults:
+            self._workspace_race(load)
+        if protocol.faults and not protocol.undecided:
             return "refuted", "; ".join(protocol.faults)
+        if protocol.faults or protocol.open:
+            return "inconclusive", "; ".join([*protocol.faults, *protocol.open]) + (
+                " (a query of which thread makes an instruction was not decided)" if protocol.undecided else "")
         return "proved", (f"one thread of each CTA arrives (line {min(protocol.arrivals)}) after releasing its "
                           f"workspace stores; the last CTA reads {len(loads)} time(s) after acquiring them and sets "
                           f"the counter back to 0 (line {min(protocol.resets)})")
 
-    def _always_reset(self, resets: list[Access]) -> bool:
-        """Some one thread of the last CTA, whichever CTA that is, makes one of the counter's resets."""
+    def _decided(self, result: z3.CheckSatResult, fault: str) -> None:
+        """A query whose unsat shows the protocol's step: sat is a fault, unknown leaves it open."""
+        if result == z3.sat:
+            self.tile.protocol.fault(fault)
+        elif result == z3.unknown:
+            self.tile.protocol.open.append(f"not decided: {fault}")
+
+    def _always_reset(self, resets: list[Access]) -> z3.CheckSatResult:
+        """unsat where some one thread of the last CTA, whichever CTA that is, makes one of the
+        counter's resets in every launch (the thread a model of one reset names)."""
         tile = self.tile
         made = z3.Or(*[a.condition for a in resets])
         result, model = self.check(tile.assumptions() + self.base_facts() + [tile.cta == tile.last, made])
         if result != z3.sat:
-            return False
+            return z3.sat if result == z3.unsat else result  # no thread ever resets it: a fault
         thread = model.eval(tile.tid, model_completion=True).as_long()
-        always = self.check(tile.assumptions() + self.base_facts() + [
+        return self.check(tile.assumptions() + self.base_facts() + [
             tile.cta == tile.last, z3.Not(_at_thread(tile, made, thread))])[0]
-        return always == z3.unsat
 
-    def _workspace_race(self, load: Access) -> str | None:
-        """A workspace load that no arrival orders after the other CTAs' stores races with one that
-        another CTA may make to the same bytes (as far as the solver shows: not shown, it is said so)."""
+    def _workspace_race(self, load: Access) -> None:
+        """A workspace load that no arrival orders after the other CTAs' stores races with a store
+        another CTA may make to the same bytes (a fault), unless no such store can be."""
         tile = self.tile
         other_cta = _renamed(tile, tile.cta, "'")
         for store in (a for a in tile.accesses if a.kind == "store" and _base_of(tile, a.address) in tile.workspace):
@@ -1637,13 +1653,16 @@ class Prover:
             meets = z3.And(z3.ULT(load.address, b + store.size), z3.ULT(b, load.address + load.size))
             result, found = self.check(tile.assumptions() + tile.assumptions("'") + self.base_facts() + [
                 load.condition, _renamed(tile, store.condition, "'"), other_cta != tile.cta, meets])
-            if result == z3.unsat:
-                continue
-            shown = f"CTA {_value(found, tile.cta)} loads what CTA {_value(found, other_cta)} may store there " \
-                if result == z3.sat else "not shown that no other CTA stores there "
-            return (f"{load.instruction}: a workspace load that no arrival orders after the other CTAs' stores; "
-                    f"{shown}({store.instruction}): a data race")
-        return None
+            what = f"{load.instruction}: a workspace load that no arrival orders after the other CTAs' stores"
+            if result == z3.sat and not _rests_on_abstractions(load.condition, load.address, store.condition,
+                                                                store.address):
+                tile.protocol.fault(f"{what}; CTA {_value(found, tile.cta)} loads what CTA "
+                                    f"{_value(found, other_cta)} may store there ({store.instruction}): a data race")
+                return
+            if result != z3.unsat:
+                tile.protocol.open.append(f"{what}: whether another CTA stores there ({store.instruction}) is not "
+                                          "decided")
+                return
 
     def workspace_loads(self) -> list[Access]:
         return [a for a in self.tile.accesses if a.kind == "load" and _base_of(self.tile, a.address)
