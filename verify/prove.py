@@ -271,10 +271,11 @@ class Part:
     line: int
     epoch: int
     thread: int | None
+    condition: z3.BoolRef  # the store's, on its path
     fences: list[tuple[int, int | None]] = field(default_factory=list)
 
     def copy(self) -> Part:
-        return Part(self.line, self.epoch, self.thread, list(self.fences))
+        return Part(self.line, self.epoch, self.thread, self.condition, list(self.fences))
 
     def released_by(self, arriving: int | None) -> bool:
         """A fence of the arriving thread comes after the store and before the arrival (a release
@@ -299,6 +300,8 @@ class Protocol:
     unordered: list[Access] = field(default_factory=list)  # workspace loads no arrival orders after other CTAs'
     forwarded: list[Forwarded] = field(default_factory=list)
     open: list[str] = field(default_factory=list)  # what the solver did not decide
+    acquires: set[int] = field(default_factory=set)  # epochs in which the arriving thread fenced after arriving
+    waiting: list[tuple[Access, int]] = field(default_factory=list)  # the last CTA's loads, ordered by a later epoch
     undecided: bool = False  # a query of which thread makes an instruction was not decided
 
     def fault(self, message: str) -> None:
@@ -786,9 +789,13 @@ def _broadcast(ex: Executor, state: _State, ins: Instruction, values: object, ad
     store on every path, so whichever path that thread took); the claim that no store comes
     between is recorded and checked with the race obligation. False where that is not shown: the
     load's value stays abstract."""
+    place = z3.simplify(address)
     for store in ex.broadcasts:
         if store.size != size or store.epoch >= state.epoch or store.data is None:
             continue
+        stored_at = z3.simplify(store.address)
+        if z3.is_bv_value(place) and z3.is_bv_value(stored_at) and not place.eq(stored_at):
+            continue  # two other places (shared offsets are mostly constants): no query needed
         found = _stored_by_one(ex.tile, loading, address, store.condition, store.address, store.data)
         if found is None:
             continue
@@ -976,13 +983,18 @@ def _fence(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Bool
     """A fence at GPU scope releases the workspace stores before it (this thread's, and every
     thread's before a barrier the fence follows: a fence is cumulative) and, made by the arriving
     thread after its arrival, acquires what the other CTAs released."""
-    if _orders_gpu(op):
-        thread, every = _guard_pin(ex.tile, guard), guard is None
+    tile = ex.tile
+    made = _check(tile.assumptions() + [_condition(state, guard)], FORWARD_MS)[0] != z3.unsat
+    if _orders_gpu(op) and made:  # counted only where some thread of this path makes it
+        thread, every = _guard_pin(tile, guard), guard is None
         for part in state.parts:
             part.fences.append((state.epoch, None if every else thread if thread is not None else -1))
         arrival = state.arrival
-        if arrival is not None and state.acquired is None and (every or thread == arrival.thread):
+        arriving = arrival is not None and arrival.thread is not None and (thread == arrival.thread or every and _check(
+            tile.assumptions() + [*state.path, tile.tid == arrival.thread], FORWARD_MS)[0] != z3.unsat)
+        if arriving and state.acquired is None:  # that thread follows this path: its own fence
             state.acquired = state.epoch
+            tile.protocol.acquires.add(state.epoch)
     return _no_effect(ex, state, ins, op, guard)
 
 
@@ -992,7 +1004,7 @@ def _workspace_store(ex: Executor, state: _State, access: Access, buffer: str, g
     protocol, line, arrival = ex.tile.protocol, access.instruction.line, state.arrival
     if arrival is None:
         state.workspace_stores.append(access)
-        state.parts.append(Part(line, state.epoch, _guard_pin(ex.tile, guard)))
+        state.parts.append(Part(line, state.epoch, _guard_pin(ex.tile, guard), access.condition))
         return
     if buffer == arrival.counter:
         if arrival.last and z3.is_bv_value(z3.simplify(access.data)) and z3.simplify(access.data).as_long() == 0:
@@ -1019,7 +1031,9 @@ def _workspace_load(ex: Executor, state: _State, access: Access, op: Op, guard: 
         tile.protocol.fault(f"line {line}: a non-coherent load (.nc) of the workspace, which other CTAs write")
     ordered = arrival is not None and arrival.last and state.acquired is not None and \
         (state.epoch > state.acquired or _guard_pin(tile, guard) == arrival.thread)
-    if not ordered:  # a race where another CTA may store to these bytes (`Prover.workspace_protocol`)
+    if not ordered and arrival is not None and arrival.last:  # the arriving thread's path may hold its acquire
+        tile.protocol.waiting.append((access, state.epoch))
+    elif not ordered:  # a race where another CTA may store to these bytes (`Prover.workspace_protocol`)
         tile.protocol.unordered.append(access)
     if tile.launch.ctas == 1:
         for store in reversed(state.workspace_stores):
@@ -1059,8 +1073,15 @@ def _atom(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolR
     for store in state.workspace_stores:
         if _base_of(tile, store.address) == counter:
             tile.protocol.fault(f"line {store.instruction.line}: the arrival counter is written before the arrival")
+    here = thread is not None and _check(tile.assumptions() + [*state.path, tile.tid == thread],
+                                         FORWARD_MS)[0] != z3.unsat  # the arriving thread follows this path
     for part in state.parts if tile.launch.ctas > 1 else ():  # one CTA: nothing for others to see
-        if thread is None or not part.released_by(thread):
+        if _check(tile.assumptions() + [part.condition], FORWARD_MS)[0] == z3.unsat:
+            continue  # no thread of this path makes that store
+        if thread is not None and not here and part.thread != thread:
+            tile.protocol.open.append(f"not decided: line {part.line}: its store and the arrival at line {line} are "
+                                      "made on different paths (the fences are followed on each path)")
+        elif thread is None or not part.released_by(thread):
             tile.protocol.fault(f"line {part.line}: a workspace store not released before the arrival at line {line} "
                                 "(no fence at GPU scope by the arriving thread after it: after the store in that "
                                 "thread, or after a barrier)")
@@ -1613,6 +1634,9 @@ class Prover:
         if protocol.arrivals and not protocol.resets:
             protocol.fault(f"line {min(protocol.arrivals)}: the arrival counter is not set back to 0 by the last CTA "
                            "(a second launch would find no CTA last)")
+        for load, epoch in protocol.waiting:  # ordered by an acquire the arriving thread made on its path
+            if not any(acquired < epoch for acquired in protocol.acquires):
+                protocol.unordered.append(load)
         for load in protocol.unordered:
             self._workspace_race(load)
         if protocol.faults and not protocol.undecided:
