@@ -235,11 +235,10 @@ ARRIVAL_COUNT = "arrival count"  # a CTA's: what its arrival finds (a function o
 
 @dataclass(frozen=True)
 class Arrival:
-    """A CTA's arrival at a last-CTA workspace: thread `thread` adds one to `counter` at `line`, in
-    epoch `epoch`; on this path the CTA is the last to arrive, or not."""
+    """A CTA's arrival at a last-CTA workspace: thread `thread` adds one to `counter` at `line`; on
+    this path the CTA is the last to arrive, or not."""
 
     line: int
-    epoch: int
     thread: int | None
     counter: str
     last: bool
@@ -983,16 +982,20 @@ def _fence(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Bool
     """A fence at GPU scope releases the workspace stores before it (this thread's, and every
     thread's before a barrier the fence follows: a fence is cumulative) and, made by the arriving
     thread after its arrival, acquires what the other CTAs released."""
-    tile = ex.tile
-    made = _check(tile.assumptions() + [_condition(state, guard)], FORWARD_MS)[0] != z3.unsat
-    if _orders_gpu(op) and made:  # counted only where some thread of this path makes it
-        thread, every = _guard_pin(tile, guard), guard is None
-        for part in state.parts:
-            part.fences.append((state.epoch, None if every else thread if thread is not None else -1))
-        arrival = state.arrival
-        arriving = arrival is not None and arrival.thread is not None and (thread == arrival.thread or every and _check(
-            tile.assumptions() + [*state.path, tile.tid == arrival.thread], FORWARD_MS)[0] != z3.unsat)
-        if arriving and state.acquired is None:  # that thread follows this path: its own fence
+    tile, arrival = ex.tile, state.arrival
+    acquiring = arrival is not None and arrival.thread is not None and state.acquired is None
+    if not _orders_gpu(op) or not (state.parts or acquiring):
+        return _no_effect(ex, state, ins, op, guard)  # nothing to release or acquire: no query
+    if _check(tile.assumptions() + [_condition(state, guard)], FORWARD_MS)[0] == z3.unsat:
+        return _no_effect(ex, state, ins, op, guard)  # counted only where some thread of this path makes it
+    thread, every = _guard_pin(tile, guard), guard is None
+    for part in state.parts:
+        part.fences.append((state.epoch, None if every else thread if thread is not None else -1))
+    if acquiring:
+        assert arrival is not None
+        on_path = thread == arrival.thread or every and _check(
+            tile.assumptions() + [*state.path, tile.tid == arrival.thread], FORWARD_MS)[0] != z3.unsat
+        if on_path:  # the arriving thread follows this path and fences: its acquire
             state.acquired = state.epoch
             tile.protocol.acquires.add(state.epoch)
     return _no_effect(ex, state, ins, op, guard)
@@ -1007,7 +1010,8 @@ def _workspace_store(ex: Executor, state: _State, access: Access, buffer: str, g
         state.parts.append(Part(line, state.epoch, _guard_pin(ex.tile, guard), access.condition))
         return
     if buffer == arrival.counter:
-        if arrival.last and z3.is_bv_value(z3.simplify(access.data)) and z3.simplify(access.data).as_long() == 0:
+        value = z3.simplify(access.data)
+        if arrival.last and z3.is_bv_value(value) and value.as_long() == 0:
             protocol.resets.add(line)
         else:
             protocol.fault(f"line {line}: the arrival counter is written after the arrival at line {arrival.line} "
@@ -1088,14 +1092,14 @@ def _atom(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolR
     state.parts = []
     tile.protocol.arrivals.add(line)
     ctas = tile.launch.ctas
-    state.arrival = Arrival(line, state.epoch, thread, counter, True)
+    state.arrival = Arrival(line, thread, counter, True)
     state.pc += 1
     if ctas == 1:
         ex.write(state, operands[0], z3.BitVecVal(0, 32), guard)
         return None
     count = z3.Function(f"{ARRIVAL_COUNT} line {line}", z3.BitVecSort(32), z3.BitVecSort(32))(tile.cta)  # the CTA's
     other = state.fork(state.pc, [*state.path, tile.cta != tile.last, z3.ULT(count, ctas - 1)])
-    other.arrival = Arrival(line, state.epoch, thread, counter, False)
+    other.arrival = Arrival(line, thread, counter, False)
     ex.write(other, operands[0], count, guard)
     state.path = [*state.path, tile.cta == tile.last]
     ex.write(state, operands[0], z3.BitVecVal(ctas - 1, 32), guard)
