@@ -369,7 +369,11 @@ class ReductionLowering(ElementwiseLowering):
     def _finish(self, instr: Instr, partial: Partial) -> str:
         """The reduction's result from the fully combined partial, in the result's register kind."""
         if partial.index is not None:
-            return self.w.op("b64", "cvt.s64.s32 {}, {}", partial.index)
+            # No element beat the start (every one is -inf for argmax, +inf for argmin, none NaN):
+            # the first is the answer, as PyTorch gives, not the start's index.
+            none_better = self.w.op("pred", f"setp.eq.s32 {{}}, {{}}, {INT_MAX}", partial.index)
+            first = self.w.op("b32", "selp.b32 {}, 0, {}, {}", partial.index, none_better)
+            return self.w.op("b64", "cvt.s64.s32 {}, {}", first)
         value = partial.value
         if instr.op == Op.MEAN:  # times 1/n, as PyTorch's mean does (no division's slow path)
             value = self.w.op("f32", "mul.rn.f32 {}, {}, {}", value, f32_literal(1.0 / self.reduced.length))

@@ -19,6 +19,7 @@ from ir import parse
 from ir.dtypes import DType, round_to_bf16
 from ir.interp import Precision, run
 from ir.kernel import Kernel, Param
+from ir.ops import REDUCTIONS
 from verify.emulate import Emulation, EmulationError, Launch, emulate
 from verify.numeric import bf16_bits
 from verify.ptxparse import PtxSyntaxError
@@ -50,10 +51,32 @@ def from_device(raw: np.ndarray, dtype: DType, shape: tuple[int, ...]) -> np.nda
 EXTREMES = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 1e4, -1e4, 88.0, -104.0, 1e-30], np.float32)
 
 
+# With extremes, whole slices of one value: a row of -inf is where an argmax finds no element
+# better than its start, a row of NaN where a max or a softmax must give NaN throughout.
+CONSTANT_SLICES = (-np.inf, np.inf, np.nan)
+
+
+def _constant_axis(kernel: Kernel) -> int:
+    """The axis whose leading slices are made constant: the first, unless a reduction takes it
+    (then the last), so that each slice holds whole rows of every reduction that is not total."""
+    takes_first = any(0 in dict(instr.attrs).get("axes", ()) for instr in kernel.body if instr.op in REDUCTIONS)
+    return -1 if takes_first else 0
+
+
+def _with_constant_slices(values: np.ndarray, axis: int) -> None:
+    """Slices 0, 1, 2 along `axis` set to -inf, +inf, NaN, where the tensor has other slices left."""
+    if values.ndim < 2 or values.shape[axis] <= len(CONSTANT_SLICES):
+        return
+    moved = np.moveaxis(values, axis, 0)
+    for k, constant in enumerate(CONSTANT_SLICES):
+        moved[k] = constant
+
+
 def random_inputs(kernel: Kernel, seed: int, extremes: bool = False) -> list[np.ndarray]:
     """Normal floats times 3 (rounded to the input's dtype); with `extremes`, one float in eight
-    is an infinity, NaN, a signed zero, a huge or tiny value, or an edge of exp's range. Integers
-    are small, with -100 (PyTorch's ignore index) among them."""
+    is an infinity, NaN, a signed zero, a huge or tiny value, or an edge of exp's range, and the
+    first three slices along one axis are all -inf, all +inf and all NaN (`CONSTANT_SLICES`).
+    Integers are small, with -100 (PyTorch's ignore index) among them."""
     rng = np.random.default_rng(seed)
     inputs = []
     for param in kernel.inputs:
@@ -63,6 +86,7 @@ def random_inputs(kernel: Kernel, seed: int, extremes: bool = False) -> list[np.
             if extremes:
                 chosen = rng.random(shape) < 0.125
                 values[chosen] = rng.choice(EXTREMES, int(chosen.sum()))
+                _with_constant_slices(values, _constant_axis(kernel))
             inputs.append(round_to_bf16(values) if dtype == DType.BF16 else values.astype(dtype.numpy))
         elif dtype == DType.BOOL:
             inputs.append(rng.random(shape) < 0.5)
