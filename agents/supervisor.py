@@ -35,8 +35,8 @@ from ir.frontend import capture, load_problem
 from ir.frontend.program import Program
 from ir.kernel import Kernel
 from ir.printer import format_kernel
-from ptxgen.lower import LoweredKernel, lower
-from ptxgen.schedule import schedule_from_dict
+from ptxgen.lower import LoweredKernel, LoweringError, lower
+from ptxgen.schedule import ScheduleError, schedule_from_dict
 from ptxgen.targets import Target
 from verify.kernel_gpu import largest_elements
 
@@ -49,6 +49,18 @@ EMULATED_ELEMENTS = 2**20  # a region whose shapes do not shrink below this is n
 def _spawned_pool(workers: int) -> futures.ProcessPoolExecutor:
     """Processes started afresh (not forked: the parent may hold a CUDA context and z3 state)."""
     return futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def lowered_as_recorded(kernel: Kernel, attempt: Attempt, target: Target) -> bool:
+    """Whether the attempt's schedule lowers today to the PTX it recorded (a proposer's written
+    PTX always does): a lowering changed since is a new candidate, not a result to reuse."""
+    if attempt.written_ptx:
+        return True
+    try:
+        ptx = lower(kernel, schedule_from_dict(attempt.schedule), target).ptx
+    except (LoweringError, ScheduleError):
+        ptx = ""
+    return text_hash(ptx) == attempt.ptx_hash
 
 
 @dataclass
@@ -216,11 +228,15 @@ class Supervisor:
         opts, started = self.options, time.perf_counter()
         ir_text = format_kernel(kernel)
         ir_hash = text_hash(ir_text)
-        previous = [a for a in self.records.of_region(problem, kernel.name)
+        recorded = [a for a in self.records.of_region(problem, kernel.name)
                     if a.ir_hash == ir_hash and a.target == opts.target.name and a.device == self.device]
+        previous = [a for a in recorded if lowered_as_recorded(kernel, a, opts.target)]
         region = Region(kernel, opts.target, list(previous))
         if previous:
             opts.log(f"{kernel.name}: resuming with {len(previous)} recorded attempt(s)")
+        if len(previous) < len(recorded):
+            opts.log(f"{kernel.name}: {len(recorded) - len(previous)} recorded attempt(s) lowered to other PTX "
+                     "since: judged again")
         features = kernel_features(kernel, opts.target)
         others = [a for path in opts.history for a in read_attempts(path)]
         history = [a for a in self.records.attempts + others if a.ir_hash != ir_hash and a.device == self.device]

@@ -192,6 +192,14 @@ def test_optimize_without_a_gpu_writes_the_module_says_what_it_skipped_and_resum
     assert main(arguments) == 0
     assert "resuming with 3 recorded attempt(s)" in capsys.readouterr().err
     assert (tmp_path / RECORDS_FILE).read_text().splitlines() == lines  # nothing evaluated twice
+    changed = json.loads(lines[0])  # as if the lowering of this schedule had changed since it was judged
+    changed["ptx_hash"] = "0" * 16
+    (tmp_path / RECORDS_FILE).write_text("\n".join([json.dumps(changed)] + lines[1:]) + "\n")
+    assert main(arguments) == 0
+    assert "1 recorded attempt(s) lowered to other PTX since: judged again" in capsys.readouterr().err
+    again = [json.loads(line) for line in (tmp_path / RECORDS_FILE).read_text().splitlines()[3:]]
+    assert [a["schedule"] for a in again] == [changed["schedule"]]  # that schedule alone, judged afresh
+    assert again[0]["ptx_hash"] == json.loads(lines[0])["ptx_hash"]
 
 
 def test_search_with_timings_finds_the_fastest_and_a_crash_or_a_hang_costs_one_candidate(tmp_path: Path) -> None:
