@@ -154,10 +154,10 @@ _KERNELS = {
 .reqnctapercluster 2, 1, 1
 {
 	.reg .b16 %h<128>;
-	.reg .b32 %r<231>;
+	.reg .b32 %r<232>;
 	.reg .b64 %rd<73>;
 	.reg .f32 %f<146>;
-	.reg .pred %p<485>;
+	.reg .pred %p<486>;
 	.shared .align 8 .b8 row_partials[64];
 	.shared .align 8 .b8 cluster_partials[8];
 	ld.param.u64 %rd0, [argmin_lastdim_bf16_0_param_0];
@@ -1403,11 +1403,13 @@ $L_rows_1:
 	or.pred %p483, %p481, %p482;
 	selp.f32 %f143, %f145, %f143, %p483;
 	selp.b32 %r228, %r230, %r228, %p483;
-	cvt.s64.s32 %rd70, %r228;
+	setp.eq.s32 %p484, %r228, 2147483647;
+	selp.b32 %r231, 0, %r228, %p484;
+	cvt.s64.s32 %rd70, %r231;
 	div.u64 %rd71, %rd7, 65536;
 	mad.lo.u64 %rd72, %rd71, 8, %rd3;
-	setp.eq.u64 %p484, %rd8, 0;
-	@%p484 st.global.b64 [%rd72], %rd70;
+	setp.eq.u64 %p485, %rd8, 0;
+	@%p485 st.global.b64 [%rd72], %rd70;
 $L_done_2:
 	barrier.cluster.arrive.release.aligned;
 	barrier.cluster.wait.acquire.aligned;
