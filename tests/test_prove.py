@@ -146,6 +146,9 @@ MUTANTS = {
                                "in bounds: line 64: ld.global.v4.b32", "16-byte load"),
     "wrong_store_stride": (ELEMENTWISE, "mad.wide.u32 %rd11, %r21, 4, %rd5", "mad.wide.u32 %rd11, %r21, 8, %rd5",
                            "in bounds: line 88: st.global.v4.b32", "of %y"),
+    "address_from_an_unwritten_register": (ELEMENTWISE, "mad.wide.u32 %rd11, %r21, 4, %rd5;", "// dropped",
+                                           "in bounds: line 88: st.global.v4.b32",
+                                           "depends on %rd11, read before any instruction wrote it"),
     "misaligned_vector_store": (ELEMENTWISE, "st.global.v4.b32 [%rd11]", "st.global.v4.b32 [%rd11+4]",
                                 "in bounds: line 88: st.global.v4.b32", "not aligned"),
     "partial_write": (ELEMENTWISE, "setp.lt.u32 %p1, %r20, 250000", "setp.lt.u32 %p1, %r20, 249999",
@@ -209,6 +212,15 @@ def test_wrong_kernels_are_refuted_with_the_obligation_they_break(name: str) -> 
     assert verdict(list(obligations.values())) == "refuted"
     replayed = obligations[obligation].replay
     assert NOT_REPRODUCED.get(name, "reproduced on the emulator") in replayed, replayed
+
+
+def test_an_access_no_thread_makes_is_in_bounds_whatever_its_address() -> None:
+    ptx, launch = lowered(ELEMENTWISE)
+    old = "setp.lt.u32 %p1, %r20, 250000;\n\tmul.lo.u32 %r21, %r20, 4;\n\tmad.wide.u32 %rd9, %r21, 4, %rd1;"
+    assert old in ptx
+    never = ptx.replace(old, "setp.lt.u32 %p1, %r20, 0;\n\tmul.lo.u32 %r21, %r20, 4;\n\t// dropped")
+    found = prove(ELEMENTWISE, never, launch)["in bounds: line 64: ld.global.v4.b32"]
+    assert found.status == "proved" and "no thread of the launch makes it" in found.detail, found
 
 
 # Wrong values: (kernel, the text changed, its replacement), refuted by the value obligation.

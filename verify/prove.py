@@ -196,6 +196,7 @@ class Tile:
     last: z3.BitVecRef = field(default_factory=lambda: z3.BitVec(LAST_CTA, 32))  # the CTA that arrives last
     protocol: Protocol = field(default_factory=lambda: Protocol())  # what the workspace's use showed
     pins: dict[int, tuple[z3.BoolRef, int | None]] = field(default_factory=dict)  # `_pinned`'s (term held)
+    symbols_below: dict[int, tuple[z3.ExprRef, frozenset[int]]] = field(default_factory=dict)  # `_free_symbols`'s
 
     def bytes_of(self, param: str) -> z3.ArrayRef:
         if param not in self.memory:
@@ -486,25 +487,36 @@ class Executor:
         are left as they are (reductions key on their terms)."""
         for name, value in state.regs.items():
             if z3.is_bv(value) and self.integer_only(value):
-                state.regs[name] = self.simplified(value)
+                state.regs[name] = simple = self.simplified(value)
+                self.integers.setdefault(simple.get_id(), (simple, True))  # as integer as what it simplifies
 
     def integer_only(self, term: z3.ExprRef) -> bool:
         """Whether every subterm of `term` is a bit vector or a Boolean (no float, no memory);
-        walked without recursion (a term is as deep as the code before the first back edge)."""
+        walked without recursion (a term is as deep as the code before the first back edge). The
+        walk stops at the first subterm that is not: every node whose children it was visiting
+        contains it (a float accumulator is found at once, however long its chain)."""
         pending = [(term, False)]
         while pending:
             node, expanded = pending.pop()
             key = node.get_id()
             if key in self.integers:
+                if not self.integers[key][1]:
+                    self._not_integer([n for n, e in pending if e])
+                    break
                 continue
             if node.sort().kind() not in (z3.Z3_BV_SORT, z3.Z3_BOOL_SORT):
-                self.integers[key] = (node, False)  # the term held: its id stays its
-            elif expanded:
-                self.integers[key] = (node, all(self.integers[c.get_id()][1] for c in node.children()))
+                self._not_integer([node] + [n for n, e in pending if e])
+                break
+            if expanded:
+                self.integers[key] = (node, True)  # every child was: the term held, its id stays its
             else:
                 pending.append((node, True))
                 pending.extend((c, False) for c in node.children())
         return self.integers[term.get_id()][1]
+
+    def _not_integer(self, nodes: list[z3.ExprRef]) -> None:
+        for node in nodes:
+            self.integers[node.get_id()] = (node, False)
 
     def simplified(self, term: z3.ExprRef) -> z3.ExprRef:
         key = term.get_id()
@@ -1184,9 +1196,30 @@ def _merged_shared(accesses: list[SharedAccess]) -> list[SharedAccess]:
     return sorted(merged, key=lambda a: (a.epoch, a.instruction.line))
 
 
-def _free_symbols(term: z3.ExprRef) -> list[z3.ExprRef]:
-    found = {n.decl().name(): n for n in _nodes(term) if z3.is_const(n) and n.decl().kind() == z3.Z3_OP_UNINTERPRETED}
-    return list(found.values())
+def _free_symbols(term: z3.ExprRef, tile: Tile | None = None) -> list[z3.ExprRef]:
+    """The uninterpreted constants in `term`; with `tile`, each node's found once for every term
+    that shares it (a path condition grows by one branch's guard a trip: its accesses share the rest)."""
+    if tile is None:
+        found = {n.decl().name(): n for n in _nodes(term) if _is_symbol(n)}
+        return list(found.values())
+    below = tile.symbols_below
+    pending = [(term, False)]
+    while pending:
+        node, expanded = pending.pop()
+        key = node.get_id()
+        if key in below:
+            continue
+        if expanded:
+            symbols = frozenset().union(*(below[c.get_id()][1] for c in node.children()))
+            below[key] = (node, symbols | {key} if _is_symbol(node) else symbols)  # the node held: its id stays its
+        else:
+            pending.append((node, True))
+            pending.extend((c, False) for c in node.children() if c.get_id() not in below)
+    return [below[k][0] for k in below[term.get_id()][1]]
+
+
+def _is_symbol(node: z3.ExprRef) -> bool:
+    return z3.is_const(node) and node.decl().kind() == z3.Z3_OP_UNINTERPRETED
 
 
 def _renamed(tile: Tile, term: z3.ExprRef, suffix: str) -> z3.ExprRef:
@@ -1195,7 +1228,7 @@ def _renamed(tile: Tile, term: z3.ExprRef, suffix: str) -> z3.ExprRef:
     key = (term.get_id(), suffix)
     if key not in tile.renamed:
         shared = {b.decl().name() for b in tile.bases.values()} | {LAST_CTA}
-        pairs = [(s, z3.Const(f"{s.decl().name()}{suffix}", s.sort())) for s in _free_symbols(term)
+        pairs = [(s, z3.Const(f"{s.decl().name()}{suffix}", s.sort())) for s in _free_symbols(term, tile)
                  if s.decl().name() not in shared]
         tile.renamed[key] = (term, z3.substitute(term, *pairs) if pairs else term)  # the term held: its id stays its
     return tile.renamed[key][1]
@@ -1337,8 +1370,8 @@ def _rests_on_abstractions(*terms: z3.ExprRef) -> bool:
 
 def _base_of(tile: Tile, address: z3.BitVecRef) -> str | None:
     """The one parameter whose buffer the address is computed from (None: none, or several)."""
-    names = {str(s) for s in _free_symbols(address)}
-    found = [p for p, b in tile.bases.items() if str(b) in names]
+    names = {s.decl().name() for s in _free_symbols(address, tile)}
+    found = [p for p, b in tile.bases.items() if b.decl().name() in names]
     return found[0] if len(found) == 1 else None
 
 
@@ -1460,7 +1493,7 @@ class Prover:
     def in_bounds(self, access: Access) -> tuple[str, str]:
         base = _base_of(self.tile, access.address)
         if base is None:
-            return "inconclusive", f"the address of {access.instruction} is not computed from exactly one buffer"
+            return self._off_every_buffer(access)
         size, offset = self.sizes[base], self.offset(access, base)
         inside = self.inside(access, base)
         result, found = self.check(self.tile.assumptions() + self.base_facts() + [access.condition, z3.Not(inside)])
@@ -1476,6 +1509,27 @@ class Prover:
                            f"{_value(found, self.tile.cta)} makes a {access.size}-byte {access.kind} at byte "
                            f"{_value(found, offset)} of {self.names[base]}, which holds {size} bytes "
                            "(outside it, or not aligned to its size)")
+
+    def _off_every_buffer(self, access: Access) -> tuple[str, str]:
+        """An access whose address is not one buffer's: in bounds where no thread makes it; refuted
+        where its address depends on a register read before any write (which holds anything)."""
+        tile = self.tile
+        made, _ = self.check(tile.assumptions() + self.base_facts() + [access.condition])
+        if made == z3.unsat:
+            return "proved", f"{access.instruction}: no thread of the launch makes it"
+        unset = [s for s in _free_symbols(access.address, tile) if s.decl().name().startswith("unset ")]
+        if unset and made == z3.sat:
+            other = z3.substitute(access.address, *[(s, z3.Const(f"{s.decl().name()} again", s.sort()))
+                                                    for s in unset])
+            depends, found = self.check(tile.assumptions() + self.base_facts() + [access.condition,
+                                                                                  access.address != other])
+            if depends == z3.sat:
+                self.remember(found, [tile.cta])
+                names = ", ".join(sorted(s.decl().name().removeprefix("unset ") for s in unset))
+                return "refuted", (f"{access.instruction}: thread {_value(found, tile.tid)} of CTA "
+                                   f"{_value(found, tile.cta)} makes it at an address that depends on {names}, "
+                                   "read before any instruction wrote it (it holds anything)")
+        return "inconclusive", f"the address of {access.instruction} is not computed from exactly one buffer"
 
     def stores_to(self, output: str) -> list[Access]:
         return [a for a in self.tile.accesses if a.kind == "store" and _base_of(self.tile, a.address) == output]
@@ -1767,7 +1821,7 @@ class Prover:
         size, tile, verb = self.sizes[param], self.tile, COVERAGE[kind][0]
         thread = {str(tile.cta), str(tile.tid), LAST_CTA}
         for access in accesses:
-            if any(str(s) not in thread for s in _free_symbols(access.condition)
+            if any(str(s) not in thread for s in _free_symbols(access.condition, tile)
                    if str(s) not in {str(b) for b in tile.bases.values()}):
                 return "inconclusive", f"{access.instruction}: whether it {kind}s depends on data"
         byte = z3.BitVec("byte", 64)
@@ -1873,7 +1927,7 @@ class Prover:
         width = max(self.sizes[param].bit_length() + 1, 8)  # byte - b < size: the division in this many bits
         rest: z3.BitVecRef = z3.Extract(width - 1, 0, byte - b)
         # the last CTA's store of a place no CTA index picks: that CTA makes it
-        last = LAST_CTA in {str(s) for s in _free_symbols(access.condition)} and \
+        last = LAST_CTA in {str(s) for s in _free_symbols(access.condition, tile)} and \
             all(n != "cta" or not w for w, n, _ in weights)
         index = {"cta": tile.last if last else z3.BitVecVal(0, 32), "tid": z3.BitVecVal(0, 32)}
         for weight, name, low, bits in sorted(_fields(weights), key=lambda f: -f[0]):
