@@ -118,6 +118,12 @@ def render(results: dict[str, Any], reproof: dict[str, Any] | None = None) -> st
     if unproved:
         lines += ["", "Obligations of the chosen kernels not proved (the prover's own words):", ""]
         lines += [f"- `{name}` (`{region}`): {reason[:240]}" for name, region, reason in unproved]
+    stale = sorted((name, r["region"]) for name in again if name in problems for r in again[name]
+                   if r.get("lowered_today") is False)
+    if stale:
+        lines += ["", "Modules whose kernel ptxgen now lowers otherwise (it changed since the run; the numbers and "
+                  "the proof above are of the PTX the module embeds, to be run again):", ""]
+        lines += [f"- `{name}` (`{region}`)" for name, region in stale]
     if ratios:
         mean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
         lines += ["", f"Geometric mean of \"vs best\" over {len(ratios)} problems: {mean:.2f}; lowest "

@@ -50,6 +50,15 @@ def _recorded_hash(run: Path, region: str, schedule: dict[str, Any]) -> str | No
                  if a.region == region and a.schedule == schedule and a.admitted), None)
 
 
+def lowered_today(best: dict[str, Any], kernel: Kernel, target: str, ptx: str) -> bool:
+    """Whether the chosen schedule lowers with this checkout to the PTX the module embeds (a
+    proposer's written PTX is its own): False where ptxgen changed since the run, which then ran
+    and timed an earlier lowering."""
+    if best.get("proposer") == "llm-ptx":
+        return True
+    return lower(kernel, schedule_from_dict(best["schedule"]), TARGETS[target]).ptx == ptx
+
+
 def chosen_ptx(run: Path, best: dict[str, Any], kernel: Kernel, target: str) -> tuple[str, Launch] | str:
     """The chosen kernel's PTX and launch, or why it cannot be had."""
     spec = embedded_kernels(run / "model_new.py").get(kernel.name)
@@ -78,7 +87,8 @@ def reproof(run: Path, problem: str, report: dict[str, Any]) -> list[dict[str, A
         rows.append({"region": region["region"], "verdict": verdict(obligations),
                      "seconds": round(time.perf_counter() - started, 2), "obligations": len(obligations),
                      "unproved": [f"{o.name}: {o.status}: {o.detail}"[:400] for o in obligations
-                                  if o.status != "proved"]})
+                                  if o.status != "proved"],
+                     "lowered_today": lowered_today(best, kernels[region["region"]], report["target"], chosen[0])})
     return rows
 
 
