@@ -58,7 +58,7 @@ CONSTANT_SLICES = (-np.inf, np.inf, np.nan)
 
 def _constant_axis(kernel: Kernel) -> int:
     """The axis whose leading slices are made constant: the first, unless a reduction takes it
-    (then the last), so that each slice holds whole rows of every reduction that is not total."""
+    (then the last), so that a slice holds whole rows of each reduction that leaves that axis."""
     takes_first = any(0 in dict(instr.attrs).get("axes", ()) for instr in kernel.body if instr.op in REDUCTIONS)
     return -1 if takes_first else 0
 
