@@ -18,12 +18,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 
 from ir.dtypes import DType
 from ir.kernel import Instr, Kernel
 from ir.ops import REDUCTIONS, Op
 from ptxgen import mathlib
-from ptxgen.lower import REGISTER_KIND, Body, ElementwiseLowering, IndexMap, Lanes, LoweringError, _aligned_map
+from ptxgen.lower import (
+    REGISTER_KIND,
+    Body,
+    ElementwiseLowering,
+    IndexMap,
+    Lanes,
+    LoweringError,
+    _aligned_map,
+    _reshape_map,
+)
 from ptxgen.ptx import f32_literal
 from ptxgen.schedule import Schedule, ScheduleError
 from ptxgen.targets import Target
@@ -149,7 +159,7 @@ class ReductionLowering(ElementwiseLowering):
         if not self.domain:
             return 1
         last = len(self.domain) - 1
-        along = [self.types[n].dtype.itemsize for n in self.types if last in self.domain_map(n)]
+        along = [self.types[n].dtype.itemsize for n in self.types if any(last in m for m in self.maps_of(n))]
         vector = max(1, self.schedule.vector_bytes // max(along, default=1))
         if vector > 1 and self.domain[-1] % vector:
             raise ScheduleError(f"vector of {vector} elements does not divide the innermost size {self.domain[-1]}")
@@ -187,29 +197,74 @@ class ReductionLowering(ElementwiseLowering):
                 self._store(param.type, self.base[param.name], self.value(value, index, ctx), index, ctx)
 
     def domain_map(self, name: str) -> IndexMap:
-        """Which domain dim indexes each dim of `name`, from how it was computed: a reduction
-        without keepdim drops the reduced dims, so its result is not right-aligned."""
-        instr = self.defs.get(name)
-        shape = self.types[name].shape
-        if instr is None or instr.op == Op.CONST:
-            return _aligned_map(shape, tuple(range(len(self.domain))), self.domain)
+        """Which domain dim indexes each dim of `name`: see `_value_maps`."""
+        return self._value_maps[name]
+
+    def maps_of(self, name: str) -> list[IndexMap]:
+        """The domain maps `name` is read or written at: a computed value's own; an input's or a
+        constant's, those its readers give it (one input may be read at several)."""
+        if name in self.defs and self.defs[name].op != Op.CONST:
+            return [self.domain_map(name)]
+        maps = [self._operand_map(name, instr, self._value_maps) for instr in self.kernel.body if name in instr.args]
+        returned = [self.domain_map(name)] if name in self.kernel.returns else []
+        return maps + returned or [self.domain_map(name)]
+
+    def _operand_map(self, name: str, reader: Instr, maps: dict[str, IndexMap]) -> IndexMap:
+        shape, result = self.types[name].shape, self.types[reader.result].shape
+        if reader.op in REDUCTIONS:
+            return tuple(range(len(self.domain)))  # a reduced operand spans the domain
+        if reader.op == Op.RESHAPE:
+            return _reshape_map(shape, result, maps[reader.result])
+        return _aligned_map(shape, maps[reader.result], result)
+
+    @cached_property
+    def _value_maps(self) -> dict[str, IndexMap]:
+        """Each value's domain map. A reduction fixes its result's (without keepdim it drops the
+        reduced dims, so the result is not right-aligned); fixed maps flow to the values computed
+        from it and back to the operands they are computed from, since the IR indexes an op's
+        operands alike: a per-row target beside a per-row loss, both of shape [rows], is read by
+        row. What nothing fixes is right-aligned to the domain (numpy broadcasting)."""
+        everything = tuple(range(len(self.domain)))
+        maps = {name: _aligned_map(t.shape, everything, self.domain) for name, t in self.types.items()}
+        fixed: set[str] = set()
+        while True:
+            known = len(fixed)
+            for instr in self.kernel.body:
+                if instr.result not in fixed and self._place_from_operands(instr, maps, fixed):
+                    fixed.add(instr.result)
+            for instr in reversed(self.kernel.body):
+                if instr.result in fixed and instr.op not in REDUCTIONS:
+                    for operand in set(instr.args) - fixed:
+                        maps[operand] = self._operand_map(operand, instr, maps)
+                        fixed.add(operand)
+            if len(fixed) == known:
+                return maps
+
+    def _place_from_operands(self, instr: Instr, maps: dict[str, IndexMap], fixed: set[str]) -> bool:
+        """Set `instr`'s result map from its operands'; whether that fixes it."""
+        shape = self.types[instr.result].shape
+        if instr.op == Op.CONST:
+            return False
         if instr.op in REDUCTIONS:
-            source = self.domain_map(instr.args[0])
             axes = set(instr.attr("axes"))  # type: ignore[arg-type]
-            if instr.attr("keepdim"):
-                return tuple(None if d in axes else m for d, m in enumerate(source))
-            return tuple(m for d, m in enumerate(source) if d not in axes)
+            source = maps[instr.args[0]]
+            kept = [None if d in axes else m for d, m in enumerate(source)]
+            maps[instr.result] = tuple(kept) if instr.attr("keepdim") else tuple(m for d, m in enumerate(source)
+                                                                                   if d not in axes)
+            return True
         if instr.op == Op.RESHAPE:
-            source = self.domain_map(instr.args[0])
-            carried = iter(m for n, m in zip(self.types[instr.args[0]].shape, source) if n != 1)
-            return tuple(None if n == 1 else next(carried) for n in shape)
-        maps = [(self.types[a].shape, self.domain_map(a)) for a in instr.args]
+            source = instr.args[0]
+            carried = iter(m for n, m in zip(self.types[source].shape, maps[source]) if n != 1)
+            maps[instr.result] = tuple(None if n == 1 else next(carried) for n in shape)
+            return source in fixed
+        operands = sorted(instr.args, key=lambda a: a not in fixed)  # fixed maps first
         result: list[int | None] = []
         for j, size in enumerate(shape):
-            from_operands = [m[j - len(shape) + len(s)] for s, m in maps
+            from_operands = [maps[a][j - len(shape) + len(s)] for a in operands for s in [self.types[a].shape]
                              if j - len(shape) + len(s) >= 0 and s[j - len(shape) + len(s)] == size != 1]
             result.append(from_operands[0] if from_operands else None)
-        return tuple(result)
+        maps[instr.result] = tuple(result)
+        return any(a in fixed for a in instr.args)
 
     def online_pairs(self) -> dict[str, tuple[Instr, str]]:
         """Softmax-shaped pairs an online pass can compute together: amax(X) = A and

@@ -19,6 +19,7 @@ from ir.frontend.aten import Call, rule_for, tensor_type
 from ir.frontend.builder import Builder, Unsupported
 from ir.frontend.problem import Problem, ProblemError, describe_error
 from ir.frontend.program import Glue, Program, ProgramInput, Region, ValueRef
+from ir.frontend.rewrites import sink_gathers
 from ir.kernel import Kernel, Param
 from ir.ops import MOVEMENT, REDUCTIONS
 from ir.typecheck import broadcast_shapes, typecheck
@@ -364,9 +365,12 @@ def _ir_typed(val: torch.Tensor) -> bool:
         return False
 
 
-def capture(problem: Problem, shapes_only: bool = False) -> Program:
+def capture(problem: Problem, shapes_only: bool = False, rewrite: bool = True) -> Program:
     """The problem's forward pass as fusion regions (IR kernels) and glue (`shapes_only`: traced on
-    the meta device, for lowering at production sizes without computing anything)."""
+    the meta device, for lowering at production sizes without computing anything; `rewrite`: with
+    the exact graph rewrites of `ir.frontend.rewrites`)."""
     exported, _ = export_problem(problem, shapes_only)
+    if rewrite:
+        sink_gathers(exported.graph_module.graph)
     return ProgramBuilder(problem.name, exported).build()
 
