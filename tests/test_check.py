@@ -263,6 +263,13 @@ def test_a_crash_a_hang_and_an_exception_are_verdicts(name, code):
         assert "no kernel for this shape" in report["reasons"][0]["message"]
 
 
+def test_a_death_after_the_report_keeps_what_the_check_found():
+    options = ck.CheckOptions(device="cpu", timing=False, sizes=dict(SMALL), timeout_s=60)
+    report = ck.check(HERE / "dies_at_exit.py", RELU, options, static=False)
+    assert report["verdict"] == "rejected" and {"crash", "thread"} <= ck.reason_codes(report), report
+    assert "after the target returned" in report["reasons"][0]["message"]
+
+
 # ---- the command line
 
 

@@ -551,7 +551,9 @@ def check(candidate: Path, reference: Path, options: CheckOptions = CheckOptions
     if outcome.status == "ok":
         report = outcome.result
     elif outcome.status in ("crash", "timeout"):
-        report = {"verdict": "rejected", "reasons": [], "seconds": round(outcome.seconds, 3)}
+        finished = outcome.result if isinstance(outcome.result, dict) else {}  # a death after the check's report
+        report = {"verdict": "rejected", "reasons": list(finished.get("reasons", [])),
+                  "seconds": round(outcome.seconds, 3)}
         reasons.append(Reason(outcome.status, outcome.error or outcome.status))
     else:
         report = {"verdict": "error", "reasons": [], "error": outcome.error, "seconds": round(outcome.seconds, 3)}
