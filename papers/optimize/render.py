@@ -6,6 +6,7 @@ beside eager PyTorch and torch.compile by the strict checker. Every number comes
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import sys
@@ -74,6 +75,13 @@ def _bound(report: dict[str, Any]) -> str:
     return "compute" if compute_s > memory_s else "memory"
 
 
+def provers(reproof: dict[str, Any]) -> str:
+    """Which commits' provers proved the problems again, with how many problems each."""
+    commits = reproof.get("commits") or {name: reproof["environment"]["commit"] for name in reproof["problems"]}
+    counts = collections.Counter(commits.values())
+    return " and ".join(f"commit {c} ({n} problem{'s' * (n > 1)})" for c, n in counts.most_common())
+
+
 def _reproof() -> dict[str, Any]:
     path = HERE / "reproof.json"
     return json.loads(path.read_text()) if path.exists() else {"problems": {}}
@@ -111,8 +119,8 @@ def render(results: dict[str, Any], reproof: dict[str, Any] | None = None) -> st
         env = reproof["environment"]
         lines += [f"- \"proof at run time\": the gate's verdict when the search ran; \"proved again\": the same PTX "
                   f"(the one model_new.py embeds, else the chosen schedule lowered again to the PTX the run recorded) "
-                  f"proved by `papers/optimize/reprove.py` with the prover of commit {env['commit']} ({env['device']}, "
-                  f"{env['cores']} cores, {env['date'][:10]}); the list below the table is in its words."]
+                  f"proved by `papers/optimize/reprove.py` with the prover of {provers(reproof)} ({env['device']}, "
+                  f"{env['cores']} cores, last on {env['date'][:10]}); the list below the table is in its words."]
     lines += [""]
     lines += ["| problem | attempts | search s | ours us | eager us | torch.compile us | vs best | of copy | "
               "proof at run time | proved again | module |", "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|"]

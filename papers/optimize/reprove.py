@@ -104,6 +104,8 @@ def main() -> int:
     results = json.loads((HERE / "results.json").read_text())["problems"]
     out_path = HERE / "reproof.json"
     out = json.loads(out_path.read_text()) if out_path.exists() else {"problems": {}}
+    earlier = out.get("environment", {}).get("commit")  # what proved the problems not run again here
+    commits = out.setdefault("commits", {name: earlier for name in out["problems"]} if earlier else {})
     out["environment"] = {"device": cpu_name(), "cores": os.cpu_count(), "z3": z3.get_version_string(),
                           "commit": commit(),
                           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
@@ -111,6 +113,7 @@ def main() -> int:
     for index, name in enumerate(names):
         rows = reproof(HERE / "runs" / name.replace("/", "__"), name, results[name])
         out["problems"][name] = rows
+        commits[name] = out["environment"]["commit"]
         print(f"[{index + 1}/{len(names)}] {name}: " + "; ".join(f"{r['verdict']} ({r.get('seconds', 0):.1f} s)"
                                                                   for r in rows), flush=True)
         out_path.write_text(json.dumps(out, indent=1) + "\n")

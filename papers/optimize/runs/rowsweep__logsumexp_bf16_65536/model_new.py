@@ -156,10 +156,10 @@ _KERNELS = {
 .reqntid 256, 1, 1
 .reqnctapercluster 2, 1, 1
 {
-	.reg .b16 %h<129>;
+	.reg .b16 %h<130>;
 	.reg .b32 %r<87>;
 	.reg .b64 %rd<37>;
-	.reg .f32 %f<1511>;
+	.reg .f32 %f<1512>;
 	.reg .pred %p<292>;
 	.shared .align 8 .b8 row_partials[64];
 	.shared .align 8 .b8 cluster_partials[16];
@@ -177,7 +177,7 @@ _KERNELS = {
 	mov.u32 %r5, cluster_partials;
 	mov.u32 %r6, %cluster_ctarank;
 	mov.u32 %r7, %clusterid.x;
-	mov.u32 %r8, %nctaid.x;
+	mov.u32 %r8, %nclusterid.x;
 $L_rows_1:
 	mul.lo.u32 %r9, %r7, 1;
 	setp.ge.u32 %p0, %r9, 2048;
@@ -2415,11 +2415,13 @@ $L_rows_1:
 	setp.eq.f32 %p290, %f1508, %f0;
 	selp.f32 %f1509, %f1, %f1468, %p290;
 	add.rn.f32 %f1510, %f1507, %f1509;
+	cvt.rn.bf16.f32 %h128, %f1510;
+	cvt.f32.bf16 %f1511, %h128;
 	div.u32 %r86, %r17, 65536;
 	mad.wide.u32 %rd36, %r86, 2, %rd3;
 	setp.eq.u32 %p291, %r14, 0;
-	cvt.rn.bf16.f32 %h128, %f1510;
-	@%p291 st.global.b16 [%rd36], %h128;
+	cvt.rn.bf16.f32 %h129, %f1511;
+	@%p291 st.global.b16 [%rd36], %h129;
 $L_done_2:
 	barrier.cluster.arrive.release.aligned;
 	barrier.cluster.wait.acquire.aligned;

@@ -176,7 +176,7 @@ _KERNELS = {
 	mov.u32 %r5, cluster_partials;
 	mov.u32 %r6, %cluster_ctarank;
 	mov.u32 %r7, %clusterid.x;
-	mov.u32 %r8, %nctaid.x;
+	mov.u32 %r8, %nclusterid.x;
 $L_rows_1:
 	mul.lo.u32 %r9, %r7, 1;
 	setp.ge.u32 %p0, %r9, 512;

@@ -177,7 +177,7 @@ _KERNELS = {
 	mov.u32 %r6, cluster_partials;
 	mov.u32 %r7, %cluster_ctarank;
 	mov.u32 %r8, %clusterid.x;
-	mov.u32 %r9, %nctaid.x;
+	mov.u32 %r9, %nclusterid.x;
 $L_rows_1:
 	mul.lo.u32 %r10, %r8, 1;
 	setp.ge.u32 %p0, %r10, 512;
