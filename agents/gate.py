@@ -47,9 +47,11 @@ def _rejected(stage: str, reason: str, stages: dict[str, Any], **extra: Any) -> 
     return {"verdict": stage, "feedback": f"{stage}: {reason}", "stages": stages, **extra}
 
 
-def _proof(job: CpuJob, ptx: str, launch: Launch, kernel: Any, approx: bool) -> tuple[dict[str, Any], str | None]:
-    """The proof stage's record and, where it rejects, the reason."""
-    obligations = prove_kernel(ptx, launch, kernel, approx)
+def _proof(job: CpuJob, ptx: str, launch: Launch, kernel: Any, schedule: Any) -> tuple[dict[str, Any], str | None]:
+    """The proof stage's record and, where it rejects, the reason (the values as the schedule's
+    form of math and precision compute them)."""
+    obligations = prove_kernel(ptx, launch, kernel, bool(getattr(schedule, "approx_math", False)),
+                               bool(getattr(schedule, "fp32_intermediates", False)))
     status = verdict(obligations)
     unproved = [o for o in obligations if o.status != "proved"]
     record = {"status": status, "seconds": round(sum(o.seconds for o in obligations), 3),
@@ -128,8 +130,7 @@ def _stages(job: CpuJob) -> dict[str, Any]:
         stages["ptxas"] = {"status": "passed"}
         found["resources"] = dataclasses.asdict(resources)
     if job.prove:
-        stages["proof"], reason = _proof(job, ptx, Launch.of(lowered.launch), kernel,
-                                         bool(getattr(schedule, "approx_math", False)))
+        stages["proof"], reason = _proof(job, ptx, Launch.of(lowered.launch), kernel, schedule)
         if reason is not None:
             return _rejected("proof", reason, stages, **found)
     else:

@@ -6,6 +6,7 @@ inconclusive, never proved."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -370,6 +371,25 @@ def test_the_wrong_form_of_a_formula_is_not_proved() -> None:
     # only through ex2.approx (uninterpreted), so the verdict is inconclusive, never proved
     values = {o.name: o for o in prove_kernel(*lowered(EXP), EXP, approx=True)}[VALUES]
     assert values.status == "inconclusive" and "ex2.approx.f32" in values.detail, values
+
+
+BF16_CHAIN = parse("kernel k(%x: bf16[2048]) -> (%y: bf16[2048]) {\n  %s = mul(%x, %x)\n  %t = add(%s, %x)\n"
+                   "  %y = mul(%t, %x)\n  return %y\n}")
+BF16_ROW_SUM = parse("kernel k(%x: bf16[64, 512]) -> (%y: bf16[64, 1]) {\n  %s = mul(%x, %x)\n"
+                     "  %y = sum(%s, axes=[1], keepdim=true)\n  return %y\n}")
+
+
+@pytest.mark.parametrize("kernel", [BF16_CHAIN, BF16_ROW_SUM], ids=["elementwise", "row sum"])
+def test_values_kept_in_float32_between_ops_are_proved_at_the_schedules_precision(kernel: Kernel) -> None:
+    schedule = default_schedule(kernel, H100)
+    kept = lowered(kernel, dataclasses.replace(schedule, fp32_intermediates=True))
+    rounded = lowered(kernel, schedule)
+    assert kept[0] != rounded[0]  # the kernels differ: one rounds to bf16 after each op
+    assert {o.name: o for o in prove_kernel(*kept, kernel, False, True)}[VALUES].status == "proved"
+    assert {o.name: o for o in prove_kernel(*rounded, kernel, False, False)}[VALUES].status == "proved"
+    # each kernel against the other precision: the solver shows an element they round apart
+    assert {o.name: o for o in prove_kernel(*kept, kernel, False, False)}[VALUES].status == "refuted"
+    assert {o.name: o for o in prove_kernel(*rounded, kernel, False, True)}[VALUES].status == "refuted"
 
 
 def test_a_wrong_coefficient_inside_a_formula_is_not_proved() -> None:

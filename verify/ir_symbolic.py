@@ -2,7 +2,8 @@
 IR's. Inputs are byte arrays (one z3 Array per input, indexed by byte), the element by a symbolic
 flat index. Numerics follow the interpreter's native precision: float32 arithmetic with one
 rounding per op, half types (bf16, f16) computed in float32 and rounded to their type after each
-op; `maximum`/`minimum` propagate NaN and order -0.0 below +0.0.
+op (or, for a schedule that keeps float32 between ops, only where stored); `maximum`/`minimum`
+propagate NaN and order -0.0 below +0.0.
 
 Only elementwise kernels have a term here. An op with no exact IEEE meaning (exp, tanh, erf, x**y)
 is, when the caller names the schedule's form (`approx`), the formula of ptxgen.mathlib that form
@@ -42,14 +43,14 @@ def accumulated(instr: Instr) -> z3.FuncDeclRef:
     return z3.Function(f"accumulated {instr.op.value} {instr.result}", z3.BitVecSort(64), F32)
 
 
-# A reduction's value from its accumulated value: mean multiplies by 1/n (in float32, as
-# PyTorch's mean does), then the result is rounded to its dtype.
-ACCUMULATED: dict[Op, Callable[[Value, int, DType], Value]] = {
-    Op.SUM: lambda total, n, dtype: _round(total, dtype),
-    Op.MEAN: lambda total, n, dtype: _round(z3.fpMul(RNE, total, z3.FPVal(float(struct.unpack(
-        "<f", struct.pack("<f", 1.0 / n))[0]), F32)), dtype),
-    Op.AMAX: lambda total, n, dtype: _round(total, dtype),
-    Op.AMIN: lambda total, n, dtype: _round(total, dtype),
+# A reduction's float32 value from its accumulated value: mean multiplies by 1/n (in float32, as
+# PyTorch's mean does); the result is then rounded to its dtype like any op's.
+ACCUMULATED: dict[Op, Callable[[Value, int], Value]] = {
+    Op.SUM: lambda total, n: total,
+    Op.MEAN: lambda total, n: z3.fpMul(RNE, total, z3.FPVal(float(struct.unpack("<f", struct.pack("<f", 1.0 / n))[0]),
+                                                             F32)),
+    Op.AMAX: lambda total, n: total,
+    Op.AMIN: lambda total, n: total,
 }
 
 
@@ -58,6 +59,14 @@ def _round(value: Value, dtype: DType) -> Value:
     if dtype in HALF_SORTS:
         return z3.fpFPToFP(RNE, z3.fpFPToFP(RNE, value, HALF_SORTS[dtype]), F32)
     return value
+
+
+def _unrounded(value: Value, dtype: DType) -> Value:
+    """A float32 value kept as it is, whatever `dtype` (half values kept in float32)."""
+    return value
+
+
+Rounding = Callable[[Value, DType], Value]
 
 
 def _ordered(pick_larger: bool) -> Callable[[Value, Value], Value]:
@@ -141,7 +150,7 @@ def describe(bits: int, dtype: DType) -> str:
     return f"{bits:#x}"
 
 
-def _const(instr: Instr) -> Value:
+def _const(instr: Instr, round_to: Rounding) -> Value:
     value = instr.attr("value")
     number = NON_FINITE[value] if isinstance(value, str) else value
     dtype = instr.type.dtype  # type: ignore[union-attr]
@@ -150,20 +159,20 @@ def _const(instr: Instr) -> Value:
     if dtype == DType.BOOL:
         return z3.BoolVal(bool(number))
     literal = z3.fpNaN(F32) if math.isnan(number) else z3.FPVal(float(number), F32)
-    return _round(literal, dtype)
+    return round_to(literal, dtype)
 
 
-def _cast(value: Value, source: DType, target: DType) -> Value:
+def _cast(value: Value, source: DType, target: DType, round_to: Rounding) -> Value:
     """A cast as the interpreter makes it: an integer to float32 rounded once to nearest (numpy's
     astype), then to a half type; a bool to 1.0 or 0.0."""
     if source == target:
         return value
     if source.is_float and target.is_float:
-        return _round(value, target)
+        return round_to(value, target)
     if source in INT_BITS and target.is_float:
         if not z3.is_bv(value):  # a reduction's accumulated value: float32 sums only are modelled
             raise Inexact(f"a {source} reduction cast to {target}: integer reductions are not modelled yet")
-        return _round(z3.fpSignedToFP(RNE, value, F32), target)
+        return round_to(z3.fpSignedToFP(RNE, value, F32), target)
     if source == DType.BOOL and target.is_float:
         return z3.If(value, z3.FPVal(1.0, F32), z3.FPVal(0.0, F32))
     raise Inexact(f"cast from {source} to {target}: not modelled yet")
@@ -199,7 +208,7 @@ class IrTerms:
     """Terms of a kernel's values at given coordinates, memoised per (value, coordinates)."""
 
     def __init__(self, kernel: Kernel, inputs: dict[str, z3.ArrayRef], opaque: bool = False,
-                 approx: bool | None = None, reductions: bool = False) -> None:
+                 approx: bool | None = None, reductions: bool = False, keep_f32: bool = False) -> None:
         """`opaque`: ops without an exact IEEE meaning become uninterpreted functions (one per op
         and dtype) instead of raising Inexact: equal arguments give equal results, nothing more is
         known of them (`opaque_ops` lists those used). `approx`: the form (approximate or not) of
@@ -208,7 +217,9 @@ class IrTerms:
         uninterpreted float32 function `accumulated` gives (of the reduced element's flat index):
         its value modulo the order of accumulation, followed by the op's own last steps (mean's
         product with 1/n, the rounding to the result's dtype); `uses` lists each such element
-        asked for. Other reductions raise Inexact."""
+        asked for. Other reductions raise Inexact. `keep_f32`: the schedule keeps bf16/f16 values
+        in float32 between ops (its `fp32_intermediates`): they are rounded to their type only
+        where stored, not after each op or cast."""
         unmodelled = [i.op for i in kernel.body if i.op == Op.MATMUL or
                       (i.op in REDUCTIONS and not (reductions and i.op in ACCUMULATED))]
         if unmodelled:
@@ -217,6 +228,7 @@ class IrTerms:
         self.kernel, self.inputs, self.opaque = kernel, inputs, opaque
         self.opaque_ops: set[str] = set()
         self.approx = approx
+        self.round_to: Rounding = _unrounded if keep_f32 else _round
         self.formulas: set[str] = set()
         self.defs = {i.result: i for i in kernel.body}
         self.types: dict[str, TensorType] = {p.name: p.type for p in kernel.inputs}
@@ -237,10 +249,11 @@ class IrTerms:
             return self._load(name, type_, own)
         instr = self.defs[name]
         if instr.op == Op.CONST:
-            return _const(instr)
+            return _const(instr, self.round_to)
         if instr.op in ACCUMULATED:
             self.uses.append((instr, own.flat))
-            return ACCUMULATED[instr.op](accumulated(instr)(own.flat), self.reduced_count(instr), instr.type.dtype)
+            total = ACCUMULATED[instr.op](accumulated(instr)(own.flat), self.reduced_count(instr))
+            return self.round_to(total, instr.type.dtype)  # type: ignore[union-attr]
         if instr.op == Op.RESHAPE:  # the same flat index in the source's shape
             return self.value(instr.args[0], At(own.flat, self.types[instr.args[0]].shape, own.scaled))
         return self._apply(instr, [self.value(a, own) for a in instr.args])
@@ -270,7 +283,7 @@ class IrTerms:
         if instr.op == Op.WHERE:
             return z3.If(args[0], args[1], args[2])
         if instr.op == Op.CAST:
-            return _cast(args[0], source, instr.attr("to"))  # type: ignore[arg-type]
+            return _cast(args[0], source, instr.attr("to"), self.round_to)  # type: ignore[arg-type]
         if instr.op in COMPARISONS and source.is_float:
             return COMPARISONS[instr.op](*args)
         if instr.op in EXACT_COMPARISONS and (source == DType.BOOL or source in INT_BITS):
@@ -280,13 +293,13 @@ class IrTerms:
         formula = self._formula(instr) if dtype.is_float else None
         if formula is not None:
             self.formulas.add(instr.op.value)
-            return _round(recipes.evaluate(formula, list(args)), dtype)
+            return self.round_to(recipes.evaluate(formula, list(args)), dtype)
         if instr.op in FLOAT_OPS and dtype.is_float:
-            return _round(_float_op(instr.op, len(args))(*args), dtype)
+            return self.round_to(_float_op(instr.op, len(args))(*args), dtype)
         if self.opaque and dtype.is_float and all(z3.is_fp(a) for a in args):
             name = f"{instr.op.value} {dtype.value}"
             self.opaque_ops.add(name)
-            return _round(z3.Function(name, *[F32] * len(args), F32)(*args), dtype)
+            return self.round_to(z3.Function(name, *[F32] * len(args), F32)(*args), dtype)
         raise Inexact(f"{instr.op} on {dtype}: no exact IEEE meaning; its lowering is tested numerically, not proved")
 
     def _formula(self, instr: Instr) -> recipes.Program | None:

@@ -1942,10 +1942,12 @@ class Prover:
         return z3.And(z3.UGE(byte, b), z3.ULT(cta, tile.launch.ctas), z3.ULT(tid, tile.launch.threads),
                       self._thread_covers(access, param, byte, cta, tid))
 
-    def values_equal_the_ir(self, ir: Kernel, approx: bool | None = None) -> tuple[str, str]:
+    def values_equal_the_ir(self, ir: Kernel, approx: bool | None = None,
+                            fp32_intermediates: bool = False) -> tuple[str, str]:
         """Every stored element equals the IR's value for that element (NaN equals any NaN); ops
         with no exact meaning are mathlib's formulas for the schedule's form `approx` (None: not
-        known, and such ops are left inconclusive)."""
+        known, and such ops are left inconclusive); with `fp32_intermediates` (the schedule's),
+        half-precision values are rounded to their type only where stored."""
         params = [p.name for p in self.tile.entry.params]
         self.reduction_trees: reductions.Trees | None = None
         unfollowed = self.tile.protocol.unfollowed
@@ -1955,7 +1957,7 @@ class Prover:
                                     "where the launch is one CTA")
         try:
             terms = IrTerms(ir, {p.name: self.tile.bytes_of(params[i]) for i, p in enumerate(ir.inputs)},
-                            approx=approx, reductions=True)
+                            approx=approx, reductions=True, keep_f32=fp32_intermediates)
             reduced = any(i.op in REDUCTIONS for i in ir.body)
             for index, output in enumerate(ir.outputs):
                 for store in self.value_stores(params[len(ir.inputs) + index], reduced):
@@ -2206,18 +2208,20 @@ def inputs_reduced_in_full(ir: Kernel) -> list[int]:
     return sorted(reduced)
 
 
-def prove_kernel(ptx: str, launch: Launch, ir: Kernel, approx: bool | None = None) -> list[Obligation]:
+def prove_kernel(ptx: str, launch: Launch, ir: Kernel, approx: bool | None = None,
+                 fp32_intermediates: bool = False) -> list[Obligation]:
     """Every obligation of a kernel lowered from `ir`: the memory obligations at the IR's shapes,
-    then the output values (`approx`: the schedule's form of math, see `values_equal_the_ir`)."""
+    then the output values (`approx`, `fp32_intermediates`: the schedule's form of math and
+    precision, see `values_equal_the_ir`)."""
     params = list(ir.inputs) + list(ir.outputs)
     sizes = [math.prod(p.type.shape) * p.type.dtype.itemsize for p in params]
     return prove_memory(ptx, launch, sizes, [p.name for p in params], set(range(len(ir.inputs), len(params))),
-                        ir=ir, approx=approx)
+                        ir=ir, approx=approx, fp32_intermediates=fp32_intermediates)
 
 
 def prove_memory(ptx: str, launch: Launch, sizes: list[int], names: list[str], outputs: set[int],
                  kernel: str | None = None, ir: Kernel | None = None, values: bool = True,
-                 approx: bool | None = None) -> list[Obligation]:
+                 approx: bool | None = None, fp32_intermediates: bool = False) -> list[Obligation]:
     """The memory obligations of a kernel whose parameters are buffers of `sizes` bytes, known to
     the user as `names`; parameters `outputs` are written. With the IR, also that inputs it reduces
     are read in full, and (with `values`) the output values. Unsupported features give one
@@ -2259,7 +2263,7 @@ def prove_memory(ptx: str, launch: Launch, sizes: list[int], names: list[str], o
             param = params[index]
             results.append(prover.timed(f"{prover.names[param]} read in full", lambda p=param: prover.read_in_full(p)))
     if ir is not None and values:
-        results.append(prover.timed(VALUES, lambda: prover.values_equal_the_ir(ir, approx)))
+        results.append(prover.timed(VALUES, lambda: prover.values_equal_the_ir(ir, approx, fp32_intermediates)))
     replayable = Replayable(ptx, launch, params, sizes, names, outputs, ir, kernel)
     for obligation in results:
         if obligation.status == "refuted":
@@ -2291,8 +2295,9 @@ def prove_manifest(manifest_path: Path, kernel: str | None = None) -> Iterator[K
             yield KernelProof(entry["name"], [Obligation("lowered", "inconclusive", entry.get("reason", ""))])
             continue
         ir, ptx, launch = lowered_files(manifest_path, entry)
-        approx = entry.get("schedule", {}).get("approx_math")
-        yield KernelProof(entry["name"], prove_kernel(ptx, launch, ir, approx))
+        schedule = entry.get("schedule", {})
+        yield KernelProof(entry["name"], prove_kernel(ptx, launch, ir, schedule.get("approx_math"),
+                                                      schedule.get("fp32_intermediates", False)))
 
 
 from verify import reductions  # noqa: E402  (last: it builds on this module's types)

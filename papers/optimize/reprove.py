@@ -83,7 +83,8 @@ def reproof(run: Path, problem: str, report: dict[str, Any]) -> list[dict[str, A
             rows.append({"region": region["region"], "verdict": "not proved", "reason": chosen})
             continue
         started = time.perf_counter()
-        obligations = prove_kernel(*chosen, kernels[region["region"]], best["schedule"].get("approx_math"))
+        obligations = prove_kernel(*chosen, kernels[region["region"]], best["schedule"].get("approx_math"),
+                                   best["schedule"].get("fp32_intermediates", False))
         rows.append({"region": region["region"], "verdict": verdict(obligations),
                      "seconds": round(time.perf_counter() - started, 2), "obligations": len(obligations),
                      "unproved": [f"{o.name}: {o.status}: {o.detail}"[:400] for o in obligations

@@ -38,7 +38,8 @@ def proof_of(kernel: Any) -> dict[str, Any]:
     lowered = lower(kernel, default_schedule(kernel, TARGET), TARGET)
     started = time.perf_counter()
     approx = getattr(lowered.schedule, "approx_math", None)
-    obligations = prove_kernel(lowered.ptx, Launch.of(lowered.launch), kernel, approx)
+    keep_f32 = getattr(lowered.schedule, "fp32_intermediates", False)
+    obligations = prove_kernel(lowered.ptx, Launch.of(lowered.launch), kernel, approx, keep_f32)
     return {"kernel": kernel.name, "schedule": lowered.schedule.to_dict(), "verdict": verdict(obligations),
             "seconds": time.perf_counter() - started, "obligations": [o.to_dict() for o in obligations]}
 
