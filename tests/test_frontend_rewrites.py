@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ir.frontend import Program, capture, load_problem, run_program
+from ir.frontend import Program, capture, format_program, load_problem, run_program
 from ir.interp import Precision
 
 TEMPLATE = """
@@ -69,6 +69,8 @@ def test_cross_entropy_reads_the_logits_once_and_writes_no_row(tmp_path: Path, d
     assert (12, 40) in written_shapes(plain) and gathers(plain) == ["%_log_softmax"]
     assert (12, 40) not in written_shapes(program)
     assert gathers(program) == ["%x"]
+    assert len(program.rewrites) == 1 and "# rewrite: " + program.rewrites[0] in format_program(program)
+    assert not plain.rewrites
     readers = [r.kernel.name for r in program.regions if "x" in r.inputs]
     assert len(readers) == 1  # one kernel reads the logits: the rows' statistics and the loss
     assert_same_as_unrewritten(path)
@@ -89,5 +91,5 @@ def test_a_gathered_softmax_is_the_gathered_input_over_the_rows_statistics(tmp_p
 def test_the_rule_leaves_other_gathers_alone(tmp_path: Path, body: str) -> None:
     path = problem_path(tmp_path, body)
     program = capture(load_problem(path))
-    assert gathers(program) == ["%_log_softmax"]
+    assert gathers(program) == ["%_log_softmax"] and not program.rewrites
     assert_same_as_unrewritten(path)

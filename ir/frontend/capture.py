@@ -3,6 +3,7 @@ the IR covers, partition it into fusion regions, and leave the rest to PyTorch a
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import re
 import warnings
@@ -370,7 +371,6 @@ def capture(problem: Problem, shapes_only: bool = False, rewrite: bool = True) -
     the meta device, for lowering at production sizes without computing anything; `rewrite`: with
     the exact graph rewrites of `ir.frontend.rewrites`)."""
     exported, _ = export_problem(problem, shapes_only)
-    if rewrite:
-        sink_gathers(exported.graph_module.graph)
-    return ProgramBuilder(problem.name, exported).build()
+    rewrites = sink_gathers(exported.graph_module.graph) if rewrite else []
+    return dataclasses.replace(ProgramBuilder(problem.name, exported).build(), rewrites=tuple(rewrites))
 

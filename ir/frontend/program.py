@@ -73,6 +73,7 @@ class Program:
     steps: tuple[Step, ...]
     outputs: tuple[Any, ...]
     state: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
+    rewrites: tuple[str, ...] = ()  # exact graph rewrites applied before partitioning (ir.frontend.rewrites)
 
     @property
     def regions(self) -> tuple[Region, ...]:
@@ -166,6 +167,7 @@ def format_program(program: Program) -> str:
     for item in program.inputs:
         described = f"{item.kind} {item.source}" if item.kind != "input" else f"forward argument {item.source}"
         lines.append(f"#   %{item.name}: {item.type or 'not a tensor'}  ({described})")
+    lines += [f"# rewrite: {r}" for r in program.rewrites]
     for step in program.steps:
         if isinstance(step, Region):
             ins, outs = ", ".join(f"%{n}" for n in step.inputs), ", ".join(f"%{n}" for n in step.outputs)

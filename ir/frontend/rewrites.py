@@ -110,13 +110,14 @@ def _sink_gather(graph: torch.fx.Graph, gather: torch.fx.Node, softmax: torch.fx
     graph.erase_node(softmax)
 
 
-def sink_gathers(graph: torch.fx.Graph) -> int:
-    """Apply the gather rule wherever it matches; the number of gathers moved."""
-    moved = 0
+def sink_gathers(graph: torch.fx.Graph) -> list[str]:
+    """Apply the gather rule wherever it matches; what was rewritten, one line each."""
+    done = []
     for node in list(graph.nodes):
         if node.op == "call_function" and node.target is aten.gather.default:
             softmax = _gathered_softmax(node)
             if softmax is not None:
+                done.append(f"%{node.name} = gather(%{softmax.name}) reads %{softmax.args[0].name} at the gathered "
+                            f"positions and the rows' statistics (%{softmax.name} is not written)")
                 _sink_gather(graph, node, softmax)
-                moved += 1
-    return moved
+    return done

@@ -78,8 +78,8 @@ def _bound(report: dict[str, Any]) -> str:
 def provers(reproof: dict[str, Any]) -> str:
     """Which commits' provers proved the problems again, with how many problems each."""
     commits = reproof.get("commits") or {name: reproof["environment"]["commit"] for name in reproof["problems"]}
-    counts = collections.Counter(commits.values())
-    return " and ".join(f"commit {c} ({n} problem{'s' * (n > 1)})" for c, n in counts.most_common())
+    parts = [f"{c} ({n} problem{'s' * (n > 1)})" for c, n in collections.Counter(commits.values()).most_common()]
+    return f"commit {parts[0]}" if len(parts) == 1 else f"commits {', '.join(parts[:-1])} and {parts[-1]}"
 
 
 def _reproof() -> dict[str, Any]:
