@@ -373,6 +373,20 @@ def test_the_wrong_form_of_a_formula_is_not_proved() -> None:
     assert values.status == "inconclusive" and "ex2.approx.f32" in values.detail, values
 
 
+ROW_LOSS = parse("kernel k(%x: f32[16, 16], %t: i64[16]) -> (%y: f32[16]) {\n"
+                 "  %m = amax(%x, axes=[1], keepdim=false)\n  %c = ne(%t, %t)\n  %y = where(%c, %m, %m)\n"
+                 "  return %y\n}")
+
+
+def test_a_per_row_store_whose_lanes_and_rows_weigh_alike_is_covered() -> None:
+    # 32 threads a row, 4 columns a thread, rows of 16: lanes 4-31 index past their row, so lane
+    # and row bits of the per-row store's offset have the same weights; the row's lane 0 stores
+    schedule = RowSchedule(vector_bytes=16, block_size=256, threads_per_row=32, cache_row=True)
+    obligations = {o.name: o for o in prove_kernel(*lowered(ROW_LOSS, schedule), ROW_LOSS)}
+    assert obligations["%y written at least once"].status == "proved", obligations["%y written at least once"]
+    assert verdict(list(obligations.values())) == "proved"
+
+
 BF16_CHAIN = parse("kernel k(%x: bf16[2048]) -> (%y: bf16[2048]) {\n  %s = mul(%x, %x)\n  %t = add(%s, %x)\n"
                    "  %y = mul(%t, %x)\n  return %y\n}")
 BF16_ROW_SUM = parse("kernel k(%x: bf16[64, 512]) -> (%y: bf16[64, 1]) {\n  %s = mul(%x, %x)\n"

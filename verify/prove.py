@@ -1923,14 +1923,24 @@ class Prover:
         runs of bits of one index whose weights double make a field (a row, a lane), each field's
         value the quotient by its weight, largest weight first (bits of weight 0 left clear). The pick
         is only a candidate: the query checks that this thread exists, makes the access and covers the byte."""
+        fields = sorted(_fields(weights), key=lambda f: -f[0])
+        picks = [fields]
+        if len({f[0] for f in fields}) < len(fields):  # fields of one weight: which takes the quotient is
+            picks += [[f for f in fields if f is not left] for left in fields]  # ambiguous; also try each at 0
+        # the last CTA's store of a place no CTA index picks: that CTA makes it
+        last = LAST_CTA in {str(s) for s in _free_symbols(access.condition, self.tile)} and \
+            all(n != "cta" or not w for w, n, _ in weights)
+        return z3.Or(*(self._covers_by_pick(access, param, byte, b, pick, last) for pick in picks))
+
+    def _covers_by_pick(self, access: Access, param: str, byte: z3.BitVecRef, b: int,
+                        fields: list[tuple[int, str, int, int]], last: bool) -> z3.BoolRef:
+        """`byte` is covered by `access` of the thread the division of byte - b by `fields` picks
+        (`last`: the CTA index is the last CTA's, as no CTA bit weighs)."""
         tile = self.tile
         width = max(self.sizes[param].bit_length() + 1, 8)  # byte - b < size: the division in this many bits
         rest: z3.BitVecRef = z3.Extract(width - 1, 0, byte - b)
-        # the last CTA's store of a place no CTA index picks: that CTA makes it
-        last = LAST_CTA in {str(s) for s in _free_symbols(access.condition, tile)} and \
-            all(n != "cta" or not w for w, n, _ in weights)
         index = {"cta": tile.last if last else z3.BitVecVal(0, 32), "tid": z3.BitVecVal(0, 32)}
-        for weight, name, low, bits in sorted(_fields(weights), key=lambda f: -f[0]):
+        for weight, name, low, bits in fields:
             if weight >> width:
                 continue  # a field this heavy is 0 for every byte of the buffer
             quotient = z3.UDiv(rest, weight)
