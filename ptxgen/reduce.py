@@ -252,10 +252,9 @@ class ReductionLowering(ElementwiseLowering):
             maps[instr.result] = tuple(kept) if instr.attr("keepdim") else tuple(m for d, m in enumerate(source)
                                                                                    if d not in axes)
             return True
-        if instr.op == Op.RESHAPE:
+        if instr.op == Op.RESHAPE:  # the non-unit dims correspond in order, read the other way
             source = instr.args[0]
-            carried = iter(m for n, m in zip(self.types[source].shape, maps[source]) if n != 1)
-            maps[instr.result] = tuple(None if n == 1 else next(carried) for n in shape)
+            maps[instr.result] = _reshape_map(shape, self.types[source].shape, maps[source])
             return source in fixed
         operands = sorted(instr.args, key=lambda a: a not in fixed)  # fixed maps first
         result: list[int | None] = []
