@@ -350,6 +350,34 @@ def test_a_difference_sampling_misses_is_found_by_the_search(monkeypatch) -> Non
     assert values.status == "refuted" and "reproduced on the emulator" in values.replay, values
 
 
+def test_a_value_query_the_solver_gives_up_on_is_tried_again_with_other_seeds(monkeypatch) -> None:
+    """The first try's answer stands where it decides; where it gives up, each further seed is tried
+    until one decides (a stand-in solver gives up on the seeds it is told to)."""
+    check = prove_module._check
+    tried: list[int] = []
+
+    def giving_up_on(seeds: set[int]):
+        def stand_in(constraints, timeout_ms=prove_module.PROOF_TIMEOUT_MS, logic=None, seed=0):  # type: ignore[no-untyped-def]
+            if logic == prove_module.VALUE_LOGIC and any(z3.is_not(c) for c in constraints[-1:]):
+                tried.append(seed)
+                if seed in seeds:
+                    return z3.unknown, "timeout"
+            return check(constraints, timeout_ms, logic, seed)
+        return stand_in
+
+    kernel, old, new = VALUE_MUTANTS["int_cast_rounds_toward_zero"]
+    ptx, launch = lowered(kernel)
+    monkeypatch.setattr(prove_module, "_check", giving_up_on({0}))
+    values = {o.name: o for o in prove_kernel(ptx.replace(old, new, 1), launch, kernel)}[VALUES]
+    assert values.status == "refuted" and "as element" in values.detail, values
+    assert 0 in tried and prove_module.RETRY_SEEDS[0] in tried
+    tried.clear()
+    monkeypatch.setattr(prove_module, "_check", giving_up_on({0, *prove_module.RETRY_SEEDS}))
+    values = {o.name: o for o in prove_kernel(ptx.replace(old, new, 1), launch, kernel)}[VALUES]
+    assert values.status == "inconclusive" and "gave up" in values.detail, values
+    assert set(prove_module.RETRY_SEEDS) <= set(tried)
+
+
 EXP = parse("kernel k(%x: f32[4096]) -> (%y: f32[4096]) {\n  %y = exp(%x)\n  return %y\n}")
 
 

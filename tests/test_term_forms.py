@@ -4,6 +4,11 @@ rewrites are for."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import z3
 
 from verify.prove import Canonical, equal_by_congruence
@@ -28,6 +33,26 @@ def test_operands_of_commutative_operations_are_put_in_one_order() -> None:
     canonical = Canonical()
     assert canonical(first).eq(canonical(second))
     assert equivalent(canonical(first), first)
+
+
+CANONICAL_ORDER = """
+import z3
+from verify.prove import Canonical
+canonical = Canonical()
+x, y = z3.FPs("x y", z3.Float32())
+for k in range(12):
+    a, b = z3.BitVecs(f"a{k} b{k}", 32)
+    print(canonical(z3.fpAdd(z3.RNE(), z3.fpBVToFP(a * 3, z3.Float32()), z3.fpBVToFP(b + 1, z3.Float32()))).sexpr())
+"""
+
+
+def test_the_order_is_the_same_in_every_process() -> None:
+    """Not of Python's string hashing, which PYTHONHASHSEED varies: the order of a query's operands,
+    and with it the solver's time, would change from one run to the next."""
+    root = Path(__file__).resolve().parents[1]
+    printed = {subprocess.run([sys.executable, "-c", CANONICAL_ORDER], capture_output=True, text=True, check=True,
+                              cwd=root, env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
+    assert len(printed) == 1 and printed.pop().count("fp.add") == 12
 
 
 def test_non_commutative_operands_keep_their_order() -> None:

@@ -51,6 +51,7 @@ assumptions about the launch must be satisfiable, or every proof would be empty.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import time
@@ -81,6 +82,8 @@ MAX_TRIPS = 256  # column reductions of 4096 rows walk 128 trips
 PATH_TIMEOUT_MS = 5_000
 PROOF_TIMEOUT_MS = 10_000
 VALUE_LOGIC = "QF_FPBV"  # the solver for value queries (see _check)
+RETRY_SEEDS = (1, 2)  # z3's seeds for the further tries at a value query it gave up on (see Prover.decide)
+RETRY_MS = 5_000  # the time of each
 KERNEL_SECONDS = 60.0  # a kernel's obligations not reached within this are left inconclusive
 TREES_MARGIN_SECONDS = 5  # the reductions stop this early: a step under way may take that long to end
 THREAD_NAMES = ("cta", "tid")
@@ -1301,10 +1304,16 @@ COMMUTATIVE = {z3.Z3_OP_AND: 0, z3.Z3_OP_OR: 0, z3.Z3_OP_EQ: 0, z3.Z3_OP_BADD: 0
                z3.Z3_OP_FPA_EQ: 0}
 
 
+def _stable_hash(*parts: object) -> int:
+    """A hash of `parts`' text that is the same in every process (Python's own `hash` of a string
+    changes with PYTHONHASHSEED: the order it gave operands, and with it the solver's time, did too)."""
+    return int.from_bytes(hashlib.blake2b(repr(parts).encode(), digest_size=8).digest(), "little")
+
+
 class Canonical:
     """Terms rebuilt with the operands of commutative operations in an order of their structure
-    alone (not of when z3 made them): two terms that differ only in such orders become one. Each
-    node met is held, so that its id is not reused while the memo keys on it."""
+    alone (not of when z3 made them, nor of the process): two terms that differ only in such orders
+    become one. Each node met is held, so that its id is not reused while the memo keys on it."""
 
     def __init__(self) -> None:
         self.keys: dict[int, tuple[z3.ExprRef, int]] = {}
@@ -1317,9 +1326,9 @@ class Canonical:
                 skip = COMMUTATIVE.get(node.decl().kind())
                 if skip is not None:
                     children = children[:skip] + sorted(children[skip:])
-                self.keys[node.get_id()] = (node, hash((node.decl().sexpr(), tuple(children))))
+                self.keys[node.get_id()] = (node, _stable_hash(node.decl().sexpr(), children))
             else:
-                self.keys[node.get_id()] = (node, hash(node.sexpr()))
+                self.keys[node.get_id()] = (node, _stable_hash(node.sexpr()))
         return self.keys[node.get_id()][1]
 
     def __call__(self, node: z3.ExprRef) -> z3.ExprRef:
@@ -1391,11 +1400,13 @@ def _lane(data: z3.BitVecRef, k: int, bits: int) -> z3.BitVecRef:
 
 
 def _check(constraints: list[z3.BoolRef], timeout_ms: int = PROOF_TIMEOUT_MS,
-           logic: str | None = None) -> tuple[z3.CheckSatResult, Any]:
+           logic: str | None = None, seed: int = 0) -> tuple[z3.CheckSatResult, Any]:
     """One query; `logic` picks z3's solver for it (QF_FPBV for values: several times faster on
-    floating-point terms than the default solver, with the same answers)."""
+    floating-point terms than the default solver, with the same answers). `seed`: z3's random seed."""
     solver = z3.SolverFor(logic) if logic else z3.Solver()
     solver.set("timeout", timeout_ms)
+    if seed:
+        solver.set("random_seed", seed)
     solver.add(*constraints)
     result = solver.check()
     return result, solver.model() if result == z3.sat else solver.reason_unknown() if result == z3.unknown else None
@@ -1430,10 +1441,23 @@ class Prover:
         return z3.simplify(access.address - self.tile.bases[base])
 
     def check(self, constraints: list[z3.BoolRef], logic: str | None = None,
-              limit_ms: int = PROOF_TIMEOUT_MS) -> tuple[z3.CheckSatResult, Any]:
+              limit_ms: int = PROOF_TIMEOUT_MS, seed: int = 0) -> tuple[z3.CheckSatResult, Any]:
         """One solver query, given what is left of the kernel's time (at most `limit_ms`)."""
         left_ms = int((self.deadline - time.perf_counter()) * 1000)
-        return _check(constraints, max(1, min(limit_ms, left_ms)), logic)
+        return _check(constraints, max(1, min(limit_ms, left_ms)), logic, seed)
+
+    def decide(self, constraints: list[z3.BoolRef], logic: str) -> tuple[z3.CheckSatResult, Any]:
+        """`check`, and where the solver gives up, again with each of RETRY_SEEDS while the
+        kernel's time lasts: z3's time on a floating-point query swings by an order of magnitude
+        with its seed and with the ids of the query's nodes (which turn on every term the process
+        made before), so one that a try leaves undecided is often decided at once by another. Only
+        an undecided query is tried again: no answer the first try gives is changed."""
+        result = self.check(constraints, logic)
+        for seed in RETRY_SEEDS:
+            if result[0] != z3.unknown or time.perf_counter() >= self.deadline:
+                break
+            result = self.check(constraints, logic, limit_ms=RETRY_MS, seed=seed)
+        return result
 
     def timed(self, name: str, check: Callable[[], tuple[str, str]]) -> Obligation:
         started = time.perf_counter()
@@ -2019,7 +2043,7 @@ class Prover:
                     facts + [z3.Not(equal)], logic=VALUE_LOGIC, limit_ms=CONGRUENCE_MS)[0] == z3.unsat):
                 continue
             result, found = (z3.sat, sampled) if sampled is not None else \
-                self.check(facts + [z3.Not(same)], logic=VALUE_LOGIC)
+                self.decide(facts + [z3.Not(same)], logic=VALUE_LOGIC)
             if result == z3.unsat:
                 continue
             if result == z3.unknown:
