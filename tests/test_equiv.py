@@ -36,8 +36,20 @@ PROVED = {
     "e+e is 2e whatever exp computes": (
         kernel("sum", "  %e = exp(%x)\n  %y = add(%e, %e)"),
         kernel("scaled", "  %e = exp(%x)\n  %c = const(2.0) : f32\n  %y = mul(%e, %c)")),
+    "widening an i32 to i64 and narrowing back is the identity": (
+        kernel("round_trip", "  %w = cast(%x, to=i64) : i64[64]\n  %y = cast(%w, to=i32) : i32[64]", type_="i32[64]"),
+        kernel("same", "  %z = const(0) : i32\n  %y = add(%x, %z)", type_="i32[64]")),
+    "a bool cast to i64 is 1 or 0": (
+        kernel("cast", "  %g = gt(%x, %z)\n  %y = cast(%g, to=i64) : i64[64]".replace(
+            "%g = gt", "%z = const(0) : i64\n  %g = gt"), type_="i64[64]"),
+        kernel("chosen", "  %z = const(0) : i64\n  %one = const(1) : i64\n  %g = gt(%x, %z)\n"
+                         "  %y = where(%g, %one, %z)", type_="i64[64]")),
 }
 REFUTED = {
+    "narrowing an i64 to i32 wraps": (
+        kernel("round_trip", "  %n = cast(%x, to=i32) : i32[64]\n  %y = cast(%n, to=i64) : i64[64]", type_="i64[64]"),
+        kernel("same", "  %z = const(0) : i64\n  %y = add(%x, %z)", type_="i64[64]"),
+        "the interpreter tells them apart too"),
     "relu as where drops NaN": (RELU_MAX, RELU_WHERE, "relu_max nan, relu_where 0.0"),
     "addition does not associate": (LEFT, RIGHT, "the interpreter tells them apart too"),
     "tanh is not exp": (kernel("t", "  %y = tanh(%x)"), kernel("e", "  %y = exp(%x)"),

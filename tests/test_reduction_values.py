@@ -87,6 +87,47 @@ def test_an_accumulation_rounded_otherwise_is_not_proved() -> None:
     assert values(kernel, mutant, launch).status == "inconclusive"
 
 
+# An i64 sum: cross-entropy's count of the targets that are not ignored (a 64-bit add tree whose
+# butterfly shuffles each partial as two 32-bit halves), beside the float sum of the losses; 8 of
+# the 512 threads have targets to read, so the warp's lanes follow other paths after the loop.
+CROSS_ENTROPY = REPO / "datasets" / "problems" / "loss" / "cross_entropy_f32.py"
+
+
+def counting() -> tuple[object, list[str], Launch]:
+    kernel = capture(load_problem(CROSS_ENTROPY, shrink_to=16), shapes_only=True).regions[-1].kernel
+    assert any(i.op.value == "sum" and i.type.dtype.value == "i64" for i in kernel.body)
+    result = lower(kernel, default_schedule(kernel, TARGET), TARGET)
+    return kernel, result.ptx.splitlines(), Launch.of(result.launch)
+
+
+def test_an_integer_sum_is_proved_exactly() -> None:
+    kernel, lines, launch = counting()
+    assert any(line.strip().startswith("add.s64 %rd7, %rd7, %rd") for line in lines)
+    found = values(kernel, "\n".join(lines), launch)
+    assert found.status == "proved", found.detail
+
+
+HALVES = re.compile(r"shfl\.sync\.bfly\.b32 %r\d+, %r\d+, 16,")
+FROM_LANE_8 = (HALVES.search, lambda line: line.replace(", 16,", ", 8,"))
+WRONG_COUNTS = {  # (lines matched, their change, which of them are changed, verdict, what it says)
+    "a target counted twice": (lambda line: "selp.s64" in line, lambda line: line.replace(", 1, 0,", ", 2, 0,"),
+                               (0,), "refuted", "is not the IR's element"),
+    "a butterfly that reads one half of the warp twice": (*FROM_LANE_8, (0, 1), "refuted", "more than once"),
+    "a partial put together from two lanes' halves": (*FROM_LANE_8, (1,), "inconclusive",
+                                                      "not the bits of one value"),
+}
+
+
+@pytest.mark.parametrize("case", WRONG_COUNTS, ids=list(WRONG_COUNTS))
+def test_a_wrong_integer_sum_is_never_proved(case: str) -> None:
+    matches, change, changed, status, words = WRONG_COUNTS[case]
+    kernel, lines, launch = counting()
+    indices = [i for i, line in enumerate(lines) if matches(line)]
+    mutant = [change(line) if i in {indices[k] for k in changed} else line for i, line in enumerate(lines)]
+    found = values(kernel, "\n".join(mutant), launch)
+    assert found.status == status and words in found.detail, found.detail
+
+
 # Reductions whose terms use another reduction's result: softmax's exponentials of x - max,
 # layernorm's squares of x - mean, logsumexp's max + log(sum(exp(x - max))).
 PROBLEMS = REPO / "datasets" / "problems" / "reduction"

@@ -3,13 +3,14 @@ IR's. Inputs are byte arrays (one z3 Array per input, indexed by byte), the elem
 flat index. Numerics follow the interpreter's native precision: float32 arithmetic with one
 rounding per op, half types (bf16, f16) computed in float32 and rounded to their type after each
 op (or, for a schedule that keeps float32 between ops, only where stored); `maximum`/`minimum`
-propagate NaN and order -0.0 below +0.0.
+propagate NaN and order -0.0 below +0.0. Integer ops and casts wrap as numpy's do on int32/int64.
 
-Only elementwise kernels have a term here. An op with no exact IEEE meaning (exp, tanh, erf, x**y)
-is, when the caller names the schedule's form (`approx`), the formula of ptxgen.mathlib that form
-computes it by (`verify.recipes`): its approximate instructions uninterpreted, its accuracy tested
-numerically, not proved. Without a form, asking for such an op raises `Inexact`, and the value
-obligation is inconclusive."""
+A sum, mean, amax or amin is a term of its accumulated value (`accumulated`, which
+`verify.reductions` proves a kernel's tree equal to); argmax, argmin and matmul have none. An op
+with no exact IEEE meaning (exp, tanh, erf, x**y) is, when the caller names the schedule's form
+(`approx`), the formula of ptxgen.mathlib that form computes it by (`verify.recipes`): its
+approximate instructions uninterpreted, its accuracy tested numerically, not proved. Without a
+form, asking for such an op raises `Inexact`, and the value obligation is inconclusive."""
 
 from __future__ import annotations
 
@@ -37,10 +38,13 @@ class Inexact(Exception):
 
 
 def accumulated(instr: Instr) -> z3.FuncDeclRef:
-    """A reduction's accumulated float32 value for each result element (by its flat index), in
-    whatever order of accumulation: what a kernel's reduction tree over the same elements is
-    proved to equal (`verify.reductions`)."""
-    return z3.Function(f"accumulated {instr.op.value} {instr.result}", z3.BitVecSort(64), F32)
+    """A reduction's accumulated value for each result element (by its flat index), in whatever
+    order of accumulation: what a kernel's reduction tree over the same elements is proved to equal
+    (`verify.reductions`). A float32 value; for an integer reduction, its bits (integer adds wrap
+    alike in any order, so that value is the exact one)."""
+    dtype = instr.type.dtype  # type: ignore[union-attr]
+    value = z3.BitVecSort(INT_BITS[dtype]) if dtype in INT_BITS else F32
+    return z3.Function(f"accumulated {instr.op.value} {instr.result}", z3.BitVecSort(64), value)
 
 
 # A reduction's float32 value from its accumulated value: mean multiplies by 1/n (in float32, as
@@ -89,6 +93,12 @@ FLOAT_OPS: dict[Op, Callable[..., Value]] = {
     Op.ABS: z3.fpAbs,
     Op.MAXIMUM: _ordered(True),
     Op.MINIMUM: _ordered(False),
+}
+# Integer ops as numpy computes them on int32/int64 arrays: two's complement, wrapping.
+INTEGER_OPS: dict[Op, Callable[..., Value]] = {
+    Op.ADD: lambda a, b: a + b, Op.SUB: lambda a, b: a - b, Op.MUL: lambda a, b: a * b, Op.NEG: lambda a: -a,
+    Op.ABS: lambda a: z3.If(a < 0, -a, a), Op.MAXIMUM: lambda a, b: z3.If(a < b, b, a),
+    Op.MINIMUM: lambda a, b: z3.If(b < a, b, a),
 }
 COMPARISONS: dict[Op, Callable[[Value, Value], Value]] = {
     Op.EQ: z3.fpEQ, Op.NE: lambda a, b: z3.Not(z3.fpEQ(a, b)), Op.LT: z3.fpLT, Op.LE: z3.fpLEQ,
@@ -164,17 +174,21 @@ def _const(instr: Instr, round_to: Rounding) -> Value:
 
 def _cast(value: Value, source: DType, target: DType, round_to: Rounding) -> Value:
     """A cast as the interpreter makes it: an integer to float32 rounded once to nearest (numpy's
-    astype), then to a half type; a bool to 1.0 or 0.0."""
+    astype), then to a half type; a bool to 1.0 or 0.0, or to 1 or 0; an integer to a wider one
+    sign-extended, to a narrower one wrapped."""
     if source == target:
         return value
     if source.is_float and target.is_float:
         return round_to(value, target)
     if source in INT_BITS and target.is_float:
-        if not z3.is_bv(value):  # a reduction's accumulated value: float32 sums only are modelled
-            raise Inexact(f"a {source} reduction cast to {target}: integer reductions are not modelled yet")
         return round_to(z3.fpSignedToFP(RNE, value, F32), target)
     if source == DType.BOOL and target.is_float:
         return z3.If(value, z3.FPVal(1.0, F32), z3.FPVal(0.0, F32))
+    if source == DType.BOOL and target in INT_BITS:
+        return z3.If(value, z3.BitVecVal(1, INT_BITS[target]), z3.BitVecVal(0, INT_BITS[target]))
+    if source in INT_BITS and target in INT_BITS:  # wider: sign-extended; narrower: the low bits (wraps)
+        grow = INT_BITS[target] - INT_BITS[source]
+        return z3.SignExt(grow, value) if grow > 0 else z3.Extract(INT_BITS[target] - 1, 0, value)
     raise Inexact(f"cast from {source} to {target}: not modelled yet")
 
 
@@ -294,6 +308,8 @@ class IrTerms:
         if formula is not None:
             self.formulas.add(instr.op.value)
             return self.round_to(recipes.evaluate(formula, list(args)), dtype)
+        if instr.op in INTEGER_OPS and dtype in INT_BITS:
+            return INTEGER_OPS[instr.op](*args)
         if instr.op in FLOAT_OPS and dtype.is_float:
             return self.round_to(_float_op(instr.op, len(args))(*args), dtype)
         if self.opaque and dtype.is_float and all(z3.is_fp(a) for a in args):

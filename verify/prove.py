@@ -140,11 +140,13 @@ class Exchange:
     size: int = 0
     cluster: bool = False
     cluster_epoch: int = 0  # cluster barriers on the loading thread's path before it
+    occurrence: int = 0  # the instruction's how-manieth execution on its path (a loop's trip), from 0
 
 
 @dataclass(frozen=True)
 class Combine:
-    """A float add, max or min of two values (bits), as executed: the nodes of a reduction tree."""
+    """A float add, max or min, or a 64-bit integer add, of two values (bits), as executed: the
+    nodes of a reduction tree."""
 
     opcode: str
     result: z3.BitVecRef
@@ -473,12 +475,13 @@ class Executor:
             raise Unsupported(f"line {ins.line}: {ins.opcode} with a vector operand")
         sources = [self.read(state, o, t) for o, t in zip(ins.operands[1:], types[1:])]
         result = spec.meaning(self.domain, op, sources)
-        if op.base in COMBINING and op.type in ("f32", "f16", "bf16") and len(sources) == 2:
+        if len(sources) == 2 and op.type in COMBINED_TYPES.get(op.base, ()):
             combine = Combine(ins.opcode, result, *sources)
             self.tile.combines[result.get_id()] = combine
-            value = to_float(result, op.type)  # the float itself, as later float operations see it
-            if not value.eq(z3.fpBVToFP(result, value.sort())):
-                self.tile.combines[value.get_id()] = combine
+            if op.type in FLOAT_TYPES:
+                value = to_float(result, op.type)  # the float itself, as later float operations see it
+                if not value.eq(z3.fpBVToFP(result, value.sort())):
+                    self.tile.combines[value.get_id()] = combine
         self.write(state, ins.operands[0], result, guard)
         state.pc += 1
         return None
@@ -615,7 +618,7 @@ def _shuffle(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Bo
         return _abstract(ex, state, ins, op, guard)
     source, lane, clamp, mask = (ex.read(state, o, "b32") for o in ins.operands[1:])
     exchange = Exchange("shfl", ins, _condition(state, guard), state.epoch, source=source, mode=modes[0],
-                        lane=lane, clamp=clamp, mask=mask)
+                        lane=lane, clamp=clamp, mask=mask, occurrence=state.visit(ins.line))
     return _abstract(ex, state, ins, op, guard, lambda index: exchange)
 
 
@@ -671,7 +674,10 @@ def _buffer_bytes(ex: Executor, param: str | None, address: z3.BitVecRef, size: 
 
 
 INTRA_CTA_SPACES = ("shared", "shared::cta", "shared::cluster")
-COMBINING = frozenset({"add", "max", "min"})  # float ops recorded as the nodes of reduction trees
+FLOAT_TYPES = frozenset({"f32", "f16", "bf16"})
+# The ops recorded as the nodes of reduction trees, and their types: float adds, maxes and mins;
+# 64-bit integer adds (an i64 sum's; the trees of other integer adds are never followed).
+COMBINED_TYPES = {"add": FLOAT_TYPES | {"s64", "u64"}, "max": FLOAT_TYPES, "min": FLOAT_TYPES}
 
 
 def _shared(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None,

@@ -1,13 +1,17 @@
 """The value of a kernel's reduction, proved equal to the IR's modulo the order of accumulation.
 
 A reduction tree is what a kernel's float32 adds rounded to nearest (or NaN-propagating maxes,
-mins) build from the values its threads load, shuffle and pass through shared memory. On the
+mins; for an i64 sum, 64-bit integer adds, whose result is then exact in any order) build from the
+values its threads load, shuffle and pass through shared memory. On the
 symbolic tile each value another thread supplies is an abstract symbol with its provenance
 (`verify.prove.Exchange`); here the tree under a stored value is followed through them to the
 threads that supplied each part: a shuffle to the lane its mode and operands select (the PTX
 ISA's shfl.sync, clamp and member mask included), a shared load to the one thread whose store in
 an earlier phase wrote that address (of its own CTA's memory, or through the cluster window of the
-CTA mapa named; phases end at barriers, and for the cluster window at cluster barriers). Each
+CTA mapa named; phases end at barriers, and for the cluster window at cluster barriers). A lane that
+follows another path (after a loop whose trips differ by thread) supplies the value its own path
+holds at that execution of the shuffle; a 64-bit value shuffled as two 32-bit halves is followed
+where the halves are the bits of one value of one lane. Each
 thread is concrete (every thread of the CTA in turn; in a kernel of clusters, every thread of a
 cluster, rank by rank), the CTA (the cluster) symbolic: every lane, shared address and condition
 met on the way must be the same constant in every CTA (in that rank's CTA of every cluster) of the
@@ -62,6 +66,7 @@ from functools import partial
 
 import z3
 
+from ir.dtypes import DType
 from ir.kernel import Instr
 from ir.ops import Op as IrOp
 from verify.bv_eval import NotEvaluable, compiled, compiled_all
@@ -87,13 +92,33 @@ from verify.symbolic import decoded, to_bits, to_float
 Leaf = tuple[int, int]  # (term id, thread)
 # The combining instruction of each IR reduction, and the leaf values that change nothing.
 # Sums are float32 adds rounded to nearest (any other rounding, or .ftz, is another operation).
+# An integer sum's are 64-bit adds (.s64 and .u64 the same bits), whose result is exact in any order.
 KINDS: dict[IrOp, str] = {IrOp.SUM: "add.f32", IrOp.MEAN: "add.f32", IrOp.AMAX: "max.NaN.f32",
                           IrOp.AMIN: "min.NaN.f32"}
+INTEGER_KINDS: dict[tuple[IrOp, DType], str] = {(IrOp.SUM, DType.I64): "add.s64"}
+SAME_KIND = {"add.u64": "add.s64"}
 IDEMPOTENT = {IrOp.AMAX, IrOp.AMIN}  # taking an element twice changes nothing
 IDENTITIES: dict[str, frozenset[int]] = {
     "add.f32": frozenset({0x00000000, 0x80000000}), "max.NaN.f32": frozenset({0xFF800000}),
-    "min.NaN.f32": frozenset({0x7F800000}),
+    "min.NaN.f32": frozenset({0x7F800000}), "add.s64": frozenset({0}),
 }
+
+
+def kind_for(instr: Instr) -> str | None:
+    """The combining instruction of an IR reduction (None: none is modelled, as for an integer max)."""
+    dtype = instr.type.dtype  # type: ignore[union-attr]
+    if dtype.is_float or dtype == DType.BOOL:
+        return KINDS.get(instr.op)
+    return INTEGER_KINDS.get((instr.op, dtype))
+
+
+def is_integer(kind: str) -> bool:
+    return kind in INTEGER_KINDS.values()
+
+
+def leaf_value(bits: z3.ExprRef, kind: str) -> z3.ExprRef:
+    """A leaf as its value: a float's bits as the float; an integer's as they are."""
+    return bits if is_integer(kind) else to_float(bits, "f32")
 
 
 ELEMENT = z3.BitVec("reduced element", 64)  # an element of a reduction's input, by its flat index
@@ -235,8 +260,10 @@ class Bags:
 
 def kind_of(combine: Combine) -> str:
     """The combining instruction, its default rounding left out: add.f32 (add.rn.f32 too),
-    max.NaN.f32, or another (max.f32 returns the other operand of a NaN: no IR reduction)."""
-    return ".".join(word for word in combine.opcode.split(".") if word != "rn")
+    max.NaN.f32, add.s64 (add.u64 too), or another (max.f32 returns the other operand of a NaN:
+    no IR reduction)."""
+    kind = ".".join(word for word in combine.opcode.split(".") if word != "rn")
+    return SAME_KIND.get(kind, kind)
 
 
 def _constant(term: z3.ExprRef) -> int | bool | None:
@@ -297,6 +324,7 @@ class Expansion:
     shapes: dict[int, tuple] = field(default_factory=dict)  # term id -> what `_expand` does with it
     freed_terms: dict[int, tuple[z3.ExprRef, z3.ExprRef | None]] = field(default_factory=dict)  # `freed`'s
     loads: dict[tuple[bool, int, int, int, int], tuple[z3.ExprRef, int]] = field(default_factory=dict)  # `loaded`'s
+    executions: dict[tuple[int, int], dict[int, Exchange]] = field(default_factory=dict)  # `supplying`'s index
 
     def function(self, term: z3.ExprRef) -> Callable[[int], int | bool] | None:
         """A term of the thread's coordinates alone as a Python function of the thread (None where
@@ -394,14 +422,18 @@ class Expansion:
         if key not in self.shapes:
             combine = self.tile.combines.get(key)
             known = self.tile.exchange_ids.get(key)
+            halves = _halves(self.tile, bits)
             if combine is not None and kind_of(combine) == self.kind:
                 parts = (combine.first, combine.second)
                 self.shapes[key] = ("join", *[(p, p.get_id()) for p in parts])
-            elif z3.is_app_of(bits, z3.Z3_OP_ITE) and not z3.is_app_of(bits.arg(0), z3.Z3_OP_FPA_IS_NAN):
+            elif z3.is_app_of(bits, z3.Z3_OP_ITE) and not z3.is_app_of(bits.arg(0), z3.Z3_OP_FPA_IS_NAN) \
+                    and not _memory_reads(bits.arg(0)):  # a choice on data (selp of a compare) is a leaf's
                 self.shapes[key] = ("choose", bits.arg(0), (bits.arg(1), bits.arg(1).get_id()),
                                     (bits.arg(2), bits.arg(2).get_id()))
             elif known is not None:
                 self.shapes[key] = ("supplied", known[1])
+            elif halves is not None:
+                self.shapes[key] = ("halves", halves)
             else:
                 self.shapes[key] = ("leaf",)
         return self.shapes[key]
@@ -416,11 +448,27 @@ class Expansion:
         if shape[0] == "leaf":
             assert self.leaf is not None
             return self.leaf(bits, thread)
+        if shape[0] == "halves":
+            return self.leaves(*self.put_together(shape[1], thread))
         exchange = shape[1]
         if not self.at(exchange.condition, thread):
             raise Open(f"line {exchange.instruction.line}: thread {thread} uses a value it did not receive")
         follow = SOURCES[exchange.kind](self, exchange, thread)
         return self.leaves(*follow)
+
+    def put_together(self, exchanges: list[Exchange], thread: int) -> tuple[z3.ExprRef, int]:
+        """A value supplied in parts: the one value whose bits the parts' sources are, in order,
+        all from one supplier."""
+        found = []
+        for exchange in exchanges:
+            if not self.at(exchange.condition, thread):
+                raise Open(f"line {exchange.instruction.line}: thread {thread} uses a value it did not receive")
+            found.append(SOURCES[exchange.kind](self, exchange, thread))
+        whole = _whole([source for source, _ in found])
+        if whole is None or len({supplier for _, supplier in found}) != 1:
+            raise Open(f"line {exchanges[0].instruction.line}: a value supplied in parts that are not the bits of "
+                       "one value of one thread")
+        return whole, found[0][1]
 
     def shuffled(self, exchange: Exchange, thread: int) -> tuple[z3.ExprRef, int]:
         """The PTX ISA's shfl.sync: the lane read, or the thread's own value where it is out of range."""
@@ -435,10 +483,25 @@ class Expansion:
         if not (int(mask) >> lane) & 1 or not (int(mask) >> source) & 1:
             raise Open(f"line {exchange.instruction.line}: a lane outside the shuffle's member mask")
         threads = self.tile.launch.threads
-        if supplier // threads != thread // threads or not self.at(exchange.condition, supplier):
+        supplying = self.supplying(exchange, supplier) if supplier // threads == thread // threads else None
+        if supplying is None:
             raise Open(f"line {exchange.instruction.line}: lane {source} does not take part in the shuffle")
-        assert exchange.source is not None
-        return exchange.source, supplier
+        assert supplying.source is not None
+        return supplying.source, supplier
+
+    def supplying(self, exchange: Exchange, supplier: int) -> Exchange | None:
+        """The supplier's record of the same execution of the shuffle: this one where the supplier
+        follows the same path, else the one of the path it follows (the same instruction, as many
+        times executed before; after a loop whose trips differ by thread, the paths differ)."""
+        if self.at(exchange.condition, supplier):
+            return exchange
+        key = (exchange.instruction.line, exchange.occurrence)
+        if not self.executions:
+            for _, other in self.tile.exchange_ids.values():
+                if other.kind == "shfl":
+                    self.executions.setdefault((other.instruction.line, other.occurrence), {})[id(other)] = other
+        return next((other for other in self.executions.get(key, {}).values()
+                     if other is not exchange and self.at(other.condition, supplier)), None)
 
     def loaded(self, exchange: Exchange, thread: int) -> tuple[z3.ExprRef, int]:
         """The value of the one store of an earlier phase to the shared byte the thread loads: of
@@ -778,7 +841,8 @@ def formulas_agree(pairs: Iterable[tuple[z3.ExprRef, z3.ExprRef]], check: Check)
         mine, theirs = canonical(decoded(mine)), canonical(decoded(theirs))
         if mine.eq(theirs):
             continue
-        same = z3.Or(z3.fpToIEEEBV(mine) == z3.fpToIEEEBV(theirs), z3.And(z3.fpIsNaN(mine), z3.fpIsNaN(theirs)))
+        same = mine == theirs if z3.is_bv(mine) else \
+            z3.Or(z3.fpToIEEEBV(mine) == z3.fpToIEEEBV(theirs), z3.And(z3.fpIsNaN(mine), z3.fpIsNaN(theirs)))
         result = check([z3.Not(_generalised(same, mine, theirs))])
         if result != z3.unsat and equal_by_congruence(
                 mine, theirs, lambda equal: check([z3.Not(equal)], limit_ms=CONGRUENCE_MS) == z3.unsat):
@@ -798,7 +862,7 @@ def _is_identity(found: Formula, kind: str) -> bool:
     """A leaf that reads nothing and is the reduction's identity (adding it changes nothing)."""
     if found.reads:
         return False
-    bits = z3.simplify(z3.fpToIEEEBV(found.template))
+    bits = z3.simplify(found.template if is_integer(kind) else z3.fpToIEEEBV(found.template))
     return z3.is_bv_value(bits) and bits.as_long() in IDENTITIES[kind]
 
 
@@ -835,6 +899,29 @@ def _tree_leaves(tile: Tile, root: Combine) -> Iterator[z3.ExprRef]:
             pending += [combine.first, combine.second]
         else:
             yield term
+
+
+def _halves(tile: Tile, term: z3.ExprRef) -> list[Exchange] | None:
+    """The exchanges of a value supplied in parts (a 64-bit value shuffled as two 32-bit halves and
+    put back together: a concatenation of shuffled values, the highest first); None otherwise."""
+    if not z3.is_app_of(term, z3.Z3_OP_CONCAT):
+        return None
+    found = [tile.exchange_ids.get(part.get_id()) for part in term.children()]
+    return None if any(f is None for f in found) else [f[1] for f in found]  # type: ignore[index]
+
+
+def _whole(parts: list[z3.ExprRef]) -> z3.ExprRef | None:
+    """The term whose bits `parts` (highest first) are, in order and each once; None otherwise."""
+    if not parts or not all(z3.is_app_of(p, z3.Z3_OP_EXTRACT) for p in parts):
+        return None
+    whole = parts[0].arg(0)
+    top = whole.size() - 1
+    for part in parts:
+        high, low = part.params()
+        if not part.arg(0).eq(whole) or high != top:
+            return None
+        top = low - 1
+    return whole if top == -1 else None
 
 
 @dataclass(frozen=True)
@@ -1135,7 +1222,7 @@ class Trees:
                    for e in errors) or not isinstance(partial, Partial):
             return Open(f"{partial}: part of a row, as a kernel that combines partial results (online softmax) "
                         "uses; not modelled") if isinstance(partial, Partial) else partial
-        kind, held = KINDS[partial.instr.op], set()
+        kind, held = kind_for(partial.instr), set()
         for node in nested:
             if self.is_tree(node) and kind_of(self.tile.combines[node.get_id()]) == kind:
                 held |= set(self.projection(self.expansion(kind).leaves(node, partial.thread)))
@@ -1227,13 +1314,18 @@ class Trees:
         return self.nested[term.get_id()][1]
 
     def is_tree(self, node: z3.ExprRef) -> bool:
-        """A reduction's combine whose tree reaches a value another thread supplied."""
+        """A reduction's combine whose tree reaches a value another thread supplied (an integer
+        add's only where the IR has a sum of that kind: other integer adds compute indices)."""
         combine = self.tile.combines.get(node.get_id())
         if combine is None or kind_of(combine) not in IDENTITIES:
             return False
+        if is_integer(kind_of(combine)) and not any(kind_for(i) == kind_of(combine)
+                                                    for i in self.terms.kernel.body if i.op in KINDS):
+            return False
         if combine.result.get_id() not in self.reaches:
             self.reaches[combine.result.get_id()] = any(
-                x.get_id() in self.tile.exchange_ids for x in _tree_leaves(self.tile, combine))
+                x.get_id() in self.tile.exchange_ids or _halves(self.tile, x) is not None
+                for x in _tree_leaves(self.tile, combine))
         return self.reaches[combine.result.get_id()]
 
     def resolve(self, node: z3.ExprRef, thread: int) -> z3.ExprRef:
@@ -1271,7 +1363,7 @@ class Trees:
     def reduced(self, node: z3.ExprRef, thread: int) -> z3.ExprRef:
         """A tree: the accumulated result of the IR reduction whose elements its leaves are."""
         kind = kind_of(self.tile.combines[node.get_id()])
-        candidates = [i for i in self.terms.kernel.body if i.op in KINDS and KINDS[i.op] == kind]
+        candidates = [i for i in self.terms.kernel.body if i.op in KINDS and kind_for(i) == kind]
         if not candidates:
             raise Open(f"a reduction tree of {kind} where the IR has no such reduction")
         bag = self.expansion(kind).leaves(node, thread)
@@ -1286,7 +1378,7 @@ class Trees:
             self.matched[instr.result] = instr
             self.pair(bag, proof)
             value = accumulated(instr)(z3.BitVecVal(result, 64))
-            return value if z3.is_fp(node) else to_bits(value, "f32")
+            return value if z3.is_fp(node) or is_integer(kind) else to_bits(value, "f32")
         mine = [e for e in errors if not isinstance(e, OtherForm)]  # those of the reductions this tree could be
         error = mine[0] if len(mine) == 1 else errors[0] if len(errors) == 1 else \
             Open("; ".join(str(e) for e in errors)[:600])
@@ -1324,28 +1416,28 @@ class Trees:
         """A leaf at CTA 0 as a bag: empty for an identity of the reduction."""
         if time.perf_counter() > self.deadline:
             raise Open("the kernel's time is spent following its reductions")
-        found = self.kernel_formula(bits, thread)
+        found = self.kernel_formula(bits, thread, kind)
         if _is_identity(found, kind):
             return self.bags.empty
         self.templates[found.template.get_id()] = found.template
         return self.bags.single((found.reads, found.template.get_id()))
 
-    def kernel_formula(self, bits: z3.ExprRef, thread: int) -> Formula:
-        """The leaf in thread `thread` at CTA 0, the values it uses resolved."""
+    def kernel_formula(self, bits: z3.ExprRef, thread: int, kind: str) -> Formula:
+        """The leaf of a tree of `kind` in thread `thread` at CTA 0, the values it uses resolved."""
         tile = self.tile
         if bits.get_id() not in self.leaves:
             nested = self.nested_in(bits)
             holders = tuple(z3.Const(f"nested {k}", n.sort()) for k, n in enumerate(nested))
             held = z3.substitute(bits, *zip(nested, holders)) if nested else bits
             self.cta_free(held, ())
-            self.leaves[bits.get_id()] = KernelLeaf(bits, held, nested, holders,
-                                                    Templates(z3.simplify(to_float(held, "f32"))))  # drops unread bytes
+            templates = Templates(z3.simplify(leaf_value(held, kind)))  # simplified: drops unread bytes
+            self.leaves[bits.get_id()] = KernelLeaf(bits, held, nested, holders, templates)
         leaf = self.leaves[bits.get_id()]
         threads = tile.launch.threads
         found = leaf.templates.at({self.symbols[0]: thread % threads, self.symbols[1]: thread // threads})
         if found is None:
             concrete = z3.simplify(z3.substitute(leaf.held, *_at_cluster0(tile, thread)))
-            found = formula(to_float(concrete, "f32"))
+            found = formula(leaf_value(concrete, kind))
         if not leaf.nested:
             return found
         values = tuple(self.resolve(n, thread) for n in leaf.nested)
