@@ -2085,8 +2085,8 @@ class Prover:
         if self.reduction_trees is None:
             itemsizes = {str(array): terms.types[name].dtype.itemsize for name, array in terms.inputs.items()}
             self.reduction_trees = reductions.Trees(self.tile, terms, itemsizes,
-                                                    lambda facts, limit_ms=PROOF_TIMEOUT_MS:
-                                                    self.check(self.base_facts() + facts, limit_ms=limit_ms)[0],
+                                                    lambda facts, limit_ms=PROOF_TIMEOUT_MS, logic=None:
+                                                    self.check(self.base_facts() + facts, logic, limit_ms)[0],
                                                     deadline=self.deadline - TREES_MARGIN_SECONDS)
         return self.reduction_trees
 

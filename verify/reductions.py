@@ -76,6 +76,7 @@ from verify.prove import (
     CONGRUENCE_MS,
     OFFSET_MASK,
     RANK_SHIFT,
+    VALUE_LOGIC,
     Canonical,
     Combine,
     Exchange,
@@ -843,12 +844,12 @@ def formulas_agree(pairs: Iterable[tuple[z3.ExprRef, z3.ExprRef]], check: Check)
             continue
         same = mine == theirs if z3.is_bv(mine) else \
             z3.Or(z3.fpToIEEEBV(mine) == z3.fpToIEEEBV(theirs), z3.And(z3.fpIsNaN(mine), z3.fpIsNaN(theirs)))
-        result = check([z3.Not(_generalised(same, mine, theirs))])
-        if result != z3.unsat and equal_by_congruence(
-                mine, theirs, lambda equal: check([z3.Not(equal)], limit_ms=CONGRUENCE_MS) == z3.unsat):
+        result = check([z3.Not(_generalised(same, mine, theirs))], logic=VALUE_LOGIC)
+        if result != z3.unsat and equal_by_congruence(mine, theirs, lambda equal: check(
+                [z3.Not(equal)], limit_ms=CONGRUENCE_MS, logic=VALUE_LOGIC) == z3.unsat):
             continue
         if result != z3.unsat:
-            result = check([z3.Not(same)])
+            result = check([z3.Not(same)], logic=VALUE_LOGIC)
         if result == z3.sat and not any(n.decl().name().startswith("accumulated ") for n in _nodes(mine, theirs)
                                          if z3.is_const(n)):
             raise Wrong(f"a term the kernel accumulates is not the IR's element: {mine} where the IR has "
