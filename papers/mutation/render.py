@@ -26,6 +26,17 @@ OPEN_BECAUSE = (
     ("through a workspace only where", "a workspace that several CTAs fill (its values followed for one CTA only)"),
     ("abstracted", "the change reaches the output only through an approximate instruction the prover leaves free"),
     ("gave up", "the solver gave up on the values"),
+    ("is not shown to be the IR's element (sat)", "a term of the tree differs from the IR's element where another "
+     "reduction's result, free in the query, takes some value; the real result may never take it (a row's max is at "
+     "least each element), so nothing is refuted"),
+    ("is not shown to be the IR's element (unknown)", "the solver gave up on a term of the tree"),
+    ("terms of another form", "the tree has a term or an add of another form than the sum's (a rounding other "
+     "than to nearest, a sub): not a sum of the IR's terms in some order, and not refuted either"),
+    ("that no reduction computed", "a value shuffled or passed through shared memory is no tree of the sum (an add "
+     "of another rounding or a sub made it): not followed"),
+    ("misses", "a tree holds part of a row, which a kernel that combines partial results may mean: not refuted"),
+    ("depends on data", "whether a thread loads or stores depends on data: coverage is not decided"),
+    ("neither affine", "a store's offset is of a form the coverage proof does not follow"),
 )
 
 
