@@ -2,25 +2,24 @@
 
 A reduction tree is what a kernel's float32 adds rounded to nearest (or NaN-propagating maxes,
 mins; for an i64 sum, 64-bit integer adds, whose result is then exact in any order) build from the
-values its threads load, shuffle and pass through shared memory. On the
-symbolic tile each value another thread supplies is an abstract symbol with its provenance
-(`verify.prove.Exchange`); here the tree under a stored value is followed through them to the
-threads that supplied each part: a shuffle to the lane its mode and operands select (the PTX
-ISA's shfl.sync, clamp and member mask included), a shared load to the one thread whose store in
-an earlier phase wrote that address (of its own CTA's memory, or through the cluster window of the
-CTA mapa named; phases end at barriers, and for the cluster window at cluster barriers). A lane that
-follows another path (after a loop whose trips differ by thread) supplies the value its own path
-holds at that execution of the shuffle; a 64-bit value shuffled as two 32-bit halves is followed
-where the halves are the bits of one value of one lane. Each
-thread is concrete (every thread of the CTA in turn; in a kernel of clusters, every thread of a
-cluster, rank by rank), the CTA (the cluster) symbolic: every lane, shared address and condition
-met on the way must be the same constant in every CTA (in that rank's CTA of every cluster) of the
-launch (decided by evaluation, or by the solver where the CTA remains).
+values its threads load, shuffle and pass through shared memory. On the symbolic tile each value
+another thread supplies is an abstract symbol with its provenance (`verify.prove.Exchange`); here
+the tree under a stored value is followed through them to the threads that supplied each part: a
+shuffle to the lane its mode and operands select (the PTX ISA's shfl.sync, clamp and member mask
+included), a shared load to the one thread whose store in an earlier phase wrote that address (of
+its own CTA's memory, or through the cluster window of the CTA mapa named; phases end at barriers,
+and for the cluster window at cluster barriers). A lane that follows another path (after a loop
+whose trips differ by thread) supplies the value its own path holds at that execution of the
+shuffle; a 64-bit value shuffled as two 32-bit halves is followed where the halves are the bits of
+one value of one lane. Each thread is concrete (every thread of the CTA in turn; in a kernel of
+clusters, every thread of a cluster, rank by rank), the CTA (the cluster) symbolic: every lane,
+shared address and condition met on the way must be the same constant in every CTA (in that rank's
+CTA of every cluster) of the launch (decided by evaluation, or by the solver where the CTA remains).
 
 The tree's leaves, at CTA 0, are compared with the elements the IR accumulates: as multisets,
 each leaf keyed by the places it reads (input bytes, and other reductions' results), every
-element exactly once, identities (+-0.0 for a sum, -inf for max, +inf for min) left out; each
-leaf equal to its element's value bit for bit (one solver query per distinct pair of formulas,
+element exactly once, identities (+-0.0 for a sum, 0 for an integer sum, -inf for max, +inf for
+min) left out; each leaf equal to its element's value bit for bit (one solver query per distinct pair of formulas,
 the places read as free variables; first in one canonical form, then by congruence on the
 subterms where they differ, then whole). The result the tree computes is the one whose elements
 its leaves are. A leaf that uses another reduction's result (softmax's exponentials of x - max,
@@ -108,7 +107,7 @@ IDENTITIES: dict[str, frozenset[int]] = {
 def kind_for(instr: Instr) -> str | None:
     """The combining instruction of an IR reduction (None: none is modelled, as for an integer max)."""
     dtype = instr.type.dtype  # type: ignore[union-attr]
-    if dtype.is_float or dtype == DType.BOOL:
+    if dtype.is_float:
         return KINDS.get(instr.op)
     return INTEGER_KINDS.get((instr.op, dtype))
 
