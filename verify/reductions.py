@@ -450,20 +450,18 @@ class Expansion:
             return self.leaf(bits, thread)
         if shape[0] == "halves":
             return self.leaves(*self.put_together(shape[1], thread))
-        exchange = shape[1]
+        return self.leaves(*self.followed(shape[1], thread))
+
+    def followed(self, exchange: Exchange, thread: int) -> tuple[z3.ExprRef, int]:
+        """The value the thread received through `exchange`, as its supplier holds it, and the supplier."""
         if not self.at(exchange.condition, thread):
             raise Open(f"line {exchange.instruction.line}: thread {thread} uses a value it did not receive")
-        follow = SOURCES[exchange.kind](self, exchange, thread)
-        return self.leaves(*follow)
+        return SOURCES[exchange.kind](self, exchange, thread)
 
     def put_together(self, exchanges: list[Exchange], thread: int) -> tuple[z3.ExprRef, int]:
         """A value supplied in parts: the one value whose bits the parts' sources are, in order,
         all from one supplier."""
-        found = []
-        for exchange in exchanges:
-            if not self.at(exchange.condition, thread):
-                raise Open(f"line {exchange.instruction.line}: thread {thread} uses a value it did not receive")
-            found.append(SOURCES[exchange.kind](self, exchange, thread))
+        found = [self.followed(exchange, thread) for exchange in exchanges]
         whole = _whole([source for source, _ in found])
         if whole is None or len({supplier for _, supplier in found}) != 1:
             raise Open(f"line {exchanges[0].instruction.line}: a value supplied in parts that are not the bits of "
@@ -1171,6 +1169,11 @@ class Trees:
 
     def __post_init__(self) -> None:
         self.symbols = (self.tile.tid.decl().name(), self.tile.cta.decl().name())
+        self.by_kind: dict[str, list[Instr]] = {}  # the IR's reductions by their combining instruction
+        for instr in self.terms.kernel.body:
+            kind = kind_for(instr) if instr.op in KINDS else None
+            if kind is not None:
+                self.by_kind.setdefault(kind, []).append(instr)
 
     def expansion(self, kind: str) -> Expansion:
         if kind not in self.expansions:
@@ -1319,8 +1322,7 @@ class Trees:
         combine = self.tile.combines.get(node.get_id())
         if combine is None or kind_of(combine) not in IDENTITIES:
             return False
-        if is_integer(kind_of(combine)) and not any(kind_for(i) == kind_of(combine)
-                                                    for i in self.terms.kernel.body if i.op in KINDS):
+        if is_integer(kind_of(combine)) and kind_of(combine) not in self.by_kind:
             return False
         if combine.result.get_id() not in self.reaches:
             self.reaches[combine.result.get_id()] = any(
@@ -1363,7 +1365,7 @@ class Trees:
     def reduced(self, node: z3.ExprRef, thread: int) -> z3.ExprRef:
         """A tree: the accumulated result of the IR reduction whose elements its leaves are."""
         kind = kind_of(self.tile.combines[node.get_id()])
-        candidates = [i for i in self.terms.kernel.body if i.op in KINDS and kind_for(i) == kind]
+        candidates = self.by_kind.get(kind, [])
         if not candidates:
             raise Open(f"a reduction tree of {kind} where the IR has no such reduction")
         bag = self.expansion(kind).leaves(node, thread)
