@@ -123,7 +123,9 @@ class ColumnSchedule:
     """Knobs of a kernel that reduces along a middle axis ([outer, R, inner] with inner > 1):
     threads run along the contiguous inner axis, `vector_bytes` at a time, and
     `threads_along_reduction` of them split R, combining through shared memory; each thread
-    walks its part of R `unroll` rows per trip. Every phase re-reads its inputs."""
+    walks its part of R `unroll` rows per trip, every phase re-reading its inputs, or with
+    `cache_column` keeps its part of R in registers from the first phase to the last (read once;
+    `unroll` partials then interleave the additions)."""
 
     vector_bytes: int = 16
     block_size: int = 256
@@ -131,6 +133,7 @@ class ColumnSchedule:
     unroll: int = 4
     approx_math: bool = False
     fp32_intermediates: bool = False
+    cache_column: bool = False
 
     def __post_init__(self) -> None:
         _check(self, {"vector_bytes": VECTOR_BYTES, "block_size": BLOCK_SIZES,
@@ -201,7 +204,10 @@ def row_space(target: Target) -> list[RowSchedule]:
 
 
 def column_space(target: Target) -> list[ColumnSchedule]:
-    product = itertools.product(VECTOR_BYTES, BLOCK_SIZES, THREADS_ALONG_REDUCTION, UNROLLS, PRECISION, PRECISION)
+    """Every column schedule that fits the target (the kernel may rule out vector widths, and
+    cached columns longer than registers hold)."""
+    product = itertools.product(VECTOR_BYTES, BLOCK_SIZES, THREADS_ALONG_REDUCTION, UNROLLS, PRECISION, PRECISION,
+                                (False, True))
     return [s for s in (ColumnSchedule(*knobs) for knobs in product) if s.fits(target)]
 
 

@@ -42,3 +42,10 @@ def test_an_unknown_symbol_or_a_float_is_not_evaluable() -> None:
         compiled(X + Y, ("x",))
     with pytest.raises(NotEvaluable):
         compiled(z3.fpToIEEEBV(z3.FPVal(1.0, z3.Float32())), ())
+
+
+def test_and_and_or_of_no_operands_are_true_and_false() -> None:
+    """A path with no conditions on it is z3.And() of nothing: it holds for every thread."""
+    assert compiled(z3.And(), ("x",))(3) is True
+    assert compiled(z3.Or(), ("x",))(3) is False
+    assert compiled(z3.And(z3.And(), z3.ULT(X, 5)), ("x",))(3) is True

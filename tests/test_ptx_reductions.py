@@ -4,6 +4,7 @@ results on the GPU against the interpreter: test_reductions_gpu.py.)"""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -159,6 +160,18 @@ def test_cached_rows_are_read_once_and_reread_rows_in_every_phase() -> None:
     reread = lower(kernel, RowSchedule(block_size=256, threads_per_row=256, cache_row=False, unroll=1), H100).ptx
     assert cached.count("ld.global.v4.b32") == 4096 // (256 * 4)  # one load per slot, for all three phases
     assert reread.count("ld.global.v4.b32") == 3  # a loop per phase: max, sum, output
+
+
+def test_cached_columns_are_read_once_and_only_their_last_slot_is_guarded_by_its_row() -> None:
+    kernel = parse(COLUMN_SOFTMAX.replace("10]", "16]"))  # R = 37 rows, 16 columns
+    schedule = ColumnSchedule(vector_bytes=16, block_size=64, threads_along_reduction=16, unroll=1)
+    cached = lower(kernel, dataclasses.replace(schedule, cache_column=True), H100).ptx
+    reread = lower(kernel, schedule, H100).ptx
+    assert cached.count("ld.global.v4.b32") == 3  # 37 rows over 16 threads: 3 slots, for all three phases
+    assert reread.count("ld.global.v4.b32") == 3  # a loop per phase: max, sum, output
+    assert cached.count(", 37;") == 1 and "bra" not in cached  # one row bound (the third slot's), no loop
+    with pytest.raises(ScheduleError, match="caching 148 elements of a column per thread cannot fit"):
+        lower(kernel, ColumnSchedule(vector_bytes=16, threads_along_reduction=1, cache_column=True), H100)
 
 
 def test_clusters_are_refused_where_the_target_has_none() -> None:

@@ -110,10 +110,16 @@ CASES: dict[str, tuple[str, list[Schedule]]] = {
     "column_softmax": (COLUMN_SOFTMAX, [
         ColumnSchedule(vector_bytes=8, block_size=64, threads_along_reduction=16, unroll=2),
         ColumnSchedule(vector_bytes=4, block_size=128, threads_along_reduction=1, unroll=4),
+        # the column in registers: 37 rows over 8 threads, the last of 5 slots guarded by its row
+        ColumnSchedule(vector_bytes=8, block_size=64, threads_along_reduction=8, unroll=2, cache_column=True),
+        ColumnSchedule(vector_bytes=4, block_size=64, threads_along_reduction=1, unroll=1, cache_column=True),
     ]),
-    "column_argmax": (COLUMN_ARGMAX, [ColumnSchedule(vector_bytes=16, block_size=64, threads_along_reduction=32)]),
+    "column_argmax": (COLUMN_ARGMAX, [
+        ColumnSchedule(vector_bytes=16, block_size=64, threads_along_reduction=32),
+        ColumnSchedule(vector_bytes=8, block_size=64, threads_along_reduction=4, unroll=2, cache_column=True)]),
     "channel_rmsnorm_bf16": (CHANNEL_RMSNORM, [
-        ColumnSchedule(vector_bytes=16, block_size=256, threads_along_reduction=8)]),
+        ColumnSchedule(vector_bytes=16, block_size=256, threads_along_reduction=8),
+        ColumnSchedule(vector_bytes=16, block_size=256, threads_along_reduction=16, cache_column=True)]),
     "mean_loss": (MEAN_LOSS, [ScalarSchedule(vector_bytes=4, block_size=64, ctas_per_sm=1, unroll=1)]),
     "count_and_sum": (COUNT_AND_SUM, [ScalarSchedule(vector_bytes=8, block_size=1024, ctas_per_sm=2)]),
     "scalar_argmax": (SCALAR_ARGMAX, [ScalarSchedule(vector_bytes=4, block_size=128, ctas_per_sm=16, unroll=2)]),

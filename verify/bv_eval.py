@@ -53,8 +53,8 @@ SOURCE: dict[int, Callable[[list[str], int, list[int]], str]] = {
     z3.Z3_OP_SLT: lambda a, w, cw: f"(_signed({a[0]}, {cw[0]}) < _signed({a[1]}, {cw[0]}))",
     z3.Z3_OP_SGEQ: lambda a, w, cw: f"(_signed({a[0]}, {cw[0]}) >= _signed({a[1]}, {cw[0]}))",
     z3.Z3_OP_SGT: lambda a, w, cw: f"(_signed({a[0]}, {cw[0]}) > _signed({a[1]}, {cw[0]}))",
-    z3.Z3_OP_AND: lambda a, w, cw: "(" + " and ".join(a) + ")",
-    z3.Z3_OP_OR: lambda a, w, cw: "(" + " or ".join(a) + ")",
+    z3.Z3_OP_AND: lambda a, w, cw: "(" + " and ".join(a) + ")" if a else "True",  # And() of nothing holds
+    z3.Z3_OP_OR: lambda a, w, cw: "(" + " or ".join(a) + ")" if a else "False",
     z3.Z3_OP_NOT: lambda a, w, cw: f"(not {a[0]})",
     z3.Z3_OP_EQ: lambda a, w, cw: f"({a[0]} == {a[1]})",
     z3.Z3_OP_IMPLIES: lambda a, w, cw: f"((not {a[0]}) or {a[1]})",

@@ -90,8 +90,16 @@ APPROX_KNOBS = [dict(threads_per_row=t, block_size=t, cluster=k, cache_row=False
                 for t in (256, 512) for k in (4, 8, 16) for a in (False, True)]
 APPROX_SWEEPS = {f"rowsweep/{kind}_f32_{n}": APPROX_KNOBS for kind in ("softmax", "layernorm", "rmsnorm")
                  for n in (65536, 262144)}
+# Reductions along a middle axis whose inputs are read by more than one phase: each thread's part of
+# the column kept in registers (read once) beside the same split re-read in every phase.
+CACHED_COLUMN_KNOBS = ([dict(threads_along_reduction=a, vector_bytes=v, block_size=b, unroll=u, cache_column=True)
+                        for a in (8, 16, 32) for v in (4, 8, 16) for b in (128, 256, 512) for u in (1, 4)]
+                       + [dict(threads_along_reduction=a, vector_bytes=v, block_size=256, unroll=4, cache_column=False)
+                          for a in (8, 16, 32) for v in (4, 16)])
+CACHED_COLUMN_SWEEPS = {name: CACHED_COLUMN_KNOBS for name in ("reduction/softmax_dim1_f32",
+                                                               "reduction/rmsnorm_channel_f32")}
 SWEEP_SETS = {"default": SWEEPS, "shared_row": SHARED_ROW_SWEEPS, "read_once": ONCE_SWEEPS, "async_copy": ASYNC_SWEEPS,
-              "approx": APPROX_SWEEPS}
+              "approx": APPROX_SWEEPS, "cached_column": CACHED_COLUMN_SWEEPS}
 
 
 def sweep(path: Path, knob_sets: list[dict[str, Any]], flush: torch.Tensor, reps: int) -> list[dict[str, Any]]:
