@@ -45,7 +45,7 @@ REJECTED_PENALTY = math.log(2.0)  # a rejected candidate counts as twice as slow
 POOL = 48  # candidates ranked per proposal: neighbours of the fastest, then random draws
 KINDS = ("elementwise", "row", "column", "scalar")
 KNOBS = ("vector_bytes", "block_size", "threads_per_row", "threads_along_reduction", "cluster", "ctas_per_sm", "unroll",
-         "cache_row", "shared_row", "online", "approx_math", "fp32_intermediates")
+         "cache_row", "cache_column", "shared_row", "async_copy", "online", "approx_math", "fp32_intermediates")
 RESOURCES = ("registers", "spilled", "shared_bytes")
 KERNEL_FEATURES = ("elements", "bytes", "ops", "transcendental", "row_length", "rows", "sm_count", "bandwidth")
 KNOB_VALUES = {"vector_bytes": VECTOR_BYTES, "block_size": BLOCK_SIZES, "threads_per_row": THREADS_PER_ROW,

@@ -114,8 +114,8 @@ def _untried(schedules: Iterable[Schedule], region: Region, count: int) -> list[
 
 # Knobs in the order the machine model says matter most for memory-bound kernels: how much work
 # is in flight per SM first, then how it is split among threads, then precision.
-SEED_KNOBS = ("ctas_per_sm", "block_size", "threads_per_row", "unroll", "vector_bytes", "cache_row", "online",
-              "threads_along_reduction", "fp32_intermediates", "approx_math", "shared_row", "cluster")
+SEED_KNOBS = ("ctas_per_sm", "block_size", "threads_per_row", "unroll", "vector_bytes", "cache_row", "cache_column",
+              "online", "threads_along_reduction", "fp32_intermediates", "approx_math", "shared_row", "cluster")
 
 
 class Seeds:
