@@ -91,6 +91,16 @@ def _row(row: dict[str, Any]) -> str:
             f"{sol['fraction'].get('torch.compile', float('nan')):.0%} | {', '.join(schedules)} |")
 
 
+def _schedules_used(results: dict[str, Any]) -> str:
+    options = results.get("options", {})
+    if options.get("optimize_s"):
+        return f"each problem searched for {options['optimize_s']:g} s first, then its best schedules"
+    if options.get("schedules"):
+        return (f"the best each `ptxgen optimize` run in `{options['schedules']}` timed (a kernel it did not "
+                "search: its default)")
+    return "every kernel at its default schedule (the target's machine model; no search)"
+
+
 def _tolerance_rule(results: dict[str, Any]) -> str:
     slack = results.get("options", {}).get("eager_slack")
     by_dtype = "tolerance by dtype (float32 1e-5, bfloat16 1.6e-2, float16 2e-3)"
@@ -120,6 +130,7 @@ def render(results: dict[str, Any]) -> str:
         lines.append(f"- Geometric-mean speedup: {facts['geomean'].get('eager', float('nan')):.2f}x over eager, "
                      f"{facts['geomean'].get('torch.compile', float('nan')):.2f}x over torch.compile, "
                      f"{facts['geomean_best']:.2f}x over the better of the two (below 1: slower).")
+    lines.append(f"- Schedules: {_schedules_used(results)}.")
     lines += [f"- Memory-bound problems made of our kernels alone: {facts['memory_bound_ours_alone']}; "
               f"{facts['reaching_target']} reach {BANDWIDTH_TARGET:.0%} of the copy bandwidth.",
               "- Checks: ModelNew against Model run in float64 on fresh inputs, at odd reduced shapes (size "
