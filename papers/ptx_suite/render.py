@@ -41,9 +41,10 @@ def _row(row: dict[str, Any], copy_gbs: float) -> str:
 
 
 SCHEDULE_LABELS = {"row": ("threads_per_row", "cache_row", "shared_row", "async_copy", "online", "cluster", "unroll",
-                           "approx_math", "block_size"),
+                           "approx_math", "fp32_intermediates", "block_size"),
                    "column": ("threads_along_reduction", "cache_column", "vector_bytes", "unroll", "block_size"),
-                   "elementwise": ("ctas_per_sm", "unroll", "block_size")}
+                   "elementwise": ("ctas_per_sm", "unroll", "block_size", "approx_math", "fp32_intermediates"),
+                   "scalar": ("ctas_per_sm", "unroll", "block_size", "approx_math", "fp32_intermediates")}
 
 
 def _knobs(schedule: dict[str, Any]) -> str:

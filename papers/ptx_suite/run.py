@@ -98,13 +98,22 @@ CACHED_COLUMN_KNOBS = ([dict(threads_along_reduction=a, vector_bytes=v, block_si
                           for a in (8, 16, 32) for v in (4, 16)])
 CACHED_COLUMN_SWEEPS = {name: CACHED_COLUMN_KNOBS for name in ("reduction/softmax_dim1_f32",
                                                                "reduction/rmsnorm_channel_f32")}
+# The precision knobs alone over the default schedule, on the problems whose defaults stay below 85% of
+# the copy bandwidth (papers/bench_defaults): approximate transcendentals, float32 kept between ops.
+PRECISION_KNOBS = [dict(approx_math=a, fp32_intermediates=f) for a in (False, True) for f in (False, True)]
+PRECISION_SWEEPS = {name: PRECISION_KNOBS for name in (
+    "elementwise/mish_f32", "loss/bce_with_logits_bf16", "loss/cosine_similarity_loss_bf16",
+    "loss/kl_div_batchmean_f32",
+    *(f"rowsweep/{kind}_{n}" for kind in ("layernorm_bf16", "layernorm_f32", "logsumexp_bf16", "logsumexp_f32",
+                                          "rmsnorm_bf16", "rmsnorm_f32", "softmax_bf16", "softmax_f32")
+      for n in (65536, 262144)), "rowsweep/logsumexp_bf16_16384")}
 SWEEP_SETS = {"default": SWEEPS, "shared_row": SHARED_ROW_SWEEPS, "read_once": ONCE_SWEEPS, "async_copy": ASYNC_SWEEPS,
-              "approx": APPROX_SWEEPS, "cached_column": CACHED_COLUMN_SWEEPS}
+              "approx": APPROX_SWEEPS, "cached_column": CACHED_COLUMN_SWEEPS, "precision": PRECISION_SWEEPS}
 
 
 def sweep(path: Path, knob_sets: list[dict[str, Any]], flush: torch.Tensor, reps: int) -> list[dict[str, Any]]:
-    """ModelNew under schedule variants (knobs over the default's; those the kernel or target rule
-    out are skipped), timed in one process."""
+    """ModelNew under schedule variants (knobs over the default's, for every kernel of the problem;
+    those the kernel or target rule out are skipped), timed in one process."""
     rows: list[dict[str, Any]] = []
     for knobs in [{}] + knob_sets:  # the default schedule first
         def choose(kernel: Any, t: Any, knobs: dict[str, Any] = knobs) -> Schedule:
@@ -119,11 +128,11 @@ def sweep(path: Path, knob_sets: list[dict[str, Any]], flush: torch.Tensor, reps
             inputs = problem.inputs(3)
         with torch.no_grad():
             stats = summary(time_ms(lambda: new(*inputs), "cuda", reps, flush))
-        (lowered,) = kernels.values()
-        schedule = lowered.schedule.to_dict()
-        if rows and any(r["schedule"] == schedule for r in rows):
+        schedules = [lowered.schedule.to_dict() for lowered in kernels.values()]  # the first kernel's names the row
+        if rows and any(r.get("schedules", [r["schedule"]]) == schedules for r in rows):
             continue
-        rows.append({"schedule": schedule, "default": not knobs, **stats})
+        rows.append({"schedule": schedules[0], **({"schedules": schedules} if len(schedules) > 1 else {}),
+                     "default": not knobs, **stats})
     return rows
 
 
