@@ -135,7 +135,8 @@ def render(results: dict[str, Any]) -> str:
               f"{facts['reaching_target']} reach {BANDWIDTH_TARGET:.0%} of the copy bandwidth.",
               "- Checks: ModelNew against Model run in float64 on fresh inputs, at odd reduced shapes (size "
               "constants 37, 1003, 5) and at the problem's shapes; error max |ours - ref| / (|ref| + 1), eager's "
-              f"beside it; {_tolerance_rule(results)}. Times: median ms of one call of the whole module on the device (CUDA events; L2 flushed "
+              f"beside it; {_tolerance_rule(results)}. Times: median ms of one call of the whole module on the "
+              "device (CUDA events; L2 flushed "
               "and the stream held by a spinning kernel before each call, so that host-side launch work is "
               "hidden for every candidate alike), ours, eager and torch.compile in turn, twice. Speed of light: "
               "bytes of inputs, parameters and "
