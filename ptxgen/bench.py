@@ -123,6 +123,13 @@ def build(path: Path, sizes: dict[str, int] | None = None, choose: Chooser | Non
     return Built(problem, model, new, kernels, source, len(program.glue))
 
 
+def tolerance_for(dtype: torch.dtype, eager_error: float) -> float:
+    """The dtype's tolerance, never below EAGER_SLACK times eager PyTorch's own error on the same
+    inputs (the checker's rule): where eager errs more than the dtype's tolerance (a float32 sum of
+    thousands of terms, a convolution in TF32), its error sets the scale."""
+    return max(TOLERANCE[dtype], EAGER_SLACK * eager_error)
+
+
 def check_built(built: Built, seed: int) -> dict[str, Any]:
     """ModelNew's outputs and eager's against Model in float64, on fresh inputs drawn with `seed`."""
     with torch.device("cuda"):
@@ -135,7 +142,7 @@ def check_built(built: Built, seed: int) -> dict[str, Any]:
     dtype = next(t.dtype for t in inputs if t.is_floating_point())
     errors = [max_error(o, r) for o, r in zip(ours, reference)]
     eager_errors = [max_error(e, r) for e, r in zip(eager, reference)]
-    tolerance = max(TOLERANCE[dtype], EAGER_SLACK * max(eager_errors))  # as the checker's: eager's error sets the scale
+    tolerance = tolerance_for(dtype, max(eager_errors))
     return {"shapes": built.problem.size_constants(), "glue": built.glue, "error": max(errors),
             "eager_error": max(eager_errors), "tolerance": tolerance, "passed": max(errors) <= tolerance,
             "kernels": {name: {"schedule": k.schedule.to_dict(), "grid": k.launch.grid, "block": k.launch.block}

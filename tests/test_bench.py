@@ -25,6 +25,7 @@ from ptxgen.bench import (
     run_folder,
     searched_chooser,
     speed_of_light,
+    tolerance_for,
 )
 from ptxgen.bench_report import render, summary, write_report
 from ptxgen.cli import main
@@ -118,6 +119,22 @@ def test_report_and_plots_come_from_the_results_file(tmp_path: Path) -> None:
         assert len(bars) == 4  # two problems, two bars each
     titles = [t.text for t in ElementTree.parse(tmp_path / "speedup.svg").iter("{http://www.w3.org/2000/svg}title")]
     assert "norm/softmax torch.compile: 0.500" in titles
+
+
+def test_a_check_tolerates_a_multiple_of_eagers_error_where_eager_errs_more_than_the_dtypes() -> None:
+    assert tolerance_for(torch.float32, 1e-7) == 1e-5  # the dtype's own
+    assert tolerance_for(torch.float32, 3.5e-5) == pytest.approx(1.4e-4)  # a sum of 4096 float32 terms
+    assert tolerance_for(torch.bfloat16, 1e-3) == 1.6e-2
+
+
+def test_report_names_its_schedules_and_tolerance_rule() -> None:
+    results = results_of([timed_row("act/relu", 1.0, 2.0, 1.1, 2_700_000_000)])
+    assert "every kernel at its default schedule" in render(results)
+    assert "never below" not in render(results)  # results written before the rule: the dtype's alone
+    results["options"] = {"schedules": "papers/optimize/runs", "optimize_s": 0.0, "eager_slack": 4.0}
+    text = render(results)
+    assert "the best each `ptxgen optimize` run in `papers/optimize/runs` timed" in text
+    assert "never below 4 times eager's own error" in text
 
 
 def test_report_counts_glue_problems_out_of_the_bandwidth_target() -> None:
