@@ -277,6 +277,39 @@ def test_clusters_beyond_what_the_trees_are_followed_through_are_named() -> None
     assert found.status == "inconclusive" and "cluster of 8192 threads" in found.detail, found.detail
 
 
+# A norm of a residual sum: the IR's elements are x + r, each a sum of two loaded values; the
+# kernel's adds of a lane's two values are those elements, not nodes of the mean's tree.
+RESIDUAL = REPO / "datasets" / "problems" / "fused" / "linear_residual_layernorm_f32.py"
+RESIDUAL_SIZES = {"batch_size": 16, "hidden": 16}
+ELEMENT_ADD = re.compile(r"add\.rn\.f32 %f\d+, %f\d+, %f\d+;")  # the first is lane 0's x + r
+
+
+def test_a_sum_whose_elements_are_sums_of_two_inputs_is_proved() -> None:
+    kernel, lines, launch = lowered(RESIDUAL_SIZES, RESIDUAL)
+    found = values(kernel, "\n".join(lines), launch)
+    assert found.status == "proved", found.detail
+
+
+RESIDUAL_WRONG = {  # (the change to the first element add, the verdict it must get)
+    "an element rounded toward zero": (lambda line: line.replace("add.rn.f32", "add.rz.f32"), "refuted"),
+    "an element that pairs two lanes": (lambda line: re.sub(r"(%f\d+);$", lambda m: f"%f{int(m.group(1)[2:]) + 1};",
+                                                            line), "not proved"),
+}
+
+
+@pytest.mark.parametrize("case", RESIDUAL_WRONG, ids=list(RESIDUAL_WRONG))
+def test_a_wrong_element_of_a_residual_sum_is_never_proved(case: str) -> None:
+    change, expected = RESIDUAL_WRONG[case]
+    kernel, lines, launch = lowered(RESIDUAL_SIZES, RESIDUAL)
+    mutant = edited(lines, lambda line: ELEMENT_ADD.search(line) and not ACCUMULATE.search(line), change)
+    assert mutant != "\n".join(lines)
+    found = values(kernel, mutant, launch)
+    if expected == "refuted":
+        assert found.status == "refuted" and "is not the IR's element" in found.detail, found.detail
+    else:
+        assert found.status != "proved", found.detail
+
+
 # Reductions along a middle axis ([outer, R, inner]): threads along the contiguous inner axis, each
 # walking its part of R; the rows are strided, not runs of the input.
 COLUMNS = {"sum_dim1_f32": {"batch_size": 2, "dim1": 2304, "dim2": 8},

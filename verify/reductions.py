@@ -22,8 +22,11 @@ element exactly once, identities (+-0.0 for a sum, 0 for an integer sum, -inf fo
 min) left out; each leaf equal to its element's value bit for bit (one solver query per distinct pair of formulas,
 the places read as free variables; first in one canonical form, then by congruence on the
 subterms where they differ, then whole). The result the tree computes is the one whose elements
-its leaves are. A leaf that uses another reduction's result (softmax's exponentials of x - max,
-layernorm's squares of x - mean) or a value another thread supplied is resolved the same way
+its leaves are. Where the IR's elements read more than one buffer (x + r summed for a norm), a
+combine of two loaded values that reads exactly one element's places is that element, a leaf (its
+formula then compared as any leaf's), not a node of the tree. A leaf that uses another
+reduction's result (softmax's exponentials of x - max, layernorm's squares of x - mean) or a
+value another thread supplied is resolved the same way
 first: the inner tree, in the thread that computed it, into the IR's accumulated value of its
 result (`ir_symbolic.accumulated`), a shuffled or shared-loaded value into its supplier's. The
 values a stored element uses are resolved so in every thread that stores, and must be the same
@@ -46,7 +49,7 @@ of a row is what online softmax's rescaled partial sums mean, and is otherwise l
 differs from the IR's element only where it uses another reduction's result is not refuted (that
 result is free in the query; the real one is not: a row's maximum is at least each element).
 Not modelled yet (`Open`: the value obligation stays inconclusive, saying why): trees with a term
-of another form (an add rounded otherwise, a term of two elements), reductions across clusters of
+of another form (an add rounded otherwise, a term of elements the IR keeps apart), reductions across clusters of
 more than CLUSTER_THREADS_FOLLOWED threads (each thread followed in turn takes too long), online
 softmax's rescaled sums, argmax and argmin, reductions of different row lengths or axes in one
 kernel, a leaf whose condition depends on the CTA other than through its row, and a shared load
@@ -314,6 +317,7 @@ class Expansion:
     memo: dict[Leaf, int] = field(default_factory=dict)
     bags: Bags = field(default_factory=lambda: Bags())
     leaf: Callable[[z3.ExprRef, int], int] | None = None  # a leaf (term, thread) as a bag
+    element: Callable[[z3.ExprRef, int], bool] | None = None  # a combine of two loaded values is one IR element
     terms: dict[int, z3.ExprRef] = field(default_factory=dict)  # the terms `memo` keys on, held: ids stay theirs
     writers: dict[int, dict[int, list[int]]] = field(default_factory=dict)  # store index -> address -> threads
     decided: dict[tuple[int, int], int | bool] = field(default_factory=dict)
@@ -442,6 +446,9 @@ class Expansion:
         """`bits` (or the float a combine computed, where a tree starts at one) as a bag of leaves."""
         shape = self._shape(bits, key)
         if shape[0] == "join":
+            if self._of_loads(shape) and self.element is not None and self.element(bits, thread):
+                assert self.leaf is not None
+                return self.leaf(bits, thread)
             return self.bags.join(self._leaves(*shape[1], thread), self._leaves(*shape[2], thread))
         if shape[0] == "choose":
             return self._leaves(*(shape[2] if self.at(shape[1], thread) else shape[3]), thread)
@@ -451,6 +458,12 @@ class Expansion:
         if shape[0] == "halves":
             return self.leaves(*self.put_together(shape[1], thread))
         return self.leaves(*self.followed(shape[1], thread))
+
+    def _of_loads(self, shape: tuple) -> bool:
+        """A combine of two values that both read memory and neither combines nor was supplied (a
+        leaf, or a choice such as a tail's guard): where the IR's elements are such sums (a residual
+        added before a norm), possibly one element; `element` decides by the places it reads."""
+        return all(self._shape(part, key)[0] in ("leaf", "choose") and _memory_reads(part) for part, key in shape[1:])
 
     def followed(self, exchange: Exchange, thread: int) -> tuple[z3.ExprRef, int]:
         """The value the thread received through `exchange`, as its supplier holds it, and the supplier."""
@@ -1178,7 +1191,8 @@ class Trees:
     def expansion(self, kind: str) -> Expansion:
         if kind not in self.expansions:
             self.expansions[kind] = Expansion(self.tile, kind, bags=self.bags, leaf=partial(self.leaf_bag, kind),
-                                              deadline=self.deadline, **self.caches)
+                                              element=partial(self.is_element, kind), deadline=self.deadline,
+                                              **self.caches)
         return self.expansions[kind]
 
     # What a stored element uses.
@@ -1387,6 +1401,24 @@ class Trees:
         if isinstance(error, Partial) and error.node is None:
             error.node = node
         raise error
+
+    def is_element(self, kind: str, node: z3.ExprRef, thread: int) -> bool:
+        """Whether a combine of two loaded values reads exactly the places of one element of an IR
+        reduction of this kind whose elements read more than one buffer (x + r summed for a norm):
+        then it is that element, a leaf, not a node of the tree."""
+        proofs = [self.proofs.setdefault(i.result, ReductionProof(self.terms, i)) for i in self.by_kind.get(kind, [])]
+        proofs = [p for p in proofs if len({buffer for buffer, _ in p.leaf(0).reads}) > 1]
+        if not proofs:
+            return False
+        reads = self.kernel_formula(node, thread, kind).reads
+        for proof in proofs:
+            try:
+                result = proof.guess(Counter({reads: 1}))
+            except OtherForm:
+                continue
+            if reads in proof.row(result):
+                return True
+        return False
 
     def projection(self, bag: int) -> Counter[Reads]:
         """A bag's leaves by the places they read alone."""

@@ -32,10 +32,10 @@ VALUES = "Output values: each stored element is compared, bit for bit (any NaN f
          "itself (a row kept in shared memory) reads that store where no other thread's store can reach it in " \
          "between. Reductions along a middle axis are proved the same way, each row named by its first element. " \
          "In a kernel of several paths each path's stores are followed on their own. Values read from a " \
-         "workspace are followed where the launch is one CTA. " \
+         "workspace are followed where the launch is one CTA. Where the IR's elements are sums of two inputs (a " \
+         "residual added before a norm), the kernel's add of one element's two values is that element, a leaf. " \
          "Not modelled yet (inconclusive): the values of a workspace that several CTAs fill, reductions across " \
-         "larger clusters, online softmax, argmax and argmin, and terms of two elements (a residual added before " \
-         "a norm)."
+         "larger clusters, online softmax, and argmax and argmin."
 
 
 def _first_open(row: dict[str, Any]) -> str:
