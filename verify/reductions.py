@@ -129,6 +129,7 @@ ELEMENT_NAME = ELEMENT.decl().name()
 # Threads of a cluster whose trees are followed one by one: beyond this, a kernel's 60 s are spent
 # before the end (clusters of 8 CTAs of 512 threads at rows of 262144 take 40-60 s; 16 CTAs, more).
 CLUSTER_THREADS_FOLLOWED = 4096
+ELEMENT_BYTES = 8  # at most this many bytes of memory in each value a combine of one element's two values adds
 DECIDE_MS = 2_000  # a condition on a thread that simplifying leaves the CTA in: the solver decides it
 
 
@@ -318,6 +319,7 @@ class Expansion:
     bags: Bags = field(default_factory=lambda: Bags())
     leaf: Callable[[z3.ExprRef, int], int] | None = None  # a leaf (term, thread) as a bag
     element: Callable[[z3.ExprRef, int], bool] | None = None  # a combine of two loaded values is one IR element
+    byte_reads: dict[int, tuple[frozenset[int] | None, z3.ExprRef]] = field(default_factory=dict)  # `_bytes_read`'s
     terms: dict[int, z3.ExprRef] = field(default_factory=dict)  # the terms `memo` keys on, held: ids stay theirs
     writers: dict[int, dict[int, list[int]]] = field(default_factory=dict)  # store index -> address -> threads
     decided: dict[tuple[int, int], int | bool] = field(default_factory=dict)
@@ -446,7 +448,7 @@ class Expansion:
         """`bits` (or the float a combine computed, where a tree starts at one) as a bag of leaves."""
         shape = self._shape(bits, key)
         if shape[0] == "join":
-            if self._of_loads(shape) and self.element is not None and self.element(bits, thread):
+            if self.element is not None and self._of_loads(shape) and self.element(bits, thread):
                 assert self.leaf is not None
                 return self.leaf(bits, thread)
             return self.bags.join(self._leaves(*shape[1], thread), self._leaves(*shape[2], thread))
@@ -460,10 +462,34 @@ class Expansion:
         return self.leaves(*self.followed(shape[1], thread))
 
     def _of_loads(self, shape: tuple) -> bool:
-        """A combine of two values that both read memory and neither combines nor was supplied (a
-        leaf, or a choice such as a tail's guard): where the IR's elements are such sums (a residual
-        added before a norm), possibly one element; `element` decides by the places it reads."""
-        return all(self._shape(part, key)[0] in ("leaf", "choose") and _memory_reads(part) for part, key in shape[1:])
+        """A combine of two values that each read a few bytes of memory (one element's) and neither
+        combines nor was supplied (a leaf, or a choice such as a tail's guard): where the IR's
+        elements are such sums (a residual added before a norm), possibly one element; `element`
+        decides by the places it reads."""
+        return all(self._shape(part, key)[0] in ("leaf", "choose") and 0 < self._bytes_read(part) <= ELEMENT_BYTES
+                   for part, key in shape[1:])
+
+    def _bytes_read(self, term: z3.ExprRef) -> int:
+        """How many distinct bytes of memory `term` reads, counted up to ELEMENT_BYTES + 1 (more is
+        a partial of many elements), each subterm once for every term asked (iterative: chains of
+        partial sums are deep)."""
+        found, pending = self.byte_reads, [term]
+        while pending:
+            node = pending[-1]
+            if node.get_id() in found:
+                pending.pop()
+                continue
+            children = [c for c in node.children() if c.get_id() not in found]
+            if children:
+                pending.extend(children)
+                continue
+            pending.pop()
+            mine = frozenset((node.get_id(),)) if z3.is_select(node) else frozenset()
+            union = mine.union(*(found[c.get_id()][0] for c in node.children() if found[c.get_id()][0] is not None))
+            many = any(found[c.get_id()][0] is None for c in node.children()) or len(union) > ELEMENT_BYTES
+            found[node.get_id()] = (None if many else union, node)  # the node held: its id stays its
+        reads = found[term.get_id()][0]
+        return ELEMENT_BYTES + 1 if reads is None else len(reads)
 
     def followed(self, exchange: Exchange, thread: int) -> tuple[z3.ExprRef, int]:
         """The value the thread received through `exchange`, as its supplier holds it, and the supplier."""
@@ -1190,9 +1216,9 @@ class Trees:
 
     def expansion(self, kind: str) -> Expansion:
         if kind not in self.expansions:
+            element = partial(self.is_element, kind) if self.sums_of_inputs(kind) else None
             self.expansions[kind] = Expansion(self.tile, kind, bags=self.bags, leaf=partial(self.leaf_bag, kind),
-                                              element=partial(self.is_element, kind), deadline=self.deadline,
-                                              **self.caches)
+                                              element=element, deadline=self.deadline, **self.caches)
         return self.expansions[kind]
 
     # What a stored element uses.
@@ -1402,16 +1428,18 @@ class Trees:
             error.node = node
         raise error
 
+    def sums_of_inputs(self, kind: str) -> list[ReductionProof]:
+        """The IR reductions of this kind whose elements read more than one input (x + r summed for
+        a norm; another reduction's result does not count)."""
+        proofs = [self.proofs.setdefault(i.result, ReductionProof(self.terms, i)) for i in self.by_kind.get(kind, [])]
+        return [p for p in proofs if len({b for b, _ in p.leaf(0).reads if not b.startswith("accumulated ")}) > 1]
+
     def is_element(self, kind: str, node: z3.ExprRef, thread: int) -> bool:
         """Whether a combine of two loaded values reads exactly the places of one element of an IR
-        reduction of this kind whose elements read more than one buffer (x + r summed for a norm):
-        then it is that element, a leaf, not a node of the tree."""
-        proofs = [self.proofs.setdefault(i.result, ReductionProof(self.terms, i)) for i in self.by_kind.get(kind, [])]
-        proofs = [p for p in proofs if len({buffer for buffer, _ in p.leaf(0).reads}) > 1]
-        if not proofs:
-            return False
+        reduction of this kind whose elements read more than one input: then it is that element, a
+        leaf, not a node of the tree."""
         reads = self.kernel_formula(node, thread, kind).reads
-        for proof in proofs:
+        for proof in self.sums_of_inputs(kind):
             try:
                 result = proof.guess(Counter({reads: 1}))
             except OtherForm:
