@@ -22,7 +22,7 @@ element exactly once, identities (+-0.0 for a sum, 0 for an integer sum, -inf fo
 min) left out; each leaf equal to its element's value bit for bit (one solver query per distinct pair of formulas,
 the places read as free variables; first in one canonical form, then by congruence on the
 subterms where they differ, then whole). The result the tree computes is the one whose elements
-its leaves are. Where the IR's elements read more than one buffer (x + r summed for a norm), a
+its leaves are. Where the IR's elements read more than one input (x + r summed for a norm), a
 combine of two loaded values that reads exactly one element's places is that element, a leaf (its
 formula then compared as any leaf's), not a node of the tree. A leaf that uses another
 reduction's result (softmax's exponentials of x - max, layernorm's squares of x - mean) or a
