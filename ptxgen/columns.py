@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from ir.kernel import Instr, Kernel
 from ptxgen.lower import Body, Lanes, LaunchConfig, LoweringError
 from ptxgen.reduce import SLOT_BYTES, WARP, Layout, Partial, ReductionLowering
-from ptxgen.rows import MAX_REGISTER_ELEMENTS
+from ptxgen.rows import MAX_REGISTER_ELEMENTS, next_power_of_two
 from ptxgen.schedule import ColumnSchedule, ScheduleError
 from ptxgen.targets import Target
 
@@ -197,7 +197,7 @@ def _cached_default(kernel: Kernel, target: Target, approx: bool) -> ColumnSched
             probe = ColumnReductionLowering(kernel, ColumnSchedule(vector_bytes=vector_bytes), target)
         except ScheduleError:
             continue
-        along = min(CACHED_ALONG, _next_power_of_two(probe.length))
+        along = min(CACHED_ALONG, next_power_of_two(probe.length))
         if probe.passes() < 2 or -(-probe.length // along) * probe.vector > CACHED_COLUMN_ELEMENTS:
             continue
         across = _threads_across(probe, 256 // along)
@@ -208,8 +208,4 @@ def _cached_default(kernel: Kernel, target: Target, approx: bool) -> ColumnSched
 
 def _threads_across(probe: ColumnReductionLowering, most: int) -> int:
     """Threads along the inner axis: `most`, fewer where its vectors are fewer (at least 2)."""
-    return min(most, max(2, _next_power_of_two(-(-probe.inner // probe.vector))))
-
-
-def _next_power_of_two(n: int) -> int:
-    return 1 << max(0, math.ceil(math.log2(n)))
+    return min(most, max(2, next_power_of_two(-(-probe.inner // probe.vector))))

@@ -364,7 +364,7 @@ def default_row_schedule(kernel: Kernel, target: Target, approx: bool) -> RowSch
             return RowSchedule(**knobs, block_size=max(threads, 256), threads_per_row=threads,  # type: ignore[arg-type]
                                cache_row=cache, unroll=1 if cache else 4)
         threads = _clamp_threads(-(-length // MAX_CACHED_ELEMENTS), 512)
-        cluster = _next_power_of_two(-(-length // (threads * MAX_CACHED_ELEMENTS)))
+        cluster = next_power_of_two(-(-length // (threads * MAX_CACHED_ELEMENTS)))
         clusters = target.has(Feature.CLUSTERS)
         shared = _shared_row_cluster(probe, target) if clusters and length > 16384 else None
         if shared is not None and (probe.stage_itemsize() < 4 or cluster > 4):
@@ -389,7 +389,7 @@ def _long_row_reduced(probe: RowReductionLowering, knobs: dict[str, Any], target
     if probe.row_length <= LONG_ROW or probe.outputs_along_row() or not target.has(Feature.CLUSTERS):
         return None
     per_thread = min(MAX_REGISTER_ELEMENTS, LONG_ROW_THREAD_BYTES // max(1, probe.stage_itemsize()))
-    cluster = _next_power_of_two(-(-probe.row_length // (LONG_ROW_THREADS * per_thread)))
+    cluster = next_power_of_two(-(-probe.row_length // (LONG_ROW_THREADS * per_thread)))
     if cluster <= min(8, target.max_cluster_size):
         return RowSchedule(**knobs, block_size=LONG_ROW_THREADS, threads_per_row=LONG_ROW_THREADS, cache_row=True,
                            cluster=cluster, unroll=1)
@@ -401,13 +401,14 @@ def _shared_row_cluster(probe: RowReductionLowering, target: Target) -> int | No
     """The cluster that keeps each CTA's share of the row in shared memory within
     SHARED_ROW_BYTES (room for 3 CTAs an SM), if the target has one that large."""
     row_bytes = probe.row_length * probe.stage_itemsize()
-    cluster = max(2, _next_power_of_two(-(-row_bytes // SHARED_ROW_BYTES)))
+    cluster = max(2, next_power_of_two(-(-row_bytes // SHARED_ROW_BYTES)))
     return cluster if probe.stage_itemsize() and cluster <= target.max_cluster_size else None
 
 
 def _clamp_threads(wanted: int, most: int) -> int:
-    return min(most, max(32, _next_power_of_two(wanted)))
+    return min(most, max(32, next_power_of_two(wanted)))
 
 
-def _next_power_of_two(n: int) -> int:
+def next_power_of_two(n: int) -> int:
+    """The least power of two at least n (1 for n < 1)."""
     return 1 << max(0, math.ceil(math.log2(max(1, n))))

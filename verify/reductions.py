@@ -1216,7 +1216,8 @@ class Trees:
 
     def expansion(self, kind: str) -> Expansion:
         if kind not in self.expansions:
-            element = partial(self.is_element, kind) if self.sums_of_inputs(kind) else None
+            sums = self.sums_of_inputs(kind)
+            element = partial(self.is_element, kind, sums) if sums else None
             self.expansions[kind] = Expansion(self.tile, kind, bags=self.bags, leaf=partial(self.leaf_bag, kind),
                                               element=element, deadline=self.deadline, **self.caches)
         return self.expansions[kind]
@@ -1434,12 +1435,12 @@ class Trees:
         proofs = [self.proofs.setdefault(i.result, ReductionProof(self.terms, i)) for i in self.by_kind.get(kind, [])]
         return [p for p in proofs if len({b for b, _ in p.leaf(0).reads if not b.startswith("accumulated ")}) > 1]
 
-    def is_element(self, kind: str, node: z3.ExprRef, thread: int) -> bool:
+    def is_element(self, kind: str, sums: list[ReductionProof], node: z3.ExprRef, thread: int) -> bool:
         """Whether a combine of two loaded values reads exactly the places of one element of an IR
-        reduction of this kind whose elements read more than one input: then it is that element, a
-        leaf, not a node of the tree."""
+        reduction of this kind whose elements read more than one input (`sums`, found once per
+        kind): then it is that element, a leaf, not a node of the tree."""
         reads = self.kernel_formula(node, thread, kind).reads
-        for proof in self.sums_of_inputs(kind):
+        for proof in sums:
             try:
                 result = proof.guess(Counter({reads: 1}))
             except OtherForm:
