@@ -6,11 +6,13 @@ op (or, for a schedule that keeps float32 between ops, only where stored); `maxi
 propagate NaN and order -0.0 below +0.0. Integer ops and casts wrap as numpy's do on int32/int64.
 
 A sum, mean, amax or amin is a term of its accumulated value (`accumulated`, which
-`verify.reductions` proves a kernel's tree equal to); argmax, argmin and matmul have none. An op
-with no exact IEEE meaning (exp, tanh, erf, x**y) is, when the caller names the schedule's form
-(`approx`), the formula of ptxgen.mathlib that form computes it by (`verify.recipes`): its
-approximate instructions uninterpreted, its accuracy tested numerically, not proved. Without a
-form, asking for such an op raises `Inexact`, and the value obligation is inconclusive."""
+`verify.reductions` proves a kernel's tree equal to); an argmax or argmin, of its accumulated
+best position and whether its row is all the worst value (`arg_result`, which
+`verify.arg_reductions` proves a kernel's pairs reach); matmul has none. An op with no exact
+IEEE meaning (exp, tanh, erf, x**y) is, when the caller names the schedule's form (`approx`), the
+formula of ptxgen.mathlib that form computes it by (`verify.recipes`): its approximate
+instructions uninterpreted, its accuracy tested numerically, not proved. Without a form, asking
+for such an op raises `Inexact`, and the value obligation is inconclusive."""
 
 from __future__ import annotations
 
@@ -55,7 +57,28 @@ ACCUMULATED: dict[Op, Callable[[Value, int], Value]] = {
                                                              F32)),
     Op.AMAX: lambda total, n: total,
     Op.AMIN: lambda total, n: total,
+    Op.ARGMAX: lambda best, n: arg_result(best, n),
+    Op.ARGMIN: lambda best, n: arg_result(best, n),
 }
+
+
+def arg_position(best: z3.BitVecRef, n: int) -> z3.BitVecRef:
+    """An argmax's (argmin's) accumulated value read as its best position: 32 bits, below n."""
+    return z3.URem(z3.Extract(31, 0, best), n)
+
+
+def arg_all_worst(best: z3.BitVecRef) -> z3.BoolRef:
+    """An argmax's (argmin's) accumulated value read as whether every element of the row is the
+    worst value (-inf for argmax, +inf for argmin): no element is better than another, and the
+    answer is the first position, 0."""
+    return z3.Extract(32, 32, best) == 1
+
+
+def arg_result(best: z3.BitVecRef, n: int) -> z3.BitVecRef:
+    """The IR's argmax (argmin) of a row from its accumulated value: 0 where every element is the
+    worst value, else the best element's position (the first NaN, else the first of the best
+    values), as an i64."""
+    return z3.SignExt(32, z3.If(arg_all_worst(best), z3.BitVecVal(0, 32), arg_position(best, n)))
 
 
 def _round(value: Value, dtype: DType) -> Value:
@@ -230,10 +253,11 @@ class IrTerms:
         form (`formulas` lists those used). `reductions`: a sum, mean, amax or amin is the
         uninterpreted float32 function `accumulated` gives (of the reduced element's flat index):
         its value modulo the order of accumulation, followed by the op's own last steps (mean's
-        product with 1/n, the rounding to the result's dtype); `uses` lists each such element
-        asked for. Other reductions raise Inexact. `keep_f32`: the schedule keeps bf16/f16 values
-        in float32 between ops (its `fp32_intermediates`): they are rounded to their type only
-        where stored, not after each op or cast."""
+        product with 1/n, the rounding to the result's dtype); an argmax or argmin, the function of
+        its accumulated i64 value `arg_result` gives; `uses` lists each such element asked for.
+        `keep_f32`: the schedule keeps bf16/f16 values in float32 between ops (its
+        `fp32_intermediates`): they are rounded to their type only where stored, not after each op
+        or cast."""
         unmodelled = [i.op for i in kernel.body if i.op == Op.MATMUL or
                       (i.op in REDUCTIONS and not (reductions and i.op in ACCUMULATED))]
         if unmodelled:

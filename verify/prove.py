@@ -194,6 +194,9 @@ class Tile:
     # An abstract symbol's term id -> the symbol (kept, so that the id stays its) and where its value came from.
     exchange_ids: dict[int, tuple[z3.ExprRef, Exchange]] = field(default_factory=dict)
     combines: dict[int, Combine] = field(default_factory=dict)  # a float add/max/min result's term id -> it
+    # A selp's condition's term id -> the condition (held) and each selp under it: (type, result). An
+    # argmax's pair is two selects under one condition (`verify.arg_reductions`).
+    selects: dict[int, tuple[z3.BoolRef, list[tuple[str, z3.ExprRef]]]] = field(default_factory=dict)
     paths: int = 0  # paths the execution finished
     renamed: dict[tuple[int, str], tuple[z3.ExprRef, z3.ExprRef]] = field(default_factory=dict)  # `_renamed`'s
     path_stores: list[Access] = field(default_factory=list)  # the global stores of each path, not merged
@@ -475,6 +478,8 @@ class Executor:
             raise Unsupported(f"line {ins.line}: {ins.opcode} with a vector operand")
         sources = [self.read(state, o, t) for o, t in zip(ins.operands[1:], types[1:])]
         result = spec.meaning(self.domain, op, sources)
+        if op.base == "selp":
+            self.tile.selects.setdefault(sources[2].get_id(), (sources[2], []))[1].append((op.type, result))
         if len(sources) == 2 and op.type in COMBINED_TYPES.get(op.base, ()):
             combine = Combine(ins.opcode, result, *sources)
             self.tile.combines[result.get_id()] = combine
@@ -1243,12 +1248,19 @@ def _renamed(tile: Tile, term: z3.ExprRef, suffix: str) -> z3.ExprRef:
     return tile.renamed[key][1]
 
 
+# An argmax's or argmin's accumulated result is any best position and either answer to whether the
+# row is all the worst value: each is some row's (`ir_symbolic.arg_result`), not an abstraction.
+EVERY_VALUE_REACHED = (ARRIVAL_COUNT, "accumulated argmax ", "accumulated argmin ")
+
+
 def _uninterpreted_calls(*terms: z3.ExprRef) -> set[str]:
     """Names of the uninterpreted functions applied in `terms` (approximate instructions; not a
-    CTA's arrival count, which is any count a launch order can give it)."""
+    CTA's arrival count, which is any count a launch order can give it, nor an argmax's result
+    where nothing else in the terms reads memory)."""
+    reached = EVERY_VALUE_REACHED if not any(z3.is_select(n) for n in _nodes(*terms)) else (ARRIVAL_COUNT,)
     return {n.decl().name() for n in _nodes(*terms)
             if z3.is_app(n) and n.num_args() and n.decl().kind() == z3.Z3_OP_UNINTERPRETED
-            and not n.decl().name().startswith(ARRIVAL_COUNT)}
+            and not n.decl().name().startswith(reached)}
 
 
 CONGRUENCE_PAIRS = 16  # the most differing subterms an equality by congruence is tried with

@@ -49,13 +49,15 @@ of a row is what online softmax's rescaled partial sums mean, and is otherwise l
 differs from the IR's element only where it uses another reduction's result is not refuted (that
 result is free in the query; the real one is not: a row's maximum is at least each element).
 Not modelled yet (`Open`: the value obligation stays inconclusive, saying why): trees with a term
-of another form (an add rounded otherwise, a term of elements the IR keeps apart), reductions across clusters of
-more than CLUSTER_THREADS_FOLLOWED threads (each thread followed in turn takes too long), online
-softmax's rescaled sums, argmax and argmin, reductions of different row lengths or axes in one
+of another form (an add rounded otherwise, a term of elements the IR keeps apart), reductions
+across clusters of more than CLUSTER_THREADS_FOLLOWED threads (each thread followed in turn takes
+too long), online softmax's rescaled sums, reductions of different row lengths or axes in one
 kernel, a leaf whose condition depends on the CTA other than through its row, and a shared load
-from an address stored to in its own phase. In a kernel of several paths each path's stores are
-followed on their own (`Prover.value_stores`): a phase is the count of barriers a path passed,
-one numbering for every thread of a CTA where the barriers are uniform (an obligation of its own)."""
+from an address stored to in its own phase. An argmax's or argmin's pairs are followed by
+`verify.arg_reductions` with this module's threads, exchanges and bags. In a kernel of several
+paths each path's stores are followed on their own (`Prover.value_stores`): a phase is the count
+of barriers a path passed, one numbering for every thread of a CTA where the barriers are uniform
+(an obligation of its own)."""
 
 from __future__ import annotations
 
@@ -70,7 +72,9 @@ import z3
 
 from ir.dtypes import DType
 from ir.kernel import Instr
+from ir.ops import INDEX_REDUCTIONS
 from ir.ops import Op as IrOp
+from verify.arg_reductions import ArgTrees
 from verify.bv_eval import NotEvaluable, compiled, compiled_all
 from verify.ir_symbolic import At, IrTerms, accumulated
 from verify.prove import (
@@ -1213,6 +1217,8 @@ class Trees:
             kind = kind_for(instr) if instr.op in KINDS else None
             if kind is not None:
                 self.by_kind.setdefault(kind, []).append(instr)
+        arg_instrs = [instr for instr in self.terms.kernel.body if instr.op in INDEX_REDUCTIONS]
+        self.args = ArgTrees(self, arg_instrs) if arg_instrs else None  # argmax, argmin: pairs
 
     def expansion(self, kind: str) -> Expansion:
         if kind not in self.expansions:
@@ -1350,7 +1356,7 @@ class Trees:
                 if node.get_id() in seen:
                     continue
                 seen.add(node.get_id())
-                if node.get_id() in self.tile.exchange_ids or self.is_tree(node):
+                if node.get_id() in self.tile.exchange_ids or self.is_tree(node) or self.is_pair(node):
                     found[node.get_id()] = node
                 else:
                     pending.extend(node.children())
@@ -1371,6 +1377,10 @@ class Trees:
                 for x in _tree_leaves(self.tile, combine))
         return self.reaches[combine.result.get_id()]
 
+    def is_pair(self, node: z3.ExprRef) -> bool:
+        """The index of an argmax's or argmin's pair (`verify.arg_reductions`)."""
+        return self.args is not None and self.args.is_root(node)
+
     def resolve(self, node: z3.ExprRef, thread: int) -> z3.ExprRef:
         """`node` in thread `thread` at CTA 0, in terms of the IR's accumulated results alone."""
         return self._resolved(node, node.get_id(), thread)[0]
@@ -1381,7 +1391,9 @@ class Trees:
         if key not in self.resolved:
             if time.perf_counter() > self.deadline:
                 raise Open("the kernel's time is spent following its reductions")
-            value = self.received(node, thread) if node_id in self.tile.exchange_ids else self.reduced(node, thread)
+            value = self.received(node, thread) if node_id in self.tile.exchange_ids else \
+                self.args.reduced(node, thread) if self.args is not None and self.args.is_root(node) else \
+                self.reduced(node, thread)
             self.resolved[key] = (value, value.get_id())
         return self.resolved[key]
 

@@ -22,6 +22,13 @@ OPEN_BECAUSE = (
     ("other than the innermost axes", "a reduction along a middle axis (not modelled yet)"),
     ("across the CTAs of a cluster", "a reduction across the CTAs of a cluster (not modelled yet)"),
     ("its values are not modelled yet", "an argmax or argmin, whose values are not modelled"),
+    ("chosen under different conditions", "an argmax's value and index chosen under different conditions (one of "
+     "its selects dropped or changed): not modelled"),
+    ("not the start", "an argmax's start pair made other constants: not modelled"),
+    ("none its operands' trees hold", "a combine of argmax pairs that the solver faults only at pairs its "
+     "operands cannot hold: not refuted"),
+    ("whose trees share an element", "a combine of argmax pairs whose trees share an element: not refuted"),
+    ("no position of the thread's own", "an argmax's index computed from data: not modelled"),
     ("module-scope globals", "the kernel is outside the prover (a workspace shared by CTAs)"),
     ("through a workspace only where", "a workspace that several CTAs fill (its values followed for one CTA only)"),
     ("abstracted", "the change reaches the output only through an approximate instruction the prover leaves free"),
