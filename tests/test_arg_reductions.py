@@ -151,3 +151,29 @@ def test_the_irs_answer_is_the_first_position_where_every_element_is_the_worst()
     assert z3.simplify(arg_result(z3.substitute(best, (best, worst)), 10)).as_long() == 0
     assert z3.simplify(arg_result(z3.substitute(best, (best, found)), 10)).as_long() == 7
     assert START_INDEX == 2**31 - 1
+
+
+def test_reads_that_differ_in_a_sums_constant_share_one_shift_over_the_constants_range() -> None:
+    """A column's loop trips read at offsets that differ only in the constant of a 32-bit sum: the
+    lemma that carries CTA 0 to every CTA asks once for the whole range of that constant."""
+    from verify.reductions import ROW_CONSTANT, _constant_held, _ranged, merge_shifts
+
+    x = z3.BitVec("x", 32)
+    held, constant = _constant_held(z3.simplify(4 * z3.ZeroExt(32, 65536 + 2 * x)))
+    assert constant == 65536 and any(n.eq(ROW_CONSTANT) for n in _nodes_of(held))
+    assert z3.simplify(z3.substitute(held, (ROW_CONSTANT, z3.BitVecVal(65536, 32))) -
+                       z3.simplify(4 * z3.ZeroExt(32, 65536 + 2 * x))).as_long() == 0
+    assert _constant_held(z3.simplify(4 * z3.ZeroExt(32, 2 * x)))[1] is None  # no constant: nothing held
+    shifts = {7: (held, held, 4, "memory %x", (65536, 65536))}
+    merge_shifts(shifts, {7: (held, held, 4, "memory %x", (131072, 131072))})
+    assert shifts[7][4] == (65536, 131072)
+    assert _ranged(None) == [] and len(_ranged((1, 2))) == 2
+
+
+def _nodes_of(term: z3.ExprRef) -> list[z3.ExprRef]:
+    found, pending = [], [term]
+    while pending:
+        node = pending.pop()
+        found.append(node)
+        pending.extend(node.children())
+    return found

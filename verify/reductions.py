@@ -1018,12 +1018,16 @@ def _rows(terms: IrTerms, instr: Instr) -> Rows:
                 tuple(sorted(instr.attr("axes"))))  # type: ignore[arg-type]
 
 
-Shift = tuple[z3.ExprRef, z3.ExprRef, int, str]  # (how far a read moves from CTA 0, its offset, size, buffer)
+# How far a read moves from CTA 0, its offset, size, buffer, and the range the offset's constant
+# (a loop trip's, held as ROW_CONSTANT in the first two) takes over the reads it stands for.
+Shift = tuple[z3.ExprRef, z3.ExprRef, int, str, tuple[int, int] | None]
+ROW_CONSTANT = z3.BitVec("a read's constant", 32)
 
 
 def read_shifts(tile: Tile, reads: list[z3.ExprRef], itemsizes: dict[str, int]) -> dict[int, Shift]:
     """How far each of a term's `reads` (bytes of buffers) moves from CTA 0 to any CTA (a vector's
-    bytes move alike)."""
+    bytes move alike). Reads whose offsets differ only in the constant of a 32-bit sum (a loop's
+    trips along a column) share one shift, the constant held as ROW_CONSTANT over its range."""
     shifts: dict[int, Shift] = {}
     seen: set[tuple[int, str]] = set()
     for read in reads:
@@ -1035,10 +1039,37 @@ def read_shifts(tile: Tile, reads: list[z3.ExprRef], itemsizes: dict[str, int]) 
         if (moving.get_id(), buffer) in seen:
             continue
         seen.add((moving.get_id(), buffer))
-        index = _offset_alone(tile, moving)
+        index, constant = _constant_held(_offset_alone(tile, moving))
         shift = z3.simplify(index - z3.substitute(index, (tile.cta, _home(tile))))
-        shifts.setdefault(shift.get_id() * 16 + size, (shift, index, size, buffer))
+        key = shift.get_id() * 16 + size
+        bounds = None if constant is None else (constant, constant)
+        if key in shifts and bounds is not None:
+            held = shifts[key][4]
+            assert held is not None
+            bounds = (min(held[0], constant), max(held[1], constant))  # type: ignore[type-var]
+        shifts[key] = (shift, index, size, buffer, bounds)
     return shifts
+
+
+def merge_shifts(into: dict[int, Shift], more: dict[int, Shift]) -> None:
+    """`more` into `into`, the ranges of a shared shift's constant joined."""
+    for key, shift in more.items():
+        held = into.get(key)
+        if held is not None and held[4] is not None and shift[4] is not None:
+            shift = (*shift[:4], (min(held[4][0], shift[4][0]), max(held[4][1], shift[4][1])))
+        into[key] = shift
+
+
+def _constant_held(index: z3.BitVecRef) -> tuple[z3.BitVecRef, int | None]:
+    """`index` with the one constant of a 32-bit sum it zero-extends replaced by ROW_CONSTANT, and
+    that constant (unchanged, None: no such sum, or several)."""
+    sums = [n for n in _nodes(index) if z3.is_app_of(n, z3.Z3_OP_CONCAT) and n.num_args() == 2
+            and z3.is_bv_value(n.arg(0)) and n.arg(0).as_long() == 0 and z3.is_app_of(n.arg(1), z3.Z3_OP_BADD)
+            and n.arg(1).size() == 32]
+    constants = [c for n in sums for c in n.arg(1).children() if z3.is_bv_value(c)]
+    if len(sums) != 1 or len(constants) != 1:
+        return index, None
+    return z3.substitute(index, (constants[0], ROW_CONSTANT)), constants[0].as_long()
 
 
 def _less_constant(index: z3.BitVecRef) -> z3.BitVecRef:
@@ -1050,7 +1081,7 @@ def _less_constant(index: z3.BitVecRef) -> z3.BitVecRef:
 
 
 def row_shift_lemmas(tile: Tile, store: Stored, first: int, rows: Rows, uses: Uses, shifts: list[Shift],
-                     lemma: Callable[[list[z3.BoolRef]], z3.CheckSatResult], proved: set[tuple[int, int, int]],
+                     lemma: Callable[[list[z3.BoolRef]], z3.CheckSatResult], proved: set[tuple],
                      held: list[z3.ExprRef]) -> None:
     """What carries the match at CTA 0 to every CTA: from CTA 0 to any CTA, the result every
     thread that stores uses (`uses`: the output element's result) moves by the same number R of
@@ -1095,16 +1126,21 @@ def row_shift_lemmas(tile: Tile, store: Stored, first: int, rows: Rows, uses: Us
             raise Open(f"the rows of the results the threads of a CTA store move differently from CTA to CTA "
                        f"({verdict})")
     moves = z3.simplify(moves)
-    fresh = [s for s in shifts if (s[0].get_id(), s[2], moves.get_id()) not in proved]
-    if len(fresh) > 1 and lemma(tile.assumptions() + [z3.Or(*[shift != moves * size
-                                                               for shift, _, size, _ in fresh])]) == z3.unsat:
+    fresh = [s for s in shifts if (s[0].get_id(), s[2], moves.get_id(), s[4]) not in proved]
+    if len(fresh) > 1 and lemma(tile.assumptions() + [z3.Or(*[z3.And(*_ranged(bounds), shift != moves * size)
+                                                               for shift, _, size, _, bounds in fresh])]) == z3.unsat:
         fresh = []  # every place moves with the row: asked at once (one query, not one per place)
-    for shift, index, size, buffer in fresh:
-        if (verdict := lemma(tile.assumptions() + [shift != moves * size])) != z3.unsat:
+    for shift, index, size, buffer, bounds in fresh:
+        if (verdict := lemma(tile.assumptions() + _ranged(bounds) + [shift != moves * size])) != z3.unsat:
             raise Open(f"the reduction reads byte {index} of {buffer.removeprefix('memory ')}"
                        f", which does not move with the IR's row from CTA to CTA ({verdict})")
-    proved.update((shift.get_id(), size, moves.get_id()) for shift, _, size, _ in shifts)
+    proved.update((shift.get_id(), size, moves.get_id(), bounds) for shift, _, size, _, bounds in shifts)
     held.append(moves)
+
+
+def _ranged(bounds: tuple[int, int] | None) -> list[z3.BoolRef]:
+    """A shift's constant within the range its reads take (nothing where it holds none)."""
+    return [] if bounds is None else [z3.ULE(bounds[0], ROW_CONSTANT), z3.ULE(ROW_CONSTANT, bounds[1])]
 
 
 def _offset_alone(tile: Tile, term: z3.BitVecRef) -> z3.BitVecRef:
@@ -1200,7 +1236,7 @@ class Trees:
     general_forms: dict[tuple[int, tuple[tuple[int, int], ...]], tuple[z3.ExprRef, int]] = field(default_factory=dict)
     shifts: dict[int, Shift] = field(default_factory=dict)  # the places leaves read, by how they move
     shifted: set[int] = field(default_factory=set)  # leaves whose places are in `shifts`
-    shifts_proved: set[tuple[int, int, int]] = field(default_factory=set)  # (shift, size, S) `row_shift_lemmas` proved
+    shifts_proved: set[tuple] = field(default_factory=set)  # (shift, size, S, range) `row_shift_lemmas` proved
     shifts_held: list[z3.ExprRef] = field(default_factory=list)  # the S terms `shifts_proved` keys on
     memory_reads: dict[int, tuple[z3.ExprRef, list[z3.ExprRef]]] = field(default_factory=dict)  # `reads_of`'s
     lemmas: dict[int, tuple[z3.ExprRef, z3.CheckSatResult]] = field(default_factory=dict)
@@ -1566,7 +1602,7 @@ class Trees:
         for key, leaf in self.leaves.items():  # a leaf's own reads: those of the values it uses are other leaves'
             if key not in self.shifted:
                 self.shifted.add(key)
-                self.shifts.update(read_shifts(self.tile, self.reads_of(leaf.held), self.itemsizes))
+                merge_shifts(self.shifts, read_shifts(self.tile, self.reads_of(leaf.held), self.itemsizes))
         row_shift_lemmas(self.tile, store, first, rows.popitem()[1], uses, list(self.shifts.values()), self.lemma,
                          self.shifts_proved, self.shifts_held)
 
