@@ -49,6 +49,7 @@ from ir.kernel import Instr
 from ir.ops import Op as IrOp
 from verify.ir_symbolic import accumulated, arg_all_worst, arg_position
 from verify.symbolic import to_float
+from verify.tree_verdicts import Open, OtherForm, Partial, Wrong
 
 if TYPE_CHECKING:
     from verify.reductions import Trees
@@ -66,7 +67,7 @@ F32 = z3.Float32()
 
 
 class PairOpen(Exception):
-    """What is not modelled: the obligation stays inconclusive (raised as `reductions.Open`)."""
+    """What is not modelled: the obligation stays inconclusive (raised on as `Open`)."""
 
 
 @dataclass(frozen=True)
@@ -317,8 +318,6 @@ class ArgTrees:
 
     def leaf(self, instr: Instr, value: z3.ExprRef, index: z3.ExprRef, thread: int) -> Part:
         """An element (a value of the input at its position in the IR's row) or the start pair."""
-        from verify.reductions import Wrong
-
         probe, op, n = self.trees.expansion(""), instr.op, self.trees.terms.reduced_count(instr)
         if self.reads_data(index):
             raise PairOpen(f"thread {thread}: an index that is no position of the thread's own: {index}"[:300])
@@ -343,9 +342,7 @@ class ArgTrees:
         """Each element's index in the kernel is its position in its IR row (`whole`: the elements
         are one tree's, of one row; a read no element of the IR's reduction makes is left to the
         row's match)."""
-        from verify.reductions import OtherForm, ReductionProof, Wrong
-
-        proof = self.trees.proofs.setdefault(instr.result, ReductionProof(self.trees.terms, instr))
+        proof = self.trees.proof_of(instr)
         try:
             row = proof.guess(Counter(reads)) if whole else None
         except OtherForm:
@@ -455,8 +452,6 @@ class ArgTrees:
         abstracted: refuted where two pairs its operands' trees do hold (positions of their own
         elements, values their elements can take, the rest of each tree the worst value) show it;
         left open otherwise."""
-        from verify.reductions import Wrong
-
         op, n = instr.op, self.trees.terms.reduced_count(instr)
         self.check_positions(instr, [reads for part in parts for reads, _ in self.trees.bags.counts(part.bag)])
         held = [self.held_positions(instr, part) for part in parts]
@@ -504,8 +499,6 @@ class ArgTrees:
 
     def reduced(self, node: z3.ExprRef, thread: int) -> z3.ExprRef:
         """An index select at the root of a pair tree: the IR's result it is, as a 32-bit index."""
-        from verify.reductions import Open, Partial, Wrong
-
         value = self.value_of(node)
         assert value is not None
         errors: list[Exception] = []
@@ -523,15 +516,13 @@ class ArgTrees:
         raise wrong or errors[0]
 
     def result_of(self, instr: Instr, value: z3.ExprRef, index: z3.ExprRef, thread: int) -> z3.ExprRef:
-        from verify.reductions import Open, ReductionProof, Wrong
-
         if not self.trees.terms.types[instr.args[0]].dtype.is_float:
             raise PairOpen(f"an {instr.op.value} of integers: not modelled")
         n = self.trees.terms.reduced_count(instr)
         if n >= START_INDEX:
             raise PairOpen(f"an {instr.op.value} of rows of {n} elements: positions reach the start's index")
         root = self.walk(instr, value, index, thread)
-        proof = self.trees.proofs.setdefault(instr.result, ReductionProof(self.trees.terms, instr))
+        proof = self.trees.proof_of(instr)
         got = self.trees.projection(root.bag)
         if any(count > 1 for count in got.values()):
             raise Open(f"thread {thread}: an {instr.op.value} tree that takes an element more than once")
@@ -544,8 +535,8 @@ class ArgTrees:
         best = accumulated(instr)(z3.BitVecVal(result, 64))
         if root.element:  # a row of one element, taken as it is
             return z3.BitVecVal(root.low, 32)
-        if not root.start:
-            raise Wrong(f"thread {thread} of CTA 0: an {instr.op.value} tree without the start pair")
+        if not root.start:  # its first combine of two elements fails before this: left open, not refuted
+            raise PairOpen(f"thread {thread}: an {instr.op.value} tree without the start pair")
         return z3.If(arg_all_worst(best), z3.BitVecVal(START_INDEX, 32), arg_position(best, n))
 
 

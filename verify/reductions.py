@@ -95,6 +95,7 @@ from verify.prove import (
     equal_by_congruence,
 )
 from verify.symbolic import decoded, to_bits, to_float
+from verify.tree_verdicts import Open, OtherForm, Partial, Wrong
 
 Leaf = tuple[int, int]  # (term id, thread)
 # The combining instruction of each IR reduction, and the leaf values that change nothing.
@@ -135,28 +136,6 @@ ELEMENT_NAME = ELEMENT.decl().name()
 CLUSTER_THREADS_FOLLOWED = 4096
 ELEMENT_BYTES = 8  # at most this many bytes of memory in each value a combine of one element's two values adds
 DECIDE_MS = 2_000  # a condition on a thread that simplifying leaves the CTA in: the solver decides it
-
-
-class Open(Exception):
-    """The reduction is outside what is modelled: the value obligation is inconclusive."""
-
-
-class OtherForm(Open):
-    """The kernel's tree reads other buffers than the IR reduction's elements: another reduction's."""
-
-
-class Partial(Open):
-    """A tree that holds some of a result's elements, each once, and misses the others: wrong where
-    it stands for the whole result, meant where a kernel combines partial results (online softmax)."""
-
-    def __init__(self, message: str, instr: Instr, result: int, thread: int) -> None:
-        super().__init__(message)
-        self.instr, self.result, self.thread = instr, result, thread
-        self.node: z3.ExprRef | None = None  # the tree, once known
-
-
-class Wrong(Exception):
-    """The kernel's tree accumulates other elements than the IR's: the value obligation is refuted."""
 
 
 Reads = tuple[tuple[str, int], ...]  # the places a leaf reads: (buffer, index) each, in order
@@ -1476,6 +1455,10 @@ class Trees:
         if isinstance(error, Partial) and error.node is None:
             error.node = node
         raise error
+
+    def proof_of(self, instr: Instr) -> ReductionProof:
+        """The IR reduction's rows, matched against the kernel's trees (made on first use)."""
+        return self.proofs.setdefault(instr.result, ReductionProof(self.terms, instr))
 
     def sums_of_inputs(self, kind: str) -> list[ReductionProof]:
         """The IR reductions of this kind whose elements read more than one input (x + r summed for
