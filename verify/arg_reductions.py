@@ -322,16 +322,18 @@ class ArgTrees:
         if self.reads_data(index):
             raise PairOpen(f"thread {thread}: an index that is no position of the thread's own: {index}"[:300])
         position = int(probe.at(index, thread))
-        if n <= position != START_INDEX:
+        found = self.trees.kernel_formula(self.chosen(value, thread), thread, "max.NaN.f32")
+        bits = z3.simplify(self.chosen(value, thread)) if not found.reads else None
+        if bits is not None and z3.is_bv_value(bits):
+            if bits.as_long() == WORST_BITS[op] and position == START_INDEX:
+                return Part(self.trees.bags.empty, NO_POSITION, -1, True, False)
+            raise PairOpen(f"thread {thread}: a pair of constants that is not the start ({hex(bits.as_long())}, "
+                           f"{position})")
+        if position >= n:  # an element, or a register never written (any value): it can be the best
             raise Wrong(f"thread {thread} of CTA 0: a pair at position {position} enters a combine, past the row's "
                         f"{n} elements")
-        found = self.trees.kernel_formula(self.chosen(value, thread), thread, "max.NaN.f32")
-        if not found.reads:
-            bits = z3.simplify(self.chosen(value, thread))
-            if z3.is_bv_value(bits) and bits.as_long() == WORST_BITS[op] and position == START_INDEX:
-                return Part(self.trees.bags.empty, NO_POSITION, -1, True, False)
-            shown = hex(bits.as_long()) if z3.is_bv_value(bits) else "a value that reads no memory"
-            raise PairOpen(f"thread {thread}: a pair of constants that is not the start ({shown}, {position})")
+        if bits is not None:
+            raise PairOpen(f"thread {thread}: a pair whose value reads no memory at position {position}")
         seen = self.positions.setdefault((instr.result, found.reads), position)
         if seen != position:
             raise PairOpen(f"thread {thread}: one element taken at positions {seen} and {position}")
