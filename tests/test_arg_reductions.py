@@ -20,6 +20,7 @@ from verify.arg_reductions import START_INDEX, Operand, combine_claim
 from verify.emulate import Launch
 from verify.ir_symbolic import arg_result
 from verify.prove import VALUES, Obligation, prove_kernel
+from verify.symbolic import nodes
 
 TARGET = TARGETS["sm_90a"]
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -159,7 +160,7 @@ def test_reads_that_differ_in_a_sums_constant_share_one_shift_over_the_constants
 
     x = z3.BitVec("x", 32)
     held, constant = _constant_held(z3.simplify(4 * z3.ZeroExt(32, 65536 + 2 * x)))
-    assert constant == 65536 and any(n.eq(ROW_CONSTANT) for n in _nodes_of(held))
+    assert constant == 65536 and any(n.eq(ROW_CONSTANT) for n in nodes(held))
     assert z3.simplify(z3.substitute(held, (ROW_CONSTANT, z3.BitVecVal(65536, 32))) -
                        z3.simplify(4 * z3.ZeroExt(32, 65536 + 2 * x))).as_long() == 0
     assert _constant_held(z3.simplify(4 * z3.ZeroExt(32, 2 * x)))[1] is None  # no constant: nothing held
@@ -168,11 +169,3 @@ def test_reads_that_differ_in_a_sums_constant_share_one_shift_over_the_constants
     assert shifts[7][4] == (65536, 131072)
     assert _ranged(None) == [] and len(_ranged((1, 2))) == 2
 
-
-def _nodes_of(term: z3.ExprRef) -> list[z3.ExprRef]:
-    found, pending = [], [term]
-    while pending:
-        node = pending.pop()
-        found.append(node)
-        pending.extend(node.children())
-    return found

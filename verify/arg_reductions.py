@@ -37,7 +37,6 @@ misses some where the IR's row has them (a partial tree)."""
 
 from __future__ import annotations
 
-import struct
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,10 +44,11 @@ from typing import TYPE_CHECKING
 
 import z3
 
+from ir.dtypes import DType
 from ir.kernel import Instr
 from ir.ops import Op as IrOp
-from verify.ir_symbolic import accumulated, arg_all_worst, arg_position
-from verify.symbolic import to_float
+from verify.ir_symbolic import accumulated, arg_all_worst, arg_position, describe
+from verify.symbolic import nodes, to_float
 from verify.tree_verdicts import Open, OtherForm, Partial, Wrong
 
 if TYPE_CHECKING:
@@ -368,7 +368,7 @@ class ArgTrees:
         """An element's value with each choice on the thread's coordinates alone decided for the
         thread (a load under a tail's or a row's guard is the load)."""
         if value.get_id() not in self.choices:
-            conditions = {n.arg(0).get_id(): n.arg(0) for n in _nodes(value)
+            conditions = {n.arg(0).get_id(): n.arg(0) for n in nodes(value)
                           if z3.is_app_of(n, z3.Z3_OP_ITE) and not self.reads_data(n.arg(0))}
             self.choices[value.get_id()] = (value, list(conditions.values()))
         _, conditions = self.choices[value.get_id()]
@@ -406,7 +406,7 @@ class ArgTrees:
             if z3.is_true(form) or z3.is_false(form):
                 self.forms[key + (decided,)] = z3.is_true(form)
             elif any(z3.is_const(n) and n.get_id() not in placeholders and n.decl().kind() == z3.Z3_OP_UNINTERPRETED
-                     and not _unset(n) for n in _nodes(form)):  # a register never written: any value
+                     and not _unset(n) for n in nodes(form)):  # a register never written: any value
                 raise PairOpen(f"thread {thread}: a pair chosen on other values than the two pairs': {form}"[:300])
             else:
                 self.forms[key + (decided,)] = form
@@ -470,9 +470,9 @@ class ArgTrees:
                 solver.add(*query, *values, self.placeholders[0].index == i1, self.placeholders[1].index == i2)
                 if solver.check() == z3.sat:
                     model = solver.model()
-                    shown = ", ".join(f"({_float_text(model.eval(x.value, True))}, {i})"
+                    shown = ", ".join(f"({describe(model.eval(x.value, True).as_long(), DType.F32)}, {i})"
                                       for x, i in zip(self.placeholders, (i1, i2)))
-                    unset = sorted({n.decl().name().removeprefix("unset ") for n in _nodes(form) if _unset(n)})
+                    unset = sorted({n.decl().name().removeprefix("unset ") for n in nodes(form) if _unset(n)})
                     where = f", with {', '.join(unset)} (never written) any value" if unset else ""
                     return Wrong(f"thread {thread} of CTA 0: a combine of {op.value} pairs does not take the better "
                                  f"of {shown} (value, position; in its select's order{where})")
@@ -490,7 +490,7 @@ class ArgTrees:
         cases = [x.value == WORST_BITS[instr.op]] if part.start else []
         if templates:
             template = templates[0]
-            symbols = {n.get_id(): n for n in _nodes(template) if z3.is_const(n)
+            symbols = {n.get_id(): n for n in nodes(template) if z3.is_const(n)
                        and n.decl().kind() == z3.Z3_OP_UNINTERPRETED}
             renamed = z3.substitute(template, *[(c, z3.Const(f"{c} ({name})", c.sort())) for c in symbols.values()]) \
                 if symbols else template
@@ -551,20 +551,3 @@ def _unset(node: z3.ExprRef) -> bool:
     """A register read before any write (`verify.prove`): any value at all, in any thread."""
     return z3.is_const(node) and node.decl().kind() == z3.Z3_OP_UNINTERPRETED and \
         node.decl().name().startswith("unset ")
-
-
-def _nodes(term: z3.ExprRef) -> list[z3.ExprRef]:
-    found, pending, seen = [], [term], set()
-    while pending:
-        node = pending.pop()
-        if node.get_id() in seen:
-            continue
-        seen.add(node.get_id())
-        found.append(node)
-        pending.extend(node.children())
-    return found
-
-
-def _float_text(bits: z3.ExprRef) -> str:
-    """A float32's bits (a model's value) as the float, in Python's notation."""
-    return repr(struct.unpack("<f", struct.pack("<I", z3.simplify(bits).as_long()))[0])

@@ -1257,8 +1257,9 @@ def _uninterpreted_calls(*terms: z3.ExprRef) -> set[str]:
     """Names of the uninterpreted functions applied in `terms` (approximate instructions; not a
     CTA's arrival count, which is any count a launch order can give it, nor an argmax's result
     where nothing else in the terms reads memory)."""
-    reached = EVERY_VALUE_REACHED if not any(z3.is_select(n) for n in _nodes(*terms)) else (ARRIVAL_COUNT,)
-    return {n.decl().name() for n in _nodes(*terms)
+    found = list(_nodes(*terms))
+    reached = EVERY_VALUE_REACHED if not any(z3.is_select(n) for n in found) else (ARRIVAL_COUNT,)
+    return {n.decl().name() for n in found
             if z3.is_app(n) and n.num_args() and n.decl().kind() == z3.Z3_OP_UNINTERPRETED
             and not n.decl().name().startswith(reached)}
 

@@ -1020,13 +1020,8 @@ def read_shifts(tile: Tile, reads: list[z3.ExprRef], itemsizes: dict[str, int]) 
         seen.add((moving.get_id(), buffer))
         index, constant = _constant_held(_offset_alone(tile, moving))
         shift = z3.simplify(index - z3.substitute(index, (tile.cta, _home(tile))))
-        key = shift.get_id() * 16 + size
         bounds = None if constant is None else (constant, constant)
-        if key in shifts and bounds is not None:
-            held = shifts[key][4]
-            assert held is not None
-            bounds = (min(held[0], constant), max(held[1], constant))  # type: ignore[type-var]
-        shifts[key] = (shift, index, size, buffer, bounds)
+        merge_shifts(shifts, {shift.get_id() * 16 + size: (shift, index, size, buffer, bounds)})
     return shifts
 
 
@@ -1407,7 +1402,7 @@ class Trees:
             if time.perf_counter() > self.deadline:
                 raise Open("the kernel's time is spent following its reductions")
             value = self.received(node, thread) if node_id in self.tile.exchange_ids else \
-                self.args.reduced(node, thread) if self.args is not None and self.args.is_root(node) else \
+                self.args.reduced(node, thread) if self.args is not None and self.is_pair(node) else \
                 self.reduced(node, thread)
             self.resolved[key] = (value, value.get_id())
         return self.resolved[key]
@@ -1439,7 +1434,7 @@ class Trees:
         bag = self.expansion(kind).leaves(node, thread)
         errors: list[Open | Wrong] = []
         for instr in candidates:
-            proof = self.proofs.setdefault(instr.result, ReductionProof(self.terms, instr))
+            proof = self.proof_of(instr)
             try:
                 result = proof.match(bag, self.projection(bag), thread)
             except (Open, Wrong) as err:
@@ -1463,7 +1458,7 @@ class Trees:
     def sums_of_inputs(self, kind: str) -> list[ReductionProof]:
         """The IR reductions of this kind whose elements read more than one input (x + r summed for
         a norm; another reduction's result does not count)."""
-        proofs = [self.proofs.setdefault(i.result, ReductionProof(self.terms, i)) for i in self.by_kind.get(kind, [])]
+        proofs = [self.proof_of(i) for i in self.by_kind.get(kind, [])]
         return [p for p in proofs if len({b for b, _ in p.leaf(0).reads if not b.startswith("accumulated ")}) > 1]
 
     def is_element(self, kind: str, sums: list[ReductionProof], node: z3.ExprRef, thread: int) -> bool:

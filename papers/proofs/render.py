@@ -34,8 +34,9 @@ VALUES = "Output values: each stored element is compared, bit for bit (any NaN f
          "In a kernel of several paths each path's stores are followed on their own. Values read from a " \
          "workspace are followed where the launch is one CTA. Where the IR's elements are sums of two inputs (a " \
          "residual added before a norm), the kernel's add of one element's two values is that element, a leaf. " \
-         "Not modelled yet (inconclusive): the values of a workspace that several CTAs fill, reductions across " \
-         "larger clusters, online softmax, and argmax and argmin."
+         "An argmax or argmin is a tree of (value, index) pairs: each distinct combine is proved to take the " \
+         "better pair, each index to be its element's position in the row. Not modelled yet (inconclusive): the " \
+         "values of a workspace that several CTAs fill, reductions across larger clusters and online softmax."
 
 
 def _first_open(row: dict[str, Any]) -> str:
