@@ -73,7 +73,7 @@ MUTANTS = {
     "tail_guard_dropped": ("@%p2 ld.global.b32", "ld.global.b32", "out_of_bounds"),
     "store_guard_negated": ("@%p", "@!%p", "error|mismatch"),
     "barrier_dropped": ("bar.sync 0;", "// no barrier", "race"),
-    "sum_shuffle_offset_changed": ("shfl.sync.bfly.b32 %f67, %f20, 16,", "shfl.sync.bfly.b32 %f67, %f20, 8,",
+    "sum_shuffle_offset_changed": ("shfl.sync.bfly.b32 %f63, %f20, 16,", "shfl.sync.bfly.b32 %f63, %f20, 8,",
                                    "mismatch"),
 }
 

@@ -171,7 +171,7 @@ MUTANTS = {
     "row_tail_off_by_one": (ROWS, "setp.lt.u32 %p2, %r18, %r16", "setp.le.u32 %p2, %r18, %r16",
                             "in bounds: line 54: ld.global.b32", "of %x"),
     "row_tail_unguarded": (ROWS, "@%p2 ld.global.b32", "ld.global.b32", "in bounds: line 54: ld.global.b32", "of %x"),
-    "row_store_unguarded": (ROWS, "@%p2 st.global.b32", "st.global.b32", "in bounds: line 217: st.global.b32", "of %y"),
+    "row_store_unguarded": (ROWS, "@%p2 st.global.b32", "st.global.b32", "in bounds: line 213: st.global.b32", "of %y"),
     "row_last_element_skipped": (ROWS, "min.u32 %r16, %r15, 1003", "min.u32 %r16, %r15, 1002",
                                  "%y written at least once", "is never written"),
     "row_stride_wrong": (ROWS, "mul.lo.u32 %r11, %r10, 1003", "mul.lo.u32 %r11, %r10, 1002",

@@ -1,0 +1,119 @@
+"""On the GPU: two builds of the same problems side by side, each problem's drop-in modules
+(model_new.py, written by `ptxgen lower` from two source trees) checked against Model in float64 and
+timed in turn with eager PyTorch, twice, with the copy bandwidth measured in the same run. Writes
+results.json after every problem.
+
+    python papers/exp_formula/run.py --before DIR --after DIR --out DIR [--match PARTS]
+
+DIR holds one folder per problem (its path below datasets/problems with '/' as '__'), each with
+the model_new.py that `ptxgen lower PROBLEM --out FOLDER` wrote. The folders are made on the CPU:
+
+    ptxgen lower datasets/problems/rowsweep/softmax_f32_262144.py --out before/rowsweep__softmax_f32_262144
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from ir.frontend.problem import load_problem  # noqa: E402
+from ir.frontend.program import flatten_tensors  # noqa: E402
+from ptxgen.bench import environment, max_error, require_gpu, tolerance_for  # noqa: E402
+from ptxgen.emit import load_model_new  # noqa: E402
+from verify.timing import copy_bandwidth, flush_buffer, summary, time_queued_ms  # noqa: E402
+
+SUITE = REPO / "datasets" / "problems"
+BUILDS = ("before", "after")
+REPS = 30
+
+
+def problem_path(folder: str) -> Path:
+    return SUITE / (folder.replace("__", "/", 1) + ".py")
+
+
+def modules(folder: str, dirs: dict[str, Path], model: torch.nn.Module, init: list[Any]) -> dict[str, Any]:
+    built = {}
+    for build in BUILDS:
+        source = (dirs[build] / folder / "model_new.py").read_text()
+        with torch.device("cuda"):
+            new = load_model_new(source, f"model_new_{build}").ModelNew(*init)
+        new.reference.load_state_dict(model.state_dict())
+        built[build] = new
+    return built
+
+
+def errors(problem: Any, model: torch.nn.Module, built: dict[str, Any]) -> dict[str, Any]:
+    with torch.device("cuda"):
+        inputs = problem.inputs(11)
+    wide = [x.double() if x.is_floating_point() else x for x in inputs]
+    with torch.no_grad():
+        reference = flatten_tensors(copy.deepcopy(model).double()(*wide))
+        eager = max(max_error(o, r) for o, r in zip(flatten_tensors(model(*inputs)), reference))
+        found = {b: max(max_error(o, r) for o, r in zip(flatten_tensors(m(*inputs)), reference))
+                 for b, m in built.items()}
+    dtype = next(t.dtype for t in inputs if t.is_floating_point())
+    tolerance = tolerance_for(dtype, eager)
+    return {"eager": eager, "tolerance": tolerance, **found, "passed": all(e <= tolerance for e in found.values())}
+
+
+def timing(problem: Any, model: torch.nn.Module, built: dict[str, Any], flush: torch.Tensor) -> dict[str, Any]:
+    with torch.device("cuda"):
+        inputs = problem.inputs(7)
+    candidates = {**{b: (lambda m=m: m(*inputs)) for b, m in built.items()}, "eager": lambda: model(*inputs)}
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    with torch.no_grad():
+        outputs = flatten_tensors(model(*inputs))
+        for _ in range(2):  # interleaved: each timed in turn, twice
+            for name, fn in candidates.items():
+                times[name] += time_queued_ms(fn, REPS, flush)
+    tensors = flatten_tensors(inputs) + outputs + list(model.parameters())
+    io_bytes = sum(t.numel() * t.element_size() for t in tensors)
+    rows = {name: summary(t) for name, t in times.items()}
+    for stats in rows.values():
+        stats["gb_per_s"] = io_bytes / (stats["median_ms"] * 1e-3) / 1e9
+    return {"io_bytes": io_bytes, "times": rows}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--before", type=Path, required=True)
+    parser.add_argument("--after", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--match", default="")
+    parser.add_argument("--note", default="", help="what differs between the two builds")
+    args = parser.parse_args()
+    dirs = {"before": args.before, "after": args.after}
+    folders = sorted(p.name for p in args.before.iterdir() if (args.after / p.name / "model_new.py").exists())
+    parts = [m for m in args.match.split(",") if m]
+    folders = [f for f in folders if not parts or any(m in f for m in parts)]
+    flush = flush_buffer("cuda")
+    results: dict[str, Any] = {"environment": environment(require_gpu()), "note": args.note,
+                               "copy": copy_bandwidth("cuda", 20, flush, 2**30), "problems": {}}
+    args.out.mkdir(parents=True, exist_ok=True)
+    for folder in folders:
+        problem = load_problem(problem_path(folder))
+        with torch.device("cuda"):
+            model = problem.model()
+        built = modules(folder, dirs, model, problem.init_inputs())
+        row = {"check": errors(problem, model, built), **timing(problem, model, built, flush)}
+        results["problems"][folder] = row
+        times = row["times"]
+        print(f"{folder}: before {times['before']['median_ms']:.3f} ms, after {times['after']['median_ms']:.3f} ms, "
+              f"eager {times['eager']['median_ms']:.3f} ms, passed {row['check']['passed']}", flush=True)
+        (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    results["copy_after"] = copy_bandwidth("cuda", 20, flush, 2**30)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
