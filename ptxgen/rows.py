@@ -144,17 +144,20 @@ class RowReductionLowering(ReductionLowering):
         else:
             rank, group = "0", w.op("b32", "mov.u32 {}, %ctaid.x")
             step = w.op("b32", "mov.u32 {}, %nctaid.x")
+        skipped = {second.result for second, _ in self.fused.values()}
+        self.planned_exchanges = sum(instr.result not in skipped for instr in self.reductions) if s.cluster > 1 else 0
+        early = self._arrives_early()
         loop, done = w.label("rows"), w.label("done")
+        idle = w.label("idle") if early else done
         w.place(loop)
         first_row = w.op("b32", f"mul.lo.u32 {{}}, {{}}, {s.rows_per_cta}", group)
-        w.emit(f"bra.uni {done}", w.op("pred", f"setp.ge.u32 {{}}, {{}}, {self.rows}", first_row))
+        w.emit(f"bra.uni {idle}", w.op("pred", f"setp.ge.u32 {{}}, {{}}, {self.rows}", first_row))
         row = w.op("b32", "add.u32 {}, {}, {}", first_row, self.row_in_cta)
         self.row_base = self._ix("mul.lo", self._widen_index(row), self.row_length)
         self._column_bounds(rank, row)
         bodies = list(self._slots()) if s.cache_row else None
         if s.async_copy:
             self._copy_row_in()
-        skipped = {second.result for second, _ in self.fused.values()}
         for phase, instr in enumerate(self.reductions):
             if instr.result not in skipped:
                 self._phase(instr, phase, bodies)
@@ -171,12 +174,23 @@ class RowReductionLowering(ReductionLowering):
                 for barrier in CLUSTER_BARRIER:
                     w.emit(barrier)
             w.emit(f"bra.uni {loop}")
+        elif early:  # a CTA without a row arrives too
+            w.emit(f"bra.uni {done}")
+            w.place(idle)
+            w.emit(CLUSTER_BARRIER[0])
         w.place(done)
         if s.cluster > 1:  # no CTA leaves while another may still read its shared memory
-            for barrier in CLUSTER_BARRIER:
+            for barrier in CLUSTER_BARRIER[1:] if early else CLUSTER_BARRIER:
                 w.emit(barrier)
         w.emit("ret")
         return self._module()
+
+    def _arrives_early(self) -> bool:
+        """A CTA of a cluster that takes one row group and exits arrives at the cluster's last
+        barrier right after its last exchange (nothing it does after touches shared memory another
+        CTA reads) and waits there only before it exits: it does not idle at the end while the
+        slowest CTA of its cluster finishes its row, as a barrier met in one step would make it."""
+        return self.planned_exchanges > 0 and not self.schedule.ctas_per_sm
 
     def _column_bounds(self, rank: str, row: str) -> None:
         """This thread's first column and the end of its CTA's chunk (0 where its row is past the
@@ -321,7 +335,10 @@ class RowReductionLowering(ReductionLowering):
             w.emit(barrier)
         remote = [(w.op("b32", f"mapa.shared::cluster.u32 {{}}, {{}}, {rank}", slot), 0)
                   for rank in range(self.schedule.cluster)]
-        return self._gather_slots(partial, remote, load="ld.shared::cluster")
+        gathered = self._gather_slots(partial, remote, load="ld.shared::cluster")
+        if self._arrives_early() and self.exchanges == self.planned_exchanges:
+            w.emit(CLUSTER_BARRIER[0])
+        return gathered
 
 
 def default_row_schedule(kernel: Kernel, target: Target, approx: bool) -> RowSchedule:

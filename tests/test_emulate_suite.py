@@ -10,6 +10,7 @@ import json
 import random
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import problem_files
@@ -146,3 +147,22 @@ def test_ptxgen_emulate_reports_each_kernel(tmp_path: Path, capsys: pytest.Captu
     assert "inconclusive" in said and "prmt" in said
     assert main(["emulate", str(tmp_path / "manifest.json"), "--kernel", "no_such_kernel"]) == 2
     assert "no kernel named" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("edit, said", [
+    (lambda lines, n: lines[:n] + lines[n + 1:], "waits with no arrival before it"),
+    (lambda lines, n: lines[:n] + [lines[n]] + lines[n:], "arrives a second time before its wait"),
+], ids=["wait_without_arrival", "arrival_twice"])
+def test_a_cluster_barrier_is_arrived_at_once_then_waited_for(edit: Any, said: str) -> None:
+    """A CTA of a cluster arrives after its last exchange and waits before it exits (no CTA idles
+    while the slowest of its cluster finishes its row); one arrival too few or too many is a deadlock."""
+    kernel = parse(SOFTMAX)
+    lowered = lower(kernel, RowSchedule(vector_bytes=4, block_size=256, threads_per_row=256, cache_row=False,
+                                        shared_row=True, cluster=2), TARGET)
+    assert check_on_emulator(kernel, lowered.ptx, launch_of(lowered)).status == "match"
+    lines = lowered.ptx.splitlines()
+    arrive, wait = "\tbarrier.cluster.arrive.release.aligned;", "\tbarrier.cluster.wait.acquire.aligned;"
+    (early,) = [n for n, line in enumerate(lines) if line == arrive and lines[n + 1] != wait
+                and not lines[n - 1].endswith(":")]
+    verdict = check_on_emulator(kernel, "\n".join(edit(lines, early)) + "\n", launch_of(lowered))
+    assert verdict.status == "error" and said in " ".join(verdict.reasons), verdict.reasons

@@ -171,7 +171,7 @@ MUTANTS = {
     "row_tail_off_by_one": (ROWS, "setp.lt.u32 %p2, %r18, %r16", "setp.le.u32 %p2, %r18, %r16",
                             "in bounds: line 54: ld.global.b32", "of %x"),
     "row_tail_unguarded": (ROWS, "@%p2 ld.global.b32", "ld.global.b32", "in bounds: line 54: ld.global.b32", "of %x"),
-    "row_store_unguarded": (ROWS, "@%p2 st.global.b32", "st.global.b32", "in bounds: line 213: st.global.b32", "of %y"),
+    "row_store_unguarded": (ROWS, "@%p2 st.global.b32", "st.global.b32", "in bounds: line 214: st.global.b32", "of %y"),
     "row_last_element_skipped": (ROWS, "min.u32 %r16, %r15, 1003", "min.u32 %r16, %r15, 1002",
                                  "%y written at least once", "is never written"),
     "row_stride_wrong": (ROWS, "mul.lo.u32 %r11, %r10, 1003", "mul.lo.u32 %r11, %r10, 1002",
@@ -536,3 +536,65 @@ def test_only_registers_of_integer_arithmetic_are_simplified_at_a_back_edge() ->
     assert state.regs["%r1"].eq(z3.simplify(deep)) and state.regs["%r1"].num_args() <= 2
     assert state.regs["%r2"].eq(loaded + tid)
     assert executor.integer_only(deep) and not executor.integer_only(state.regs["%f1"])
+
+
+ROWS_SHARED = parse(CASES["softmax_f32_odd"][0])  # rows kept in shared memory by a cluster of 2 CTAs
+ROW_SHARED_SCHEDULE = RowSchedule(vector_bytes=4, block_size=256, threads_per_row=256, cache_row=False,
+                                  shared_row=True, cluster=2)
+ARRIVE, WAIT = "\tbarrier.cluster.arrive.release.aligned;", "\tbarrier.cluster.wait.acquire.aligned;"
+
+
+def early_arrival(lines: list[str]) -> int:
+    """The line of the arrival after the last exchange: the one neither followed by its wait nor
+    on the path of a CTA without a row (after a label)."""
+    (found,) = [n for n, line in enumerate(lines) if line == ARRIVE and lines[n + 1] != WAIT
+                and not lines[n - 1].endswith(":")]
+    return found
+
+
+def test_a_cluster_arrives_after_its_last_exchange_and_waits_before_it_exits() -> None:
+    ptx, launch = lowered(ROWS_SHARED, ROW_SHARED_SCHEDULE)
+    lines = ptx.splitlines()
+    early = early_arrival(lines)
+    assert max(n for n, line in enumerate(lines) if "ld.shared::cluster" in line) < early  # the last exchange's
+    assert lines[-3:] == [WAIT, "\tret;", "}"]
+    obligations = prove(ROWS_SHARED, ptx, launch)
+    assert verdict(list(obligations.values())) == "proved", [o for o in obligations.values() if o.status != "proved"]
+
+
+EDITS_BETWEEN = {  # an edit at the early arrival, and what the inconclusive verdict names
+    "store_between": ([ARRIVE, "\tst.shared.u32 [row_stage], 0;"], "a shared-memory store between a cluster arrival"),
+    "wait_without_arrival": ([], "a cluster wait with no arrival before it"),
+    "arrival_twice": ([ARRIVE, ARRIVE], "a second cluster arrival"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EDITS_BETWEEN))
+def test_what_a_thread_does_between_its_cluster_arrival_and_wait_is_modelled_or_named(name: str) -> None:
+    replacement, said = EDITS_BETWEEN[name]
+    ptx, launch = lowered(ROWS_SHARED, ROW_SHARED_SCHEDULE)
+    lines = ptx.splitlines()
+    early = early_arrival(lines)
+    edited = "\n".join(lines[:early] + replacement + lines[early + 1:]) + "\n"
+    obligations = prove(ROWS_SHARED, edited, launch)
+    assert verdict(list(obligations.values())) == "inconclusive"
+    assert any(said in o.detail for o in obligations.values()), [o.detail for o in obligations.values()]
+
+
+def test_a_load_between_arrival_and_wait_meets_the_next_epochs_stores() -> None:
+    from verify.prove import SharedAccess, _may_meet
+    from verify.ptxparse import Instruction
+
+    ins = Instruction("ld.shared.u32", (), None, 1)
+
+    def access(kind: str, epoch: int, between: bool = False, cluster: bool = False) -> SharedAccess:
+        return SharedAccess(kind, ins, z3.BitVecVal(0, 32), 4, z3.BoolVal(True), epoch, cluster,
+                            cluster_epoch=epoch, between=between)
+
+    load, waited = access("load", 3, between=True), access("load", 3)
+    for window in (False, True):
+        after = access("store", 4, cluster=window)
+        assert _may_meet(load, after) and _may_meet(after, load)  # the other thread's wait returned once it arrived
+        assert not _may_meet(waited, after)  # an epoch a barrier ends is ordered before the next
+        assert not _may_meet(load, access("store", 5, cluster=window))
+        assert _may_meet(load, access("store", 3, cluster=window))

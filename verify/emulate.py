@@ -126,10 +126,12 @@ class Batch:
     status: Array = field(init=False)
     copies: list[AsyncCopy] = field(default_factory=list)  # cp.async under way
     committed: Array = field(init=False)  # per lane: cp.async groups it has committed
+    arrived: Array = field(init=False)  # per lane: arrived at a cluster barrier, not yet waited
 
     def __post_init__(self) -> None:
         lanes = self.ctas * self.launch.threads
         self.committed = np.zeros(lanes, np.int64)
+        self.arrived = np.zeros(lanes, bool)
         self.domain = NumpyDomain(lanes)
         self.pc = np.zeros(lanes, np.int64)
         self.status = np.zeros(lanes, np.int8)
@@ -544,12 +546,23 @@ def _branch_step(ins: Instruction, op: Op, labels: dict[str, int]) -> Step:
 
 def _barrier_step(ins: Instruction, op: Op) -> Step:
     if op.base == "barrier" and op.has("cluster"):
-        if op.has("arrive"):
-            return Step(ins, _nothing)  # the wait that follows is where the cluster meets
-        return Step(ins, _nothing, "cluster_barrier")
+        if op.has("arrive"):  # the wait that follows is where the cluster meets
+            return Step(ins, lambda ex, mask: _cluster_arrival(ex, mask, ins, True))
+        return Step(ins, lambda ex, mask: _cluster_arrival(ex, mask, ins, False), "cluster_barrier")
     if len(ins.operands) != 1 or op.has("arrive", "red"):
         raise NotModelled(f"{ins}: only bar.sync/barrier.sync of the whole CTA is modelled")
     return Step(ins, _nothing, "barrier")
+
+
+def _cluster_arrival(ex: Executor, mask: Array, ins: Instruction, arriving: bool) -> None:
+    """A thread arrives at a cluster barrier once, then waits: a second arrival, or a wait with no
+    arrival before it (the cluster would wait for that thread forever), is a deadlock."""
+    lanes = ex.lanes[mask]
+    wrong = lanes[ex.b.arrived[lanes] == arriving]
+    if wrong.size:
+        what = "arrives a second time before its wait" if arriving else "waits with no arrival before it"
+        raise EmulationError("deadlock", f"{ins}: {ex.b.where(int(wrong[0]))} {what}")
+    ex.b.arrived[lanes] = arriving
 
 
 ASYNC_COPY_BYTES = (4, 8, 16)

@@ -21,7 +21,10 @@ solver query each:
   by some thread (a kernel that never reads one cannot see a NaN there, which must reach an output);
 - no shared-memory race: two threads of one CTA (both symbolic) never touch the same shared byte
   between the same two barriers with one of them writing (each shared access is recorded with the
-  number of CTA barriers its path passed before it);
+  number of CTA barriers its path passed before it). A cluster barrier met in two steps
+  (`barrier.cluster.arrive`, later `barrier.cluster.wait`) ends the epoch at the wait, and an
+  access between the two may meet other threads' accesses of both epochs beside the wait: only
+  loads of the thread's own shared stores are modelled there, other accesses are inconclusive;
 - no barrier under divergent control: each barrier instance (an instruction, as a path's n-th
   barrier) is reached by every thread of a CTA or by none;
 - a workspace shared by CTAs (module-scope globals: a full reduction's parts) is used by the
@@ -118,6 +121,7 @@ class SharedAccess:
     occurrence: int = 0  # the instruction's how-manieth execution on its path (a loop's trip), from 0
     data: z3.BitVecRef | None = None  # a store's bytes, the first lowest
     cluster_epoch: int = 0  # cluster barriers on its path before it: all that orders it with other CTAs
+    between: bool = False  # a load after its thread's cluster arrival, before the wait that ends its epochs
 
 
 @dataclass(frozen=True)
@@ -333,12 +337,20 @@ class _State:
     parts: list[Part] = field(default_factory=list)  # those stores, with the fences after them
     arrival: Arrival | None = None
     acquired: int | None = None  # the epoch in which the arriving thread fenced after its arrival
+    arrived: int | None = None  # the line of this path's cluster arrival not yet waited for
 
     def fork(self, pc: int, path: list[z3.BoolRef]) -> _State:
         """The same thread on another path from here."""
         return _State(pc, dict(self.regs), path, dict(self.trips), self.epoch, dict(self.visits), self.uncommitted,
                       self.committed, self.cluster_epoch, list(self.stores), list(self.workspace_stores),
-                      [p.copy() for p in self.parts], self.arrival, self.acquired)
+                      [p.copy() for p in self.parts], self.arrival, self.acquired, self.arrived)
+
+    def between(self, ins: Instruction, what: str) -> None:
+        """Unsupported where this path has arrived at a cluster barrier and not yet waited: only
+        loads of the thread's own stores are modelled there (they may meet other CTAs' accesses on
+        either side of the barrier, and the race obligation pairs them with both)."""
+        if self.arrived is not None:
+            raise Unsupported(f"line {ins.line}: {what} between a cluster arrival (line {self.arrived}) and its wait")
 
     def settled(self, ins: Instruction, what: str) -> None:
         """Unsupported where cp.async copies are still in flight at `ins`: their shared writes are
@@ -641,9 +653,17 @@ def _barrier(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Bo
     wait) is recorded with the path's condition and ends the path's epoch; a guarded one forks the
     path where threads can take either side. Other barriers (bar.warp.sync, arrivals) order nothing
     between threads here."""
+    cluster = op.base == "barrier" and op.has("cluster")
+    if cluster and op.has("arrive"):
+        return _cluster_arrival(state, ins, guard)
     if not any((op.base, m) in CTA_BARRIERS for m in op.mods) or op.has("warp") or op.has("arrive"):
         return _no_effect(ex, state, ins, op, guard)
     state.settled(ins, "a barrier")
+    if cluster:
+        if state.arrived is None:
+            raise Unsupported(f"line {ins.line}: a cluster wait with no arrival before it on its path")
+        state.arrived = None
+    state.between(ins, "a CTA barrier")
     other = None
     if guard is not None:
         taken, skipped = [*state.path, guard], [*state.path, z3.Not(guard)]
@@ -655,9 +675,20 @@ def _barrier(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Bo
         state.path = taken
     ex.tile.barriers.append(Barrier(ins, _condition(state, None), state.epoch))
     state.epoch += 1
-    state.cluster_epoch += op.base == "barrier" and op.has("cluster")
+    state.cluster_epoch += cluster
     state.pc += 1
     return other
+
+
+def _cluster_arrival(state: _State, ins: Instruction, guard: z3.BoolRef | None) -> _State | None:
+    """barrier.cluster.arrive: the thread's accesses before it are ordered before other CTAs'
+    after their wait. Until its own wait it may only read back its own shared stores."""
+    if guard is not None:
+        raise Unsupported(f"line {ins.line}: a guarded cluster arrival")
+    state.between(ins, "a second cluster arrival")
+    state.arrived = ins.line
+    state.pc += 1
+    return None
 
 
 def _address_of(ex: Executor, state: _State, operand: Addr, bits: int) -> z3.BitVecRef:
@@ -698,12 +729,19 @@ def _shared(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
     data = None
     if op.base == "ld":
         state.settled(ins, "a shared-memory load")
+    else:
+        state.between(ins, "a shared-memory store")
+    between = state.arrived is not None
+    if between and cluster:
+        raise Unsupported(f"line {ins.line}: a load through the cluster window between a cluster arrival "
+                          f"(line {state.arrived}) and its wait")
     if op.base == "st":
         parts = values.regs if isinstance(values, Vec) else (values,)
         stored = [ex.read(state, Reg(p) if isinstance(p, str) else p, op.type) for p in parts]
         data = z3.Concat(*reversed(stored)) if len(stored) > 1 else stored[0]
     ex.tile.shared.append(SharedAccess("load" if op.base == "ld" else "store", ins, address, lane_bytes * count,
-                                       condition, state.epoch, cluster, occurrence, data, state.cluster_epoch))
+                                       condition, state.epoch, cluster, occurrence, data, state.cluster_epoch,
+                                       between))
     if op.base != "ld":
         if data is not None and not cluster:
             state.stores.append(OwnStore(address, lane_bytes * count, data, guard, state.epoch, condition, ins.line,
@@ -713,6 +751,7 @@ def _shared(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.Boo
                         or _broadcast(ex, state, ins, values, address, lane_bytes * count, condition)):
         state.pc += 1
         return None
+    state.between(ins, "a shared load of what another thread stored")
     return _abstract(ex, state, ins, op, guard, lambda index: Exchange(
         "shared", ins, condition, state.epoch, address=address + index * lane_bytes, size=lane_bytes,
         cluster=cluster, cluster_epoch=state.cluster_epoch))
@@ -845,6 +884,19 @@ def _broadcast_sources(tile: Tile) -> list[SharedAccess]:
     return found
 
 
+def _may_meet(first: SharedAccess, second: SharedAccess) -> bool:
+    """Two accesses no barrier orders: in the same epoch (cluster barriers passed, where either
+    reaches through the cluster window; else CTA barriers), or one made between its thread's cluster
+    arrival and wait and the other in the epoch after that wait (the other thread's wait returned
+    once every thread had arrived, so the two may run at once)."""
+    window = first.cluster or second.cluster
+    phase: Callable[[SharedAccess], int] = (lambda a: a.cluster_epoch) if window else (lambda a: a.epoch)
+    if not window and first.cluster_epoch != second.cluster_epoch and not (first.between or second.between):
+        return False
+    gap = phase(second) - phase(first)
+    return gap == 0 or (gap == 1 and first.between) or (gap == -1 and second.between)
+
+
 def _unchanged_by_others(tile: Tile, loading: z3.BoolRef, address: z3.BitVecRef, size: int, first: int,
                          last: int) -> bool:
     """Where `loading` holds, no other thread of the CTA stores to these bytes in epochs
@@ -925,6 +977,7 @@ def _exit(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolR
     if guard is not None:
         raise Unsupported(f"line {ins.line}: a guarded ret")
     state.settled(ins, "the thread's exit")
+    state.between(ins, "the thread's exit")
     state.pc = -1
     return None
 
@@ -937,6 +990,7 @@ def _async_copy(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3
     the recorded store from the real one. wait_group N > 0 is not modelled."""
     if op.mods[:1] != ("async",) or op.has("bulk"):
         raise Unsupported(f"line {ins.line}: {ins.opcode} (only cp.async, not bulk copies)")
+    state.between(ins, "an asynchronous copy")
     if op.has("commit_group"):
         state.committed, state.uncommitted = state.committed + state.uncommitted, 0
     elif op.has("wait_all"):
@@ -1190,9 +1244,10 @@ def _merged(accesses: list[Access]) -> list[Access]:
 def _merged_shared(accesses: list[SharedAccess]) -> list[SharedAccess]:
     """One shared access per instruction, epoch and execution of it on a path, its address the one
     of the path taken."""
-    groups: dict[tuple[int, str, int, int, int], list[SharedAccess]] = {}
+    groups: dict[tuple[int, str, int, int, int, bool], list[SharedAccess]] = {}
     for access in accesses:
-        key = (access.instruction.line, access.kind, access.epoch, access.occurrence, access.cluster_epoch)
+        key = (access.instruction.line, access.kind, access.epoch, access.occurrence, access.cluster_epoch,
+               access.between)
         groups.setdefault(key, []).append(access)
     merged = []
     for group in groups.values():
@@ -1206,7 +1261,7 @@ def _merged_shared(accesses: list[SharedAccess]) -> list[SharedAccess]:
             if data is not None and access.data is not None:
                 data = z3.If(access.condition, access.data, data)
         merged.append(SharedAccess(first.kind, first.instruction, address, first.size, condition, first.epoch,
-                                   first.cluster, first.occurrence, data, first.cluster_epoch))
+                                   first.cluster, first.occurrence, data, first.cluster_epoch, first.between))
     return sorted(merged, key=lambda a: (a.epoch, a.instruction.line))
 
 
@@ -1658,10 +1713,9 @@ class Prover:
             z3.UDiv(tile.cta, size) == z3.UDiv(other_cta, size), z3.Or(tile.cta != other_cta, tile.tid != other_tid)]
         for i, first in enumerate(merged):
             for second in merged[i:]:
-                window = first.cluster or second.cluster
-                if "store" not in (first.kind, second.kind) or first.cluster_epoch != second.cluster_epoch or \
-                        (not window and first.epoch != second.epoch):
+                if "store" not in (first.kind, second.kind) or not _may_meet(first, second):
                     continue
+                window = first.cluster or second.cluster
                 (owner, a), (other_owner, b) = self._reached(first, ""), self._reached(second, "'")
                 overlap = z3.And(z3.ULT(a, b + second.size), z3.ULT(b, a + first.size))
                 result, found = self.check(facts + [first.condition, _renamed(tile, second.condition, "'"),

@@ -39,12 +39,12 @@ def percent(row: dict[str, Any], build: str, copy: float) -> str:
     return f"{100 * row['times'][build]['gb_per_s'] / copy:.0f}%"
 
 
-def render(results: dict[str, Any]) -> str:
+def render(results: dict[str, Any], intro: str = INTRO) -> str:
     copy = results["copy"]["gb_per_s"]
     env = results["environment"]
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
     sources = f"; sources {env['sources']}" if "sources" in env else ""
-    lines = [INTRO, f"- {env['device']}, {env['date']}; {versions}{sources}",
+    lines = [intro, f"- {env['device']}, {env['date']}; {versions}{sources}",
              f"- Copy bandwidth: {copy:,.0f} GB/s before the problems, "
              f"{results['copy_after']['gb_per_s']:,.0f} GB/s after them.",
              f"- The two builds: {results['note']}."]
@@ -63,10 +63,10 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str]) -> int:
-    source = Path(argv[0]) if argv else HERE / "results.json"
-    out = Path(argv[1]) if len(argv) > 1 else HERE
-    (out / "README.md").write_text(render(json.loads(source.read_text())))
+def main(argv: list[str], here: Path = HERE, intro: str = INTRO) -> int:
+    source = Path(argv[0]) if argv else here / "results.json"
+    out = Path(argv[1]) if len(argv) > 1 else here
+    (out / "README.md").write_text(render(json.loads(source.read_text()), intro))
     return 0
 
 
