@@ -12,6 +12,8 @@ walks the row in a loop: it re-reads global memory, or, with `shared_row`, the f
 copies the row's inputs (as stored, bf16 stays 2 bytes) into dynamic shared memory and later walks
 read that copy. Each thread reads back only what it wrote there, so no barrier is needed, and the
 copy is small enough for several CTAs to share an SM (their loads overlap each other's exchanges).
+A value a walk computes by a library formula and a later walk needs again (softmax's exponentials)
+is stored in the place of an input no later walk reads, and read back instead of computed again.
 With `async_copy` the copy is made before the first walk by `cp.async` (each thread's vectors all
 in flight at once, none waiting on a register), and `cp.async.wait_all` makes it visible to the
 thread that asked for it, the only one that reads it.
@@ -25,7 +27,7 @@ from typing import Any
 
 from ir.dtypes import DType
 from ir.kernel import Instr, Kernel, Param
-from ptxgen.lower import Body, IndexMap, Lanes, LaunchConfig, LoweringError
+from ptxgen.lower import LIBRARY, ROUNDING, Body, IndexMap, Lanes, LaunchConfig, LoweringError
 from ptxgen.reduce import SLOT_BYTES, WARP, Layout, Partial, ReductionLowering
 from ptxgen.schedule import RowSchedule, ScheduleError
 from ptxgen.targets import Feature, Target
@@ -64,6 +66,7 @@ class RowReductionLowering(ReductionLowering):
         self.exact = (self.row_length == self.chunk * schedule.cluster and self.chunk % self.stride == 0
                       and self.rows % schedule.rows_per_cta == 0)
         self.stage_offsets = self._stage_layout() if schedule.shared_row else {}
+        self.kept = self._keep_plan() if schedule.shared_row and not schedule.cache_row and not self.fused else {}
         self.exchanges = 0  # partials exchanged across the cluster per row
         self.staged: set[str] = set()  # inputs a finished walk has copied into shared memory
         self.staging: set[str] = set()  # inputs the walk under way is copying
@@ -87,6 +90,47 @@ class RowReductionLowering(ReductionLowering):
                                 f"{self.target.shared_memory_per_block} per CTA")
         self.stage_bytes = end
         return offsets
+    def _keep_plan(self) -> dict[str, tuple[str, str]]:
+        """shared_row: a value that one walk computes by a library formula (softmax's exp(x - max))
+        and a later walk needs again is kept in the shared copy of an input that no later walk reads,
+        in place of that input, instead of being computed again. Value -> (the input whose place it
+        takes, the reduction whose walk stores it). Only values whose bits as stored are the value
+        itself: float32, or a bf16/f16 value rounded to its type."""
+        walks = [[i.args[0]] for i in self.reductions] + [list(self.kernel.returns) if self.outputs_along_row() else []]
+        kept: dict[str, tuple[str, str]] = {}
+        for k, instr in enumerate(self.reductions):
+            later = walks[k + 1:]
+            for name in self._row_dag(instr.args[0], set(kept)):
+                if name not in self.defs or self.defs[name].op not in LIBRARY or not self._stored_exactly(name):
+                    continue
+                needed = set().union(*(self._row_dag(r, set(kept) | {name}) for roots in later for r in roots),
+                                     *(set(roots) for roots in later))
+                hosts = [p for p, _ in self.stage_offsets.items() if p not in needed and
+                         self.types[p].dtype.itemsize == self.types[name].dtype.itemsize and
+                         p not in {h for h, _ in kept.values()}]
+                if name in needed and hosts:
+                    kept[name] = (hosts[0], instr.result)
+                    break
+        return kept
+
+    def _row_dag(self, root: str, cut: set[str]) -> set[str]:
+        """Names along the whole domain that `root` is computed from within one walk (inputs
+        included), not looking past `cut` or values of another shape (a row's reduced values)."""
+        seen: set[str] = set()
+        pending = [root]
+        while pending:
+            name = pending.pop()
+            if name in seen or self.types[name].shape != self.domain:
+                continue
+            seen.add(name)
+            if name in self.defs and name not in cut:
+                pending.extend(self.defs[name].args)
+        return seen
+
+    def _stored_exactly(self, name: str) -> bool:
+        dtype = self.types[name].dtype
+        return dtype.is_float and (dtype.itemsize == 4 or dtype in ROUNDING and not self.schedule.fp32_intermediates)
+
     def _row_inputs(self) -> list[Param]:
         """The inputs read along the whole domain (the rows' own values): what shared_row keeps."""
         return [p for p in self.kernel.inputs if p.type.shape == self.domain and p.type.dtype != DType.BOOL]
@@ -275,6 +319,23 @@ class RowReductionLowering(ReductionLowering):
         self.w.emit("cp.async.wait_all")
         self.staged |= set(self.stage_offsets)
 
+    def _keep(self, name: str, body: Body) -> None:
+        """Store the value `name` where its host input's shared copy was (`_keep_plan`)."""
+        dtype = self.types[name].dtype
+        raw = [self._narrow(r, dtype) for r in self.value(name, self._identity(), body).regs]
+        place = self._stage_address(self.kept[name][0], body.position)  # type: ignore[arg-type]
+        self._store_raw(dtype, f"[{place}]", raw, body.guard, space="shared")
+        self.staging.add(name)
+
+    def _compute(self, name: str, index: IndexMap, ctx: Body) -> Lanes:
+        """A value kept in shared memory by an earlier walk is read back, not computed again."""
+        if name not in self.kept or name not in self.staged or index != self._identity() or ctx.position is None:
+            return super()._compute(name, index, ctx)
+        dtype = self.types[name].dtype
+        place = self._stage_address(self.kept[name][0], ctx.position)
+        raw = self._load_raw(dtype, f"[{place}]", ctx.lanes, ctx.guard, space="shared")
+        return Lanes([self._widen(r, dtype) for r in raw])
+
     def _stage_address(self, name: str, column: str) -> str:
         """Where column `column` of this thread's row sits in the shared copy of input `name`."""
         w = self.w
@@ -289,8 +350,11 @@ class RowReductionLowering(ReductionLowering):
         steps = 1 if bodies is not None else self.schedule.unroll  # a partial per unrolled step
         online = instr.result in self.fused
         partials = [self._start_online(instr.op) if online else self._start(instr) for _ in range(steps)]
+        kept = [name for name, (_, walk) in self.kept.items() if walk == instr.result]
         for k, body in enumerate(self._walk(bodies)):
             lanes = self.value(instr.args[0], self._identity(), body)
+            for name in kept:
+                self._keep(name, body)
             self._accumulate(partials[k % steps], lanes, body.lanes, body.position, body.guard)
         partial = self._combine_row(self._merge_all(partials), phase)
         if not online:

@@ -166,3 +166,24 @@ def test_a_cluster_barrier_is_arrived_at_once_then_waited_for(edit: Any, said: s
                 and not lines[n - 1].endswith(":")]
     verdict = check_on_emulator(kernel, "\n".join(edit(lines, early)) + "\n", launch_of(lowered))
     assert verdict.status == "error" and said in " ".join(verdict.reasons), verdict.reasons
+
+
+KEPT_SCHEDULE = RowSchedule(vector_bytes=4, block_size=256, threads_per_row=256, cache_row=False, shared_row=True,
+                            cluster=2, unroll=2)
+
+
+def test_a_row_in_shared_memory_keeps_the_exponentials_its_last_walk_divides() -> None:
+    """softmax's exp(x - max) is summed by one walk and divided by the sum in the last: the walk
+    that sums it stores it in place of x (no later walk reads x), and the last walk reads it back."""
+    kernel = parse(SOFTMAX)
+    lowered = lower(kernel, KEPT_SCHEDULE, TARGET)
+    assert lowered.ptx.count("ex2.approx.f32") == KEPT_SCHEDULE.unroll  # one exp a vector, in one walk
+    assert check_on_emulator(kernel, lowered.ptx, launch_of(lowered)).status == "match"
+    # the kept value stored one element further on: the next thread's place, which it reads back
+    lines = lowered.ptx.splitlines()
+    kept = [n for n, line in enumerate(lines) if line.startswith("\tst.shared.b32")][-1]
+    place = lines[kept].split("[")[1].split("]")[0]
+    wrong = lines[:kept] + [lines[kept].replace(f"[{place}]", f"[{place}+4]")] + lines[kept + 1:]
+    verdict = check_on_emulator(kernel, "\n".join(wrong) + "\n", launch_of(lowered))
+    assert verdict.status != "match" and any(w in " ".join(verdict.reasons) for w in ("race", "mismatch")), \
+        verdict.reasons

@@ -85,7 +85,9 @@ def render(results: dict[str, Any]) -> str:
         "every output byte "
         "written at most once (two symbolic threads) and at least once, no shared-memory race between two "
         "threads (of a CTA, ordered by its barriers; of a cluster through distributed shared memory, by cluster "
-        "barriers), no barrier that only some threads of a CTA reach; for a workspace shared by CTAs (a full "
+        "barriers; a load between a thread's cluster arrival and its wait meets the accesses of the epochs on "
+        "both sides of that wait), no barrier that only some threads of a CTA reach; for a workspace shared by "
+        "CTAs (a full "
         "reduction's parts), the last-CTA protocol (every part released by a fence of the arriving thread, the "
         "last CTA's loads after its acquire, the counter set back to 0, no unordered load meeting another CTA's "
         "store) and no two workspace stores overlapping; then the output values.",
