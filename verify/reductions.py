@@ -133,7 +133,7 @@ ELEMENT = z3.BitVec("reduced element", 64)  # an element of a reduction's input,
 ELEMENT_NAME = ELEMENT.decl().name()
 # Threads of a cluster whose trees are followed one by one: beyond this, a kernel's 60 s are spent
 # before the end (clusters of 8 CTAs of 512 threads at rows of 262144 take 40-60 s; 16 CTAs, more).
-CLUSTER_THREADS_FOLLOWED = 4096
+CLUSTER_THREADS_FOLLOWED = 8192
 ELEMENT_BYTES = 8  # at most this many bytes of memory in each value a combine of one element's two values adds
 DECIDE_MS = 2_000  # a condition on a thread that simplifying leaves the CTA in: the solver decides it
 

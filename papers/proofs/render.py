@@ -28,7 +28,7 @@ VALUES = "Output values: each stored element is compared, bit for bit (any NaN f
          "the kernel is compared bit for bit. A term that uses another reduction's result (softmax's " \
          "exponentials of x - max, layernorm's squares of x - mean) holds that result's accumulated value, the " \
          "inner tree proved the same way first. A tree across the CTAs of a cluster is followed through their " \
-         "shared memory rank by rank, for clusters of up to 4096 threads; a thread's shared load of what it stored " \
+         "shared memory rank by rank, for clusters of up to 8192 threads; a thread's shared load of what it stored " \
          "itself (a row kept in shared memory) reads that store where no other thread's store can reach it in " \
          "between. Reductions along a middle axis are proved the same way, each row named by its first element. " \
          "In a kernel of several paths each path's stores are followed on their own. Values read from a " \
