@@ -272,9 +272,9 @@ def test_a_cluster_exchange_whose_rank_depends_on_the_cluster_is_never_proved() 
 
 
 def test_clusters_beyond_what_the_trees_are_followed_through_are_named() -> None:
-    schedule = RowSchedule(vector_bytes=4, block_size=512, threads_per_row=512, cache_row=True, cluster=16)
+    schedule = RowSchedule(vector_bytes=4, block_size=1024, threads_per_row=1024, cache_row=True, cluster=16)
     found = values(*cluster_kernel(schedule))
-    assert found.status == "inconclusive" and "cluster of 8192 threads" in found.detail, found.detail
+    assert found.status == "inconclusive" and "cluster of 16384 threads" in found.detail, found.detail
 
 
 # A norm of a residual sum: the IR's elements are x + r, each a sum of two loaded values; the
