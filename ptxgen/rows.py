@@ -105,9 +105,9 @@ class RowReductionLowering(ReductionLowering):
                     continue
                 needed = set().union(*(self._row_dag(r, set(kept) | {name}) for roots in later for r in roots),
                                      *(set(roots) for roots in later))
-                hosts = [p for p, _ in self.stage_offsets.items() if p not in needed and
-                         self.types[p].dtype.itemsize == self.types[name].dtype.itemsize and
-                         p not in {h for h, _ in kept.values()}]
+                taken = {host for host, _ in kept.values()}
+                hosts = [p for p in self.stage_offsets if p not in needed and p not in taken and
+                         self.types[p].dtype.itemsize == self.types[name].dtype.itemsize]
                 if name in needed and hosts:
                     kept[name] = (hosts[0], instr.result)
                     break

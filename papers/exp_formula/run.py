@@ -29,7 +29,7 @@ from ir.frontend.problem import load_problem  # noqa: E402
 from ir.frontend.program import flatten_tensors  # noqa: E402
 from ptxgen.bench import environment, max_error, require_gpu, tolerance_for  # noqa: E402
 from ptxgen.emit import load_model_new  # noqa: E402
-from verify.timing import copy_bandwidth, flush_buffer, summary, time_queued_ms  # noqa: E402
+from verify.timing import copy_bandwidth, flush_buffer, summary, tensor_bytes, time_queued_ms  # noqa: E402
 
 SUITE = REPO / "datasets" / "problems"
 BUILDS = ("before", "after")
@@ -75,8 +75,7 @@ def timing(problem: Any, model: torch.nn.Module, built: dict[str, Any], flush: t
         for _ in range(2):  # interleaved: each timed in turn, twice
             for name, fn in candidates.items():
                 times[name] += time_queued_ms(fn, REPS, flush)
-    tensors = flatten_tensors(inputs) + outputs + list(model.parameters())
-    io_bytes = sum(t.numel() * t.element_size() for t in tensors)
+    io_bytes = tensor_bytes(flatten_tensors(inputs) + outputs + list(model.parameters()))
     rows = {name: summary(t) for name, t in times.items()}
     for stats in rows.values():
         stats["gb_per_s"] = io_bytes / (stats["median_ms"] * 1e-3) / 1e9
