@@ -85,6 +85,7 @@ class Emulation:
     arguments: list[Array]
     unwritten: dict[int, int] = field(default_factory=dict)
     rewritten: dict[int, int] = field(default_factory=dict)
+    writes: dict[int, Array] = field(default_factory=dict)  # per output argument: each byte's write count
     steps: int = 0
     executed: Array | None = None  # per instruction: did some thread run it with its guard true
 
@@ -823,4 +824,5 @@ def emulate(ptx: str | Module, launch: Launch, arguments: list[Array], outputs: 
         writes = memory.buffers[index].writes
         result.unwritten[index] = int((writes == 0).sum())
         result.rewritten[index] = int((writes > 1).sum())
+        result.writes[index] = writes
     return result

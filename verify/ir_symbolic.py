@@ -289,12 +289,17 @@ class IrTerms:
         if instr.op == Op.CONST:
             return _const(instr, self.round_to)
         if instr.op in ACCUMULATED:
-            self.uses.append((instr, own.flat))
-            total = ACCUMULATED[instr.op](accumulated(instr)(own.flat), self.reduced_count(instr))
+            total = ACCUMULATED[instr.op](self.accumulated_value(instr, own), self.reduced_count(instr))
             return self.round_to(total, instr.type.dtype)  # type: ignore[union-attr]
         if instr.op == Op.RESHAPE:  # the same flat index in the source's shape
             return self.value(instr.args[0], At(own.flat, self.types[instr.args[0]].shape, own.scaled))
         return self._apply(instr, [self.value(a, own) for a in instr.args])
+
+    def accumulated_value(self, instr: Instr, at: At) -> Value:
+        """A reduction's accumulated value at `at` (of its result's shape): the uninterpreted one
+        a kernel's tree is proved equal to (recorded in `uses`)."""
+        self.uses.append((instr, at.flat))
+        return accumulated(instr)(at.flat)
 
     def reduced_count(self, instr: Instr) -> int:
         """How many elements each result of a reduction accumulates."""

@@ -68,6 +68,7 @@ import z3
 from ir.dtypes import DType
 from ir.kernel import Kernel
 from ir.ops import Op as IrOp
+from verify import witness
 from verify.emulate import ASYNC_COPY_BYTES, Launch, immediate_bits
 from verify.ir_symbolic import Inexact, IrTerms, describe, is_nan
 from verify.memory import CLUSTER_FLAG as MEMORY_CLUSTER_FLAG
@@ -149,8 +150,9 @@ class Exchange:
 
 @dataclass(frozen=True)
 class Combine:
-    """A float add, max or min, or a 64-bit integer add, of two values (bits), as executed: the
-    nodes of a reduction tree."""
+    """A float add, sub, max or min, or a 64-bit integer add or sub, of two values (bits), as
+    executed: the nodes of a reduction tree (a sub, or an add rounded otherwise than to nearest,
+    only where one operand is the reduction's identity)."""
 
     opcode: str
     result: z3.BitVecRef
@@ -197,7 +199,7 @@ class Tile:
     barriers: list[Barrier] = field(default_factory=list)
     # An abstract symbol's term id -> the symbol (kept, so that the id stays its) and where its value came from.
     exchange_ids: dict[int, tuple[z3.ExprRef, Exchange]] = field(default_factory=dict)
-    combines: dict[int, Combine] = field(default_factory=dict)  # a float add/max/min result's term id -> it
+    combines: dict[int, Combine] = field(default_factory=dict)  # a float add/sub/max/min result's term id -> it
     # A selp's condition's term id -> the condition (held) and each selp under it: (type, result). An
     # argmax's pair is two selects under one condition (`verify.arg_reductions`).
     selects: dict[int, tuple[z3.BoolRef, list[tuple[str, z3.ExprRef]]]] = field(default_factory=dict)
@@ -713,7 +715,8 @@ INTRA_CTA_SPACES = ("shared", "shared::cta", "shared::cluster")
 FLOAT_TYPES = frozenset({"f32", "f16", "bf16"})
 # The ops recorded as the nodes of reduction trees, and their types: float adds, maxes and mins;
 # 64-bit integer adds (an i64 sum's; the trees of other integer adds are never followed).
-COMBINED_TYPES = {"add": FLOAT_TYPES | {"s64", "u64"}, "max": FLOAT_TYPES, "min": FLOAT_TYPES}
+COMBINED_TYPES = {"add": FLOAT_TYPES | {"s64", "u64"}, "sub": FLOAT_TYPES | {"s64", "u64"}, "max": FLOAT_TYPES,
+                  "min": FLOAT_TYPES}
 
 
 def _shared(ex: Executor, state: _State, ins: Instruction, op: Op, guard: z3.BoolRef | None,
@@ -2371,11 +2374,29 @@ def prove_memory(ptx: str, launch: Launch, sizes: list[int], names: list[str], o
             results.append(prover.timed(f"{prover.names[param]} read in full", lambda p=param: prover.read_in_full(p)))
     if ir is not None and values:
         results.append(prover.timed(VALUES, lambda: prover.values_equal_the_ir(ir, approx, fp32_intermediates)))
+        if results[-1].status == "inconclusive":
+            _search_witness(results[-1], ptx, launch, ir, approx, fp32_intermediates, kernel, prover.deadline)
     replayable = Replayable(ptx, launch, params, sizes, names, outputs, ir, kernel)
     for obligation in results:
-        if obligation.status == "refuted":
+        if obligation.status == "refuted" and not obligation.replay:  # a witness's was found on the emulator
             obligation.replay = replay(obligation.name, obligation.witness, replayable)
     return results
+
+
+def _search_witness(obligation: Obligation, ptx: str, launch: Launch, ir: Kernel, approx: bool | None,
+                    fp32_intermediates: bool, kernel: str | None, deadline: float) -> None:
+    """An inconclusive value obligation refuted where concrete inputs show a stored value that no
+    order of the IR's accumulation gives (`verify.witness`), within the kernel's time left."""
+    started = time.perf_counter()
+    seconds = min(witness.WITNESS_SECONDS, deadline - started)
+    if seconds <= 0:
+        return
+    found = witness.search(ptx, launch, ir, approx, fp32_intermediates, kernel, seconds)
+    obligation.seconds += time.perf_counter() - started
+    if found is not None:
+        obligation.status = "refuted"
+        obligation.detail = f"{found.describe()} (the proof alone: {obligation.detail})"
+        obligation.replay = witness.FOUND
 
 
 @dataclass

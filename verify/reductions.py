@@ -42,6 +42,11 @@ value depends on the CTA (on the cluster, where there are clusters). The tree is
 accumulated value: the same terms summed over the reals, rounded in some order; what follows it
 is compared bit for bit as for elementwise kernels.
 
+A sub, or an add rounded otherwise than to nearest, whose operand's leaves are all identities in
+that thread (a partial of lanes that hold no element, or the accumulator's +0.0) is its other
+operand (for a sub, only a subtrahend that is the identity): its result is exact, the same in
+every rounding, up to the sign of a zero, which the leaves ignore anyway.
+
 A sum's tree that takes an element twice is refuted (`Wrong`), naming it (a max or min may: that
 changes nothing). A tree that misses elements (`Partial`) is refuted only where the stored
 element uses it directly and its trees of that reduction together miss part of the row; a part
@@ -106,6 +111,14 @@ KINDS: dict[IrOp, str] = {IrOp.SUM: "add.f32", IrOp.MEAN: "add.f32", IrOp.AMAX: 
 INTEGER_KINDS: dict[tuple[IrOp, DType], str] = {(IrOp.SUM, DType.I64): "add.s64"}
 SAME_KIND = {"add.u64": "add.s64"}
 IDEMPOTENT = {IrOp.AMAX, IrOp.AMIN}  # taking an element twice changes nothing
+# Combines that are their first operand where the second is the kind's identity (and, for adds,
+# their second where the first is): an exact result is the same in every rounding. Not .ftz:
+# flushing a subnormal operand changes it.
+SIBLINGS: dict[str, frozenset[str]] = {
+    "add.f32": frozenset({"add.rz.f32", "add.rm.f32", "add.rp.f32", "sub.f32", "sub.rz.f32", "sub.rm.f32",
+                          "sub.rp.f32"}),
+    "add.s64": frozenset({"sub.s64", "sub.u64"}),
+}
 IDENTITIES: dict[str, frozenset[int]] = {
     "add.f32": frozenset({0x00000000, 0x80000000}), "max.NaN.f32": frozenset({0xFF800000}),
     "min.NaN.f32": frozenset({0x7F800000}), "add.s64": frozenset({0}),
@@ -415,6 +428,9 @@ class Expansion:
             if combine is not None and kind_of(combine) == self.kind:
                 parts = (combine.first, combine.second)
                 self.shapes[key] = ("join", *[(p, p.get_id()) for p in parts])
+            elif combine is not None and kind_of(combine) in SIBLINGS.get(self.kind, ()):
+                parts = (combine.first, combine.second)
+                self.shapes[key] = ("sibling", combine.opcode.startswith("sub"), *[(p, p.get_id()) for p in parts])
             elif z3.is_app_of(bits, z3.Z3_OP_ITE) and not z3.is_app_of(bits.arg(0), z3.Z3_OP_FPA_IS_NAN) \
                     and not _memory_reads(bits.arg(0)):  # a choice on data (selp of a compare) is a leaf's
                 self.shapes[key] = ("choose", bits.arg(0), (bits.arg(1), bits.arg(1).get_id()),
@@ -437,12 +453,29 @@ class Expansion:
             return self.bags.join(self._leaves(*shape[1], thread), self._leaves(*shape[2], thread))
         if shape[0] == "choose":
             return self._leaves(*(shape[2] if self.at(shape[1], thread) else shape[3]), thread)
+        if shape[0] == "sibling":
+            return self._sibling(bits, shape, thread)
         if shape[0] == "leaf":
             assert self.leaf is not None
             return self.leaf(bits, thread)
         if shape[0] == "halves":
             return self.leaves(*self.put_together(shape[1], thread))
         return self.leaves(*self.followed(shape[1], thread))
+
+    def _sibling(self, bits: z3.ExprRef, shape: tuple, thread: int) -> int:
+        """A sub, or an add rounded otherwise, in this thread: the bag of one operand where the
+        other's is empty (the identity: the result is exact, whatever the rounding; a sub's first
+        operand only); else a leaf, of another form than the reduction's."""
+        _, is_sub, first, second = shape
+        try:
+            kept = self._leaves(*first, thread) if self._leaves(*second, thread) == self.bags.empty else \
+                None if is_sub or self._leaves(*first, thread) != self.bags.empty else self._leaves(*second, thread)
+        except Open:
+            kept = None
+        if kept is not None:
+            return kept
+        assert self.leaf is not None
+        return self.leaf(bits, thread)
 
     def _of_loads(self, shape: tuple) -> bool:
         """A combine of two values that each read a few bytes of memory (one element's) and neither

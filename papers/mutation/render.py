@@ -14,7 +14,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 GATES = ("ptxas", "z3 memory obligations", "emulator (error)", "emulator (mismatch)", "emulator (inconclusive)",
-         "z3 output values", "proved equivalent", "survived")
+         "z3 output values", "output values: a concrete witness", "proved equivalent", "survived")
 # Why a survivor's value proof is open, by a phrase of the prover's reason.
 OPEN_BECAUSE = (
     ("values of reductions are not modelled", "the reduction's value is not proved (reductions are not modelled)"),
@@ -51,7 +51,8 @@ def _share(part: int, whole: int) -> str:
     return f"{part} ({part / whole:.0%})" if whole else "0"
 
 
-CAUGHT = frozenset({"ptxas", "z3 memory obligations", "emulator (error)", "emulator (mismatch)", "z3 output values"})
+CAUGHT = frozenset({"ptxas", "z3 memory obligations", "emulator (error)", "emulator (mismatch)", "z3 output values",
+                    "output values: a concrete witness"})
 EQUIVALENT = "proved equivalent"
 
 
@@ -119,7 +120,10 @@ def render(results: dict[str, Any]) -> str:
         "- Gates in order: ptxas; the Z3 memory obligations at these shapes (bounds, overlap, coverage, races, "
         "barriers, and every element of an input the IR reduces read); the CPU emulator against the IR "
         "interpreter in float64 (random inputs, then inputs with infinities, NaN and huge values), within the "
-        "output dtype's tolerance; then the Z3 proof that every output value is bit for bit the IR's. A mutant "
+        "output dtype's tolerance; then the Z3 proof that every output value is bit for bit the IR's, and where "
+        "that proof is left open, a search for a concrete witness (`verify/witness.py`: inputs on which the "
+        "emulator stores a value that no order of the IR's accumulation gives, each reduction there having one "
+        "value in every order). A mutant "
         "counts for the first gate that rejects it. One that passes every gate with every obligation proved, "
         "values included, is a right kernel at these shapes: *proved equivalent*, not a wrong kernel missed.",
         f"- {len(rows)} mutants: {equivalent} proved equivalent; of the other {wrong}, {_share(caught, wrong)} "

@@ -3,7 +3,8 @@ default schedules, sm_90a), random single-instruction mutants (`verify.mutate`) 
 gates in order: ptxas, the Z3 memory obligations, the CPU emulator against the IR interpreter
 (normal inputs, then inputs with infinities, NaN and huge values), then the Z3 proof of the
 output values (bit for bit; it reaches elementwise kernels, whose values the emulator compares
-only within a tolerance). Each mutant is recorded with the first gate that rejected it; one that
+only within a tolerance), and where that proof is left open, a concrete witness (`verify.witness`).
+Each mutant is recorded with the first gate that rejected it; one that
 passes them all is "proved equivalent" where every obligation, values included, is proved (the
 edit left a kernel that is right at these shapes), else it survives. A survivor whose mutated
 line no thread ran on the emulator is marked so (no input at these shapes reaches it). Writes
@@ -34,6 +35,7 @@ from ir.frontend import capture, load_problem  # noqa: E402
 from ptxgen.lower import default_schedule, lower  # noqa: E402
 from ptxgen.ptxas import PtxasError, assemble  # noqa: E402
 from ptxgen.targets import TARGETS  # noqa: E402
+from verify import witness  # noqa: E402
 from verify.against_ir import check_on_emulator, random_inputs, run_on_emulator  # noqa: E402
 from verify.emulate import Launch  # noqa: E402
 from verify.mutate import mutants  # noqa: E402
@@ -68,7 +70,8 @@ def first_rejection(kernel: Any, ptx: str, launch: Launch, approx: bool | None) 
     full = prove_memory(*arguments, ir=kernel, approx=approx)
     values = next((o for o in full if o.name == VALUES), None)
     if values is not None and values.status == "refuted":
-        return "z3 output values", values.detail[:200]
+        gate = "output values: a concrete witness" if values.replay == witness.FOUND else "z3 output values"
+        return gate, values.detail[:200]
     unproved = next((o for o in full if o.status != "proved"), None)
     if unproved is None:
         return "proved equivalent", ""

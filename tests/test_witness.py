@@ -1,0 +1,147 @@
+"""Concrete witnesses (`verify.witness`): the IR's value where every order of accumulation gives
+one, the search that shows a kernel storing another, and none for a right kernel."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ir import parse
+from ir.frontend import capture, load_problem
+from ir.interp import Precision, run
+from ptxgen.lower import default_schedule, lower
+from ptxgen.targets import TARGETS
+from verify import witness
+from verify.emulate import Launch
+from verify.prove import VALUES, prove_kernel
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET = TARGETS["sm_90a"]
+F = np.float32
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+
+def bits(value: float) -> int:
+    return int(np.float32(value).view(np.uint32))
+
+
+@pytest.mark.parametrize("terms, expected", [
+    ([1.0, 0.0, 2.0**-30, -0.0], 1.0),  # two nonzero terms: rn(1 + 2**-30) in every order
+    ([3.0, 0.0, 5.0], 8.0),
+    ([2.0**-8] * 15 + [225 / 256], 240 / 256),  # many terms, every partial sum exact
+    ([0.0, -0.0], 0.0),  # a +0.0 among zeros: +0.0 in every order
+    ([1.0, -1.0], 0.0),
+], ids=["two", "exact pair", "many exact", "zeros", "cancelling"])
+def test_a_sum_with_one_value_in_every_order_is_that_value(terms: list[float], expected: float) -> None:
+    assert witness.sum_in_every_order(np.array(terms, F)) == bits(expected)
+
+
+@pytest.mark.parametrize("terms, words", [
+    ([1.0, -1.0, 2.0**-30], "depends on the order"),  # (1 - 1) + t = t, (1 + t) - 1 = 0
+    ([0.1] * 14, "14 nonzero terms"),
+    ([-0.0, -0.0], "-0.0 terms only"),
+    ([np.inf, 1.0], "infinite"),
+], ids=["order", "many inexact", "negative zeros", "infinity"])
+def test_a_sum_whose_order_matters_is_not_determined(terms: list[float], words: str) -> None:
+    with pytest.raises(witness.NotDetermined, match=words):
+        witness.sum_in_every_order(np.array(terms, F))
+
+
+def test_a_nan_term_makes_any_order_nan() -> None:
+    assert witness.sum_in_every_order(np.array([1.0, np.nan, 2.0], F)) == 0x7FFFFFFF
+
+
+def test_an_extremum_orders_negative_zero_below_positive_zero() -> None:
+    assert witness.extremum(np.array([-0.0, 0.0, -1.0], F), larger=True) == bits(0.0)
+    assert witness.extremum(np.array([-0.0, 0.0, 1.0], F), larger=False) == bits(-0.0)
+    assert witness.extremum(np.array([-0.0, -0.0], F), larger=True) == bits(-0.0)
+    assert witness.extremum(np.array([3.0, np.nan], F), larger=False) == 0x7FFFFFFF
+
+
+SUM_ROWS = "kernel k(%x: f32[4, 8]) -> (%y: f32[4, 1]) {\n  %y = sum(%x, axes=[1], keepdim=true)\n  return %y\n}\n"
+SCALED = ("kernel k(%x: f32[4, 8], %w: f32[8]) -> (%y: f32[4, 8]) {\n  %m = mul(%x, %w)\n  %y = add(%m, %x)\n"
+          "  return %y\n}\n")
+
+
+def test_the_ir_value_is_numpys_float32_where_it_is_one_value() -> None:
+    kernel = parse(SCALED)
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal((4, 8)).astype(F), rng.standard_normal(8).astype(F)]
+    ir = witness.ConcreteIr(kernel, inputs, approx=None, keep_f32=False)
+    want = (inputs[0] * inputs[1] + inputs[0]).ravel()
+    assert [ir.stored(0, k) for k in range(32)] == [int(v) for v in want.view(np.uint32)]
+
+
+def test_a_row_sum_of_few_terms_is_evaluated_and_one_of_many_is_not() -> None:
+    kernel = parse(SUM_ROWS)
+    x = np.zeros((4, 8), F)
+    x[0, [1, 5]] = [1.5, 2.0**-3]
+    x[1] = np.linspace(0.1, 0.9, 8, dtype=F)  # eight inexact terms
+    ir = witness.ConcreteIr(kernel, [x], approx=None, keep_f32=False)
+    assert ir.stored(0, 0) == bits(1.625)
+    assert ir.stored(0, 2) == 0  # a row of +0.0
+    with pytest.raises(witness.NotDetermined):
+        ir.stored(0, 1)
+    reference = run(kernel, [x.astype(np.float64)], Precision.FLOAT64)[0]
+    assert float(np.uint32(ir.stored(0, 0)).view(F)) == reference[0, 0]
+
+
+def lowered(problem: str) -> tuple[object, list[str], Launch, bool | None]:
+    kernel = capture(load_problem(REPO / "datasets" / "problems" / f"{problem}.py", shrink_to=16),
+                     shapes_only=True).regions[0].kernel
+    result = lower(kernel, default_schedule(kernel, TARGET), TARGET)
+    return kernel, result.ptx.splitlines(), Launch.of(result.launch), getattr(result.schedule, "approx_math", None)
+
+
+def edited(lines: list[str], pattern: str, old: str, new: str, nth: int = 0) -> str:
+    index = [i for i, line in enumerate(lines) if re.search(pattern, line)][nth]
+    return "\n".join(lines[:index] + [lines[index].replace(old, new, 1)] + lines[index + 1:])
+
+
+@pytest.mark.parametrize("problem", ["reduction/layernorm_f32", "reduction/mean_dim1_bf16", "loss/mse_loss_f32",
+                                     "reduction/sum_dim1_f32"])
+def test_no_witness_is_found_against_a_right_kernel(problem: str) -> None:
+    kernel, lines, launch, approx = lowered(problem)
+    assert witness.searchable(launch, kernel) is None
+    assert witness.search("\n".join(lines), launch, kernel, approx, seconds=4) is None
+
+
+def test_a_square_root_rounded_toward_zero_is_shown_wrong_on_concrete_inputs() -> None:
+    """layernorm's sqrt.rz: within the emulator's tolerance, and the solver gives up on its values;
+    rows of a few elements make the mean and variance one value in every order, and the stored
+    value is not the IR's there."""
+    kernel, lines, launch, approx = lowered("reduction/layernorm_f32")
+    mutant = edited(lines, r"sqrt\.rn\.f32", "sqrt.rn", "sqrt.rz")
+    found = witness.search(mutant, launch, kernel, approx, seconds=60)
+    assert found is not None
+    assert found.got != found.want and found.output == kernel.outputs[0].name
+    assert "in every order of its accumulation" in found.describe()
+
+
+ROWS_OF_64 = ("kernel k(%x: f32[16, 64]) -> (%y: f32[16, 1]) {\n  %y = sum(%x, axes=[1], keepdim=true)\n"
+              "  return %y\n}\n")  # 16 lanes to a row, four terms each, then the warp's butterfly
+ACCUMULATE = r"add\.rn\.f32 (%f\d+), \1, %f\d+;"
+
+
+@pytest.mark.parametrize("nth, status", [(0, "proved"), (1, "refuted"), (4, "proved"), (5, "refuted")],
+                         ids=["first term", "second term", "butterfly from idle lanes", "butterfly"])
+def test_an_add_rounded_toward_zero_is_refuted_by_a_witness_or_proved_where_exact(nth: int, status: str) -> None:
+    """A row sum with one add.rz: where it adds a term to the +0.0 the accumulator starts from, or
+    a partial of lanes that hold no element (the first butterfly step: 16 lanes to a row), the add
+    is exact, the same in every rounding: proved. Elsewhere it is not a tree of the IR's sum (the
+    proof leaves it open), and sparse rows whose terms meet there show a value no order gives."""
+    kernel = parse(ROWS_OF_64)
+    result = lower(kernel, default_schedule(kernel, TARGET), TARGET)
+    mutant = edited(result.ptx.splitlines(), ACCUMULATE, "add.rn", "add.rz", nth)
+    found = next(o for o in prove_kernel(mutant, Launch.of(result.launch), kernel, None) if o.name == VALUES)
+    assert found.status == status, found.detail
+    if status == "refuted":
+        assert found.replay == witness.FOUND and "the proof alone:" in found.detail
+
+
+def test_an_unsearchable_launch_says_why() -> None:
+    kernel = parse(SUM_ROWS)
+    assert "threads" in witness.searchable(Launch((4096, 1, 1), (256, 1, 1)), kernel)
