@@ -44,7 +44,8 @@ def test_a_sum_with_one_value_in_every_order_is_that_value(terms: list[float], e
     ([0.1] * 14, "14 nonzero terms"),
     ([-0.0, -0.0], "-0.0 terms only"),
     ([np.inf, 1.0], "infinite"),
-], ids=["order", "many inexact", "negative zeros", "infinity"])
+    ([2.0**127, 2.0**127, -(2.0**127)], "depends on the order"),  # (a + b) + c overflows, (a + c) + b does not
+], ids=["order", "many inexact", "negative zeros", "infinity", "overflow"])
 def test_a_sum_whose_order_matters_is_not_determined(terms: list[float], words: str) -> None:
     with pytest.raises(witness.NotDetermined, match=words):
         witness.sum_in_every_order(np.array(terms, F))

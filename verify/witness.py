@@ -49,7 +49,6 @@ WITNESS_REDUCED = 4096  # nor kernels reducing more elements into one result
 ELEMENTS_PER_SET = 256  # stored elements compared per input set (a sample where more were stored)
 FOUND = "found on the emulator (verify.witness)"  # a refutation's replay where a witness made it
 NONZERO_TERMS = 4  # a sum of at most this many nonzero terms has its trees enumerated
-BACKGROUNDS = {"0": 0.0, "-1e4": -1e4}
 Family = Callable[[Kernel, np.random.Generator, int], list[np.ndarray]]
 
 
@@ -98,8 +97,8 @@ def _tree_results(terms: list[np.float32]) -> set[int]:
 
 def _exact_sum(terms: list[np.float32]) -> int | None:
     """The bits of the terms' exact sum where every partial sum of them is a float32 (all are
-    whole multiples of their smallest unit and their magnitudes add up to less than 2**24 of it):
-    then every order gives that sum. None otherwise."""
+    whole multiples of their smallest unit, their magnitudes add up to less than 2**24 of it, and
+    to no more than the largest float32): then every order gives that sum. None otherwise."""
     parts = []
     for term in terms:
         fraction, exponent = np.frexp(np.float64(term))
@@ -108,7 +107,8 @@ def _exact_sum(terms: list[np.float32]) -> int | None:
         parts.append((mantissa >> low, int(exponent) - 24 + low))
     unit = min(exponent for _, exponent in parts)
     whole = [mantissa << (exponent - unit) for mantissa, exponent in parts]
-    if sum(abs(w) for w in whole) >= 2**24 or unit < -149:
+    magnitude = sum(abs(w) for w in whole)
+    if magnitude >= 2**24 or math.ldexp(magnitude, unit) > float(np.finfo(np.float32).max):
         return None
     return _bits(np.float32(np.ldexp(np.float64(sum(whole)), unit)))
 
