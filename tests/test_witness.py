@@ -146,3 +146,19 @@ def test_an_add_rounded_toward_zero_is_refuted_by_a_witness_or_proved_where_exac
 def test_an_unsearchable_launch_says_why() -> None:
     kernel = parse(SUM_ROWS)
     assert "threads" in witness.searchable(Launch((4096, 1, 1), (256, 1, 1)), kernel)
+
+
+def test_a_tie_of_bfloat16_rounds_away_to_nearest_and_back_toward_zero() -> None:
+    """The row pattern for sums stored as bfloat16: rounded to nearest the three values' sum is the
+    tie (the tiny one vanishes), which bfloat16 rounds away from the first; rounded toward zero it
+    falls below the tie, and bfloat16 rounds it back."""
+    from ir.dtypes import DType, round_to_bf16
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        value, half, tiny = witness._tie_and_tiny(rng, DType.BF16)
+        tie = np.float32(value + half)
+        assert np.float32(tie + tiny) == tie and np.sign(tiny) == -np.sign(value)
+        toward_zero = np.nextafter(tie, np.float32(0))
+        assert abs(round_to_bf16(np.array([tie]))[0]) > abs(value)
+        assert round_to_bf16(np.array([toward_zero]))[0] == value

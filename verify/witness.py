@@ -14,10 +14,11 @@ integer sum always; a float32 sum where every term is +-0.0 but at most `NONZERO
 tree over those giving one result (enumerated) and any zero term changing nothing (adding +-0.0 to
 a nonzero value is exact; a sum of zeros is +0.0 where one of them is). The families are made so
 that this happens: sparse inputs over a background of 0 or of a large negative value (whose
-exponential is 0) with values of full mantissas or wide exponents, and rows holding one, two, or
-three elements that sum to zero in every order (so that a mean is 0 and a variance has three
-terms). Where the IR's value uses an approximate instruction (uninterpreted: not one value) or an
-argmax's position, the element is not compared.
+exponential is 0) with values of full mantissas or wide exponents, and rows holding a few values:
+one or two, three that sum to zero in every order (so that a mean is 0 and a variance has three
+terms), short ones with one far below them, or a tie of bfloat16 with one far below it. Where
+the IR's value uses an approximate instruction (uninterpreted: not one value) or an argmax's
+position, the element is not compared.
 
 A witness so found is a refutation: at those inputs the kernel stores a value that no order of
 the IR's accumulation gives. Only launches small enough to emulate whole are searched."""
@@ -278,11 +279,24 @@ def _short_and_tiny(rng: np.random.Generator, dtype: DType) -> np.ndarray:
     return _as_input(np.append(short, tiny).astype(np.float32), dtype)
 
 
+def _tie_and_tiny(rng: np.random.Generator, dtype: DType) -> np.ndarray:
+    """A bfloat16 value of odd last bit and half its last bit's weight (their sum a tie of
+    bfloat16, which rounds away from the value), and one far below them of the other sign: to
+    nearest the sum stays the tie, rounded toward zero it falls below it, and a bfloat16 output
+    rounds the two apart."""
+    sign = rng.choice([-1.0, 1.0])
+    unit = 2.0 ** int(rng.integers(-15, 1))
+    value = sign * (int(rng.integers(128, 256)) | 1) * unit
+    tiny = -sign * 256 * unit * 2.0 ** -rng.integers(32, 48)
+    return _as_input(np.array([value, sign * unit / 2, tiny], np.float32), dtype)
+
+
 ROW_PATTERNS: tuple[Callable[[np.random.Generator, DType], np.ndarray], ...] = (
     lambda rng, dtype: _as_input(_normal(rng, 1), dtype),
     lambda rng, dtype: _as_input(_normal(rng, 2), dtype),
     _zero_sum_triple,
     _short_and_tiny,
+    _tie_and_tiny,
 )
 
 
