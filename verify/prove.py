@@ -152,7 +152,7 @@ class Exchange:
 class Combine:
     """A float add, sub, max or min, or a 64-bit integer add or sub, of two values (bits), as
     executed: the nodes of a reduction tree (a sub, or an add rounded otherwise than to nearest,
-    only where one operand is the reduction's identity)."""
+    stands for its other operand where one is the reduction's identity, and is a leaf elsewhere)."""
 
     opcode: str
     result: z3.BitVecRef
@@ -714,7 +714,8 @@ def _buffer_bytes(ex: Executor, param: str | None, address: z3.BitVecRef, size: 
 INTRA_CTA_SPACES = ("shared", "shared::cta", "shared::cluster")
 FLOAT_TYPES = frozenset({"f32", "f16", "bf16"})
 # The ops recorded as the nodes of reduction trees, and their types: float adds, maxes and mins;
-# 64-bit integer adds (an i64 sum's; the trees of other integer adds are never followed).
+# 64-bit integer adds (an i64 sum's; the trees of other integer adds are never followed); subs,
+# which are nodes only where the subtrahend is the identity (`verify.reductions.SIBLINGS`).
 COMBINED_TYPES = {"add": FLOAT_TYPES | {"s64", "u64"}, "sub": FLOAT_TYPES | {"s64", "u64"}, "max": FLOAT_TYPES,
                   "min": FLOAT_TYPES}
 

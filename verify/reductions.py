@@ -464,16 +464,16 @@ class Expansion:
 
     def _sibling(self, bits: z3.ExprRef, shape: tuple, thread: int) -> int:
         """A sub, or an add rounded otherwise, in this thread: the bag of one operand where the
-        other's is empty (the identity: the result is exact, whatever the rounding; a sub's first
-        operand only); else a leaf, of another form than the reduction's."""
+        other's is empty (the identity: the result is exact, whatever the rounding; for a sub,
+        only where the subtrahend is); else a leaf, of another form than the reduction's."""
         _, is_sub, first, second = shape
         try:
-            kept = self._leaves(*first, thread) if self._leaves(*second, thread) == self.bags.empty else \
-                None if is_sub or self._leaves(*first, thread) != self.bags.empty else self._leaves(*second, thread)
+            if self._leaves(*second, thread) == self.bags.empty:
+                return self._leaves(*first, thread)
+            if not is_sub and self._leaves(*first, thread) == self.bags.empty:
+                return self._leaves(*second, thread)
         except Open:
-            kept = None
-        if kept is not None:
-            return kept
+            pass  # an operand not followed: the node stays a leaf
         assert self.leaf is not None
         return self.leaf(bits, thread)
 
