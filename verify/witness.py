@@ -226,9 +226,8 @@ def _reductions(kernel: Kernel) -> list[Instr]:
 
 
 def _largest_reduction(kernel: Kernel) -> int:
-    """The most elements one result of the kernel's reductions takes (0: none)."""
-    if any(i.op == Op.MATMUL for i in kernel.body):
-        return 0
+    """The most elements one result of the kernel's reductions takes (0: none; no matmul, which
+    `searchable` turns away)."""
     shapes = _shapes(kernel)
     return max((shapes.reduced_count(i) for i in _reductions(kernel)), default=0)
 
@@ -305,7 +304,7 @@ def _rows_of_few(kernel: Kernel, rng: np.random.Generator, seed: int) -> list[np
     `ROW_PATTERNS`, next to each other in the row or at random places)."""
     inputs = random_inputs(kernel, seed)
     reduction = next(iter(_reductions(kernel)), None)
-    if reduction is None or any(i.op == Op.MATMUL for i in kernel.body):
+    if reduction is None:
         return inputs
     terms = _shapes(kernel)
     shape = terms.types[reduction.args[0]].shape
@@ -374,8 +373,11 @@ def searchable(launch: Launch, kernel: Kernel) -> str | None:
         return f"its launch of {lanes} threads is more than the {WITNESS_LANES} emulated whole"
     if held > WITNESS_BYTES:
         return f"its buffers hold {held} bytes"
-    if _largest_reduction(kernel) > WITNESS_REDUCED:
-        return f"a result reduces {_largest_reduction(kernel)} elements"
+    if any(i.op == Op.MATMUL for i in kernel.body):
+        return "a matmul, whose values are not modelled"
+    reduced = _largest_reduction(kernel)
+    if reduced > WITNESS_REDUCED:
+        return f"a result reduces {reduced} elements"
     return None
 
 
@@ -417,7 +419,7 @@ def _written_once(kernel: Kernel, arguments: list[np.ndarray], writes: dict[int,
 def search(ptx: str, launch: Launch, kernel: Kernel, approx: bool | None = None, keep_f32: bool = False,
            entry: str | None = None, seconds: float = WITNESS_SECONDS) -> Witness | None:
     """Inputs on which the kernel stores a value the IR never gives, searched for `seconds`."""
-    if searchable(launch, kernel) is not None or any(i.op == Op.MATMUL for i in kernel.body):
+    if searchable(launch, kernel) is not None:
         return None
     deadline = time.perf_counter() + seconds
     outputs = set(range(len(kernel.inputs), len(kernel.inputs) + len(kernel.outputs)))

@@ -1,7 +1,7 @@
 """results.json (written on the GPU by papers/exp_formula/run.py, the two builds below) -> README.md,
 through papers/exp_formula/render.py; no number is typed by hand.
 
-    python papers/cluster_arrival/render.py [RESULTS_JSON] [OUT_DIR]
+    python papers/row_kept_values/render.py [RESULTS_JSON] [OUT_DIR]
 
 The measurement (on the GPU; BEFORE and AFTER hold each problem's model_new.py):
 
