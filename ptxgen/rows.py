@@ -411,7 +411,7 @@ def default_row_schedule(kernel: Kernel, target: Target, approx: bool) -> RowSch
 
     - a row longer than 16384 with per-row outputs only (logsumexp) takes CTAs of 256 threads, 256
       bytes of it a thread held in registers, over a cluster of up to 8 (a sweep of these rows:
-      papers/ptx_suite, `--sweep-set read_once`); longer rows, a cluster of 2 walking it uncached;
+      papers/ptx_suite, `--sweep-set read_once`); longer rows, one CTA walking it uncached;
     - a row read once is held in static slots, up to 16 vectors (128 elements) a thread; a max
       and a sum of exp(x - max) whose outputs are per row (logsumexp) make one online pass where
       the row is longer than 16384 (65536 with accurate math; shorter rows are faster kept in
@@ -465,8 +465,11 @@ def default_row_schedule(kernel: Kernel, target: Target, approx: bool) -> RowSch
 def _long_row_reduced(probe: RowReductionLowering, knobs: dict[str, Any], target: Target) -> RowSchedule | None:
     """A row longer than LONG_ROW with per-row outputs only (logsumexp): CTAs of 256 threads, each
     thread holding LONG_ROW_THREAD_BYTES of the row in registers (at most MAX_REGISTER_ELEMENTS),
-    over a cluster of as many as hold the row (at most 8); a row longer than that is walked by a
-    cluster of 2 such CTAs, uncached."""
+    over a cluster of as many as hold the row (at most 8); a row longer than that is walked
+    uncached by one such CTA, or by a cluster of as many as give every SM a CTA where rows are
+    fewer than SMs: one wave where rows allow. (A cluster of 2 for each of 512 rows of 262,144
+    floats made 1,024 CTAs, 1.29 waves of the 6 an SM holds, the second wave a third full:
+    papers/long_row_costs.)"""
     if probe.row_length <= LONG_ROW or probe.outputs_along_row() or not target.has(Feature.CLUSTERS):
         return None
     per_thread = min(MAX_REGISTER_ELEMENTS, LONG_ROW_THREAD_BYTES // max(1, probe.stage_itemsize()))
@@ -474,8 +477,9 @@ def _long_row_reduced(probe: RowReductionLowering, knobs: dict[str, Any], target
     if cluster <= min(8, target.max_cluster_size):
         return RowSchedule(**knobs, block_size=LONG_ROW_THREADS, threads_per_row=LONG_ROW_THREADS, cache_row=True,
                            cluster=cluster, unroll=1)
+    spread = min(8, target.max_cluster_size, next_power_of_two(-(-target.sm_count // max(1, probe.rows))))
     return RowSchedule(**knobs, block_size=LONG_ROW_THREADS, threads_per_row=LONG_ROW_THREADS, cache_row=False,
-                       cluster=2, unroll=4)
+                       cluster=spread, unroll=4)
 
 
 def _shared_row_cluster(probe: RowReductionLowering, target: Target) -> int | None:

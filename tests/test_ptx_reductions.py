@@ -126,10 +126,11 @@ def test_long_rows_with_per_row_outputs_are_split_over_a_cluster_of_small_ctas()
     assert (schedule.threads_per_row, schedule.cluster) == (256, 2)  # 256 bytes a thread: 2 CTAs hold the row
     ptx = lower(kernel, schedule, H100).ptx
     assert ptx.count("ld.global.v4.b32") == 16 and "bra $L_col" not in ptx
-    longer = parse("kernel k(%x: f32[2, 262144]) -> (%s: f32[2]) {\n  %s = sum(%x, axes=[1])\n  return %s\n}")
-    walked = default_schedule(longer, H100)  # 16 such CTAs would be needed: 2 walk the row instead
-    assert isinstance(walked, RowSchedule) and not walked.cache_row
-    assert (walked.threads_per_row, walked.cluster) == (256, 2)
+    longer = "kernel k(%x: f32[{r}, 262144]) -> (%s: f32[{r}]) {{\n  %s = sum(%x, axes=[1])\n  return %s\n}}"
+    for rows, cluster in ((2, 8), (100, 2), (512, 1)):  # 16 such CTAs would hold a row: it is walked instead,
+        walked = default_schedule(parse(longer.format(r=rows)), H100)  # by a CTA a row, more where rows are few
+        assert isinstance(walked, RowSchedule) and not walked.cache_row
+        assert (walked.threads_per_row, walked.cluster) == (256, cluster), rows
     assert default_schedule(kernel, TARGETS["sm_80"]).cluster == 1  # no clusters before sm_90
 
 
