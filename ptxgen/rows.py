@@ -468,8 +468,8 @@ def _long_row_reduced(probe: RowReductionLowering, knobs: dict[str, Any], target
     over a cluster of as many as hold the row (at most 8); a row longer than that is walked
     uncached by one such CTA, or by a cluster of as many as give every SM a CTA where rows are
     fewer than SMs: one wave where rows allow. (A cluster of 2 for each of 512 rows of 262,144
-    floats made 1,024 CTAs, 1.29 waves of the 6 an SM holds, the second wave a third full:
-    papers/long_row_costs.)"""
+    floats made 1,024 CTAs, two waves of the 6 an SM holds, the second less than a third full;
+    one CTA a row is faster: papers/logsumexp_launches.)"""
     if probe.row_length <= LONG_ROW or probe.outputs_along_row() or not target.has(Feature.CLUSTERS):
         return None
     per_thread = min(MAX_REGISTER_ELEMENTS, LONG_ROW_THREAD_BYTES // max(1, probe.stage_itemsize()))
