@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ir.kernel import Kernel
-from ptxgen.lower import Body, Lanes, LaunchConfig, LoweringError
+from ir.ops import Op
+from ptxgen.lower import LIBRARY, Body, Lanes, LaunchConfig, LoweringError
 from ptxgen.reduce import INDEX_ORDER, SLOT_BYTES, WARP, Layout, Partial, ReductionLowering
 from ptxgen.schedule import ScalarSchedule, ScheduleError
 from ptxgen.targets import Target
@@ -155,11 +156,20 @@ class ScalarReductionLowering(ReductionLowering):
         self._store_outputs(body, set(self.kernel.returns) - self.walked)
 
 
+# Ops whose accurate formulas are long enough that four vectors of them in flight a thread take
+# 76 registers (kl_div's log): one CTA of 512 an SM where two were meant. One vector a trip keeps
+# 32, and is faster on an H100 (papers/scalar_unroll).
+HEAVY_FORMULAS = LIBRARY - {Op.DIV, Op.RSQRT, Op.EXP2}
+
+
 def default_scalar_schedule(kernel: Kernel, target: Target, approx: bool) -> ScalarSchedule:
+    """The widest vector the innermost size allows; four vectors a trip, one where an accurate
+    library formula is computed for every element (HEAVY_FORMULAS)."""
+    heavy = not approx and any(instr.op in HEAVY_FORMULAS for instr in kernel.body)
     for vector_bytes in (16, 8, 4, 2):
         try:
             ScalarReductionLowering(kernel, ScalarSchedule(vector_bytes=vector_bytes), target)
         except ScheduleError:
             continue
-        return ScalarSchedule(vector_bytes=vector_bytes, approx_math=approx)
+        return ScalarSchedule(vector_bytes=vector_bytes, approx_math=approx, unroll=1 if heavy else 4)
     raise LoweringError(f"kernel {kernel.name}: no vector width fits its innermost size")

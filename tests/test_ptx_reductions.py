@@ -15,6 +15,7 @@ from ptxgen.lower import LoweringError, default_schedule, iteration_domain, lowe
 from ptxgen.ptxas import assemble, ptxas_path
 from ptxgen.reduce import Layout, reduction_shape
 from ptxgen.rows import RowReductionLowering
+from ptxgen.scalar import default_scalar_schedule
 from ptxgen.schedule import (
     ColumnSchedule,
     ElementwiseSchedule,
@@ -208,6 +209,18 @@ def test_scalar_reductions_combine_in_the_last_cta() -> None:
     for needed in ("atom.global.add.u32", "fence.acq_rel.gpu", "ld.relaxed.gpu.global.f32",
                    ".global .align 4 .u32 k_arrived = 0;", ".global .align 8 .b8 k_partials["):
         assert needed in lowered.ptx
+
+
+def test_scalar_reductions_of_accurate_formulas_take_one_vector_a_trip() -> None:
+    """Four vectors of an accurate log in flight a thread take 76 registers (one CTA an SM where two
+    are meant): such kernels walk one vector a trip; others, and approximate forms, four."""
+    def unroll(op: str, approx: bool = False) -> int:
+        kernel = parse(f"kernel k(%x: f32[64, 1024]) -> (%v: f32[]) {{\n  %l = {op}(%x)\n"
+                       "  %v = sum(%l, axes=[0, 1])\n  return %v\n}")
+        schedule = default_schedule(kernel, H100) if not approx else default_scalar_schedule(kernel, H100, True)
+        assert isinstance(schedule, ScalarSchedule) and schedule.approx_math == approx
+        return schedule.unroll
+    assert (unroll("log"), unroll("exp"), unroll("abs"), unroll("log", approx=True)) == (1, 1, 4, 4)
 
 
 def test_scalar_reduction_of_a_reduction_is_refused() -> None:
