@@ -159,7 +159,7 @@ class ScalarReductionLowering(ReductionLowering):
 # Ops whose accurate formulas are long enough that four vectors of them in flight a thread take
 # 76 registers (kl_div's log): one CTA of 512 an SM where two were meant. One vector a trip keeps
 # 32, and is faster on an H100 (papers/scalar_unroll).
-HEAVY_FORMULAS = LIBRARY - {Op.DIV, Op.RSQRT, Op.EXP2}
+HEAVY_FORMULAS = LIBRARY - {Op.DIV, Op.RSQRT, Op.EXP2, Op.SIN, Op.COS}  # sin, cos: approximate forms only
 
 
 def default_scalar_schedule(kernel: Kernel, target: Target, approx: bool) -> ScalarSchedule:

@@ -6,10 +6,13 @@ inconclusive, never proved."""
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import z3
@@ -603,3 +606,21 @@ def test_a_load_between_arrival_and_wait_meets_the_next_epochs_stores() -> None:
         assert not _may_meet(waited, after)  # an epoch a barrier ends is ordered before the next
         assert not _may_meet(load, access("store", 5, cluster=window))
         assert _may_meet(load, access("store", 3, cluster=window))
+
+
+def test_terms_too_deep_to_follow_leave_the_obligation_inconclusive() -> None:
+    """A walk over terms past Python's recursion limit (z3's bindings wrap the RecursionError in a
+    ctypes.ArgumentError) leaves the obligation inconclusive, saying so; other errors still raise."""
+    prover = SimpleNamespace(deadline=math.inf, witness={})
+
+    def raising(error: Exception) -> Callable[[], tuple[str, str]]:
+        def check() -> tuple[str, str]:
+            raise error
+        return check
+
+    for error in (RecursionError("maximum recursion depth exceeded"),
+                  ctypes.ArgumentError("argument 1: RecursionError: ???")):
+        found = prove_module.Prover.timed(prover, VALUES, raising(error))  # type: ignore[arg-type]
+        assert (found.status, found.detail) == ("inconclusive", prove_module.TOO_DEEP)
+    with pytest.raises(ctypes.ArgumentError):
+        prove_module.Prover.timed(prover, VALUES, raising(ctypes.ArgumentError("argument 1: wrong type")))

@@ -212,8 +212,8 @@ def test_scalar_reductions_combine_in_the_last_cta() -> None:
 
 
 def test_scalar_reductions_of_accurate_formulas_take_one_vector_a_trip() -> None:
-    """Four vectors of an accurate log in flight a thread take 76 registers (one CTA an SM where two
-    are meant): such kernels walk one vector a trip; others, and approximate forms, four."""
+    """Four vectors of an accurate log in flight a thread took kl_div 76 registers (one CTA an SM
+    where two are meant): such kernels walk one vector a trip; others, and approximate forms, four."""
     def unroll(op: str, approx: bool = False) -> int:
         kernel = parse(f"kernel k(%x: f32[64, 1024]) -> (%v: f32[]) {{\n  %l = {op}(%x)\n"
                        "  %v = sum(%l, axes=[0, 1])\n  return %v\n}")

@@ -54,6 +54,7 @@ assumptions about the launch must be satisfiable, or every proof would be empty.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import math
 import random
@@ -89,6 +90,9 @@ VALUE_LOGIC = "QF_FPBV"  # the solver for value queries (see _check)
 RETRY_SEEDS = (1, 2)  # z3's seeds for the further tries at a value query it gave up on (see Prover.decide)
 RETRY_MS = 5_000  # the time of each
 KERNEL_SECONDS = 60.0  # a kernel's obligations not reached within this are left inconclusive
+# An obligation whose terms nest deeper than Python's recursion limit lets the walk over them
+# follow (a long chain of online steps in one thread): inconclusive, saying so, never a crash.
+TOO_DEEP = "its terms nest too deeply to follow (past Python's recursion limit)"
 TREES_MARGIN_SECONDS = 5  # the reductions stop this early: a step under way may take that long to end
 THREAD_NAMES = ("cta", "tid")
 SAMPLED_THREADS = 8  # threads a value query tests with random input bytes before searching
@@ -1542,7 +1546,12 @@ class Prover:
         if started > self.deadline:
             return Obligation(name, "inconclusive", f"not attempted: the kernel's {KERNEL_SECONDS:.0f} s are spent")
         self.witness = {}
-        status, detail = check()
+        try:
+            status, detail = check()
+        except (RecursionError, ctypes.ArgumentError) as err:  # z3's bindings wrap a RecursionError
+            if not isinstance(err, RecursionError) and "RecursionError" not in str(err):
+                raise
+            status, detail = "inconclusive", TOO_DEEP
         witness = self.witness if status == "refuted" else {}
         return Obligation(name, status, detail, time.perf_counter() - started, witness)
 
