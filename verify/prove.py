@@ -90,8 +90,8 @@ VALUE_LOGIC = "QF_FPBV"  # the solver for value queries (see _check)
 RETRY_SEEDS = (1, 2)  # z3's seeds for the further tries at a value query it gave up on (see Prover.decide)
 RETRY_MS = 5_000  # the time of each
 KERNEL_SECONDS = 60.0  # a kernel's obligations not reached within this are left inconclusive
-# An obligation whose terms nest deeper than Python's recursion limit lets the walk over them
-# follow (a long chain of online steps in one thread): inconclusive, saying so, never a crash.
+# An obligation whose terms nest deeper than a walk over them can go within Python's recursion
+# limit (a long chain of online steps in one thread): inconclusive, saying so, never a crash.
 TOO_DEEP = "its terms nest too deeply to follow (past Python's recursion limit)"
 TREES_MARGIN_SECONDS = 5  # the reductions stop this early: a step under way may take that long to end
 THREAD_NAMES = ("cta", "tid")

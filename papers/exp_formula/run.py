@@ -17,6 +17,7 @@ import argparse
 import copy
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,21 +98,28 @@ def main() -> int:
     flush = flush_buffer("cuda")
     results: dict[str, Any] = {"environment": environment(require_gpu()), "note": args.note,
                                "copy": copy_bandwidth("cuda", 20, flush, 2**30), "problems": {}}
-    args.out.mkdir(parents=True, exist_ok=True)
+    measure_each(folders, lambda folder, model, init: modules(folder, dirs, model, init), args.out, results, flush)
+    return 0
+
+
+def measure_each(folders: list[str], build: Callable[[str, torch.nn.Module, list[Any]], dict[str, Any]],
+                 out: Path, results: dict[str, Any], flush: torch.Tensor) -> None:
+    """Each folder's problem: its modules (`build(folder, model, init_inputs)`, by name) checked
+    and timed beside eager, OUT/results.json written after every problem, then the copy
+    bandwidth measured again."""
+    out.mkdir(parents=True, exist_ok=True)
     for folder in folders:
         problem = load_problem(problem_path(folder))
         with torch.device("cuda"):
             model = problem.model()
-        built = modules(folder, dirs, model, problem.init_inputs())
+        built = build(folder, model, problem.init_inputs())
         row = {"check": errors(problem, model, built), **timing(problem, model, built, flush)}
         results["problems"][folder] = row
-        times = row["times"]
-        print(f"{folder}: before {times['before']['median_ms']:.3f} ms, after {times['after']['median_ms']:.3f} ms, "
-              f"eager {times['eager']['median_ms']:.3f} ms, passed {row['check']['passed']}", flush=True)
-        (args.out / "results.json").write_text(json.dumps(results, indent=1))
+        times = ", ".join(f"{name} {stats['median_ms']:.3f} ms" for name, stats in row["times"].items())
+        print(f"{folder}: {times}; passed {row['check']['passed']}", flush=True)
+        (out / "results.json").write_text(json.dumps(results, indent=1))
     results["copy_after"] = copy_bandwidth("cuda", 20, flush, 2**30)
-    (args.out / "results.json").write_text(json.dumps(results, indent=1))
-    return 0
+    (out / "results.json").write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

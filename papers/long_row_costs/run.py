@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ _spec = importlib.util.spec_from_file_location("exp_formula_run", REPO / "papers
 side_by_side = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
 _spec.loader.exec_module(side_by_side)  # type: ignore[union-attr]
 
-from ir.frontend.problem import load_problem  # noqa: E402
 from ptxgen.bench import environment, require_gpu  # noqa: E402
 from ptxgen.emit import load_model_new  # noqa: E402
 from verify.timing import copy_bandwidth, flush_buffer  # noqa: E402
@@ -56,19 +54,8 @@ def main() -> int:
     flush = flush_buffer("cuda")
     results: dict[str, Any] = {"environment": environment(require_gpu()),
                                "copy": copy_bandwidth("cuda", 20, flush, 2**30), "problems": {}}
-    args.out.mkdir(parents=True, exist_ok=True)
-    for folder in folders:
-        problem = load_problem(side_by_side.problem_path(folder))
-        with torch.device("cuda"):
-            model = problem.model()
-        built = modules(folder, args.builds, model, problem.init_inputs())
-        row = {"check": side_by_side.errors(problem, model, built), **side_by_side.timing(problem, model, built, flush)}
-        results["problems"][folder] = row
-        times = ", ".join(f"{b} {row['times'][b]['median_ms']:.3f} ms" for b in BUILDS)
-        print(f"{folder}: {times}; default error {row['check']['default']:.1e}", flush=True)
-        (args.out / "results.json").write_text(json.dumps(results, indent=1))
-    results["copy_after"] = copy_bandwidth("cuda", 20, flush, 2**30)
-    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    side_by_side.measure_each(folders, lambda folder, model, init: modules(folder, args.builds, model, init),
+                              args.out, results, flush)
     return 0
 
 
