@@ -39,15 +39,19 @@ def percent(row: dict[str, Any], build: str, copy: float) -> str:
     return f"{100 * row['times'][build]['gb_per_s'] / copy:.0f}%"
 
 
-def render(results: dict[str, Any], intro: str = INTRO) -> str:
-    copy = results["copy"]["gb_per_s"]
+def header(results: dict[str, Any]) -> list[str]:
+    """The run's device, date, versions and sources, and the copy bandwidth before and after."""
     env = results["environment"]
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
     sources = f"; sources {env['sources']}" if "sources" in env else ""
-    lines = [intro, f"- {env['device']}, {env['date']}; {versions}{sources}",
-             f"- Copy bandwidth: {copy:,.0f} GB/s before the problems, "
-             f"{results['copy_after']['gb_per_s']:,.0f} GB/s after them.",
-             f"- The two builds: {results['note']}."]
+    return [f"- {env['device']}, {env['date']}; {versions}{sources}",
+            f"- Copy bandwidth: {results['copy']['gb_per_s']:,.0f} GB/s before the problems, "
+            f"{results['copy_after']['gb_per_s']:,.0f} GB/s after them."]
+
+
+def render(results: dict[str, Any], intro: str = INTRO) -> str:
+    copy = results["copy"]["gb_per_s"]
+    lines = [intro, *header(results), f"- The two builds: {results['note']}."]
     problems = results["problems"]
     ratios = [r["times"]["before"]["median_ms"] / r["times"]["after"]["median_ms"] for r in problems.values()]
     passed = sum(r["check"]["passed"] for r in problems.values())

@@ -59,11 +59,7 @@ kept; why the fewer instructions bought nothing was not looked into.
 
 
 def render(results: dict[str, Any]) -> str:
-    parts = [INTRO]
-    for name, text in RUNS.items():
-        table = base.render(results["runs"][name], text).split("\n")
-        parts.append("\n".join(table))
-    return "\n\n".join(parts)
+    return "\n\n".join([INTRO] + [base.render(results["runs"][name], text) for name, text in RUNS.items()])
 
 
 def main(argv: list[str]) -> int:

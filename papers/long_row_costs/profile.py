@@ -10,6 +10,7 @@ have, not ncu's locked base clock), and writes DIR/FOLDER.csv; render.py reads t
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,7 +44,6 @@ def call(builds: Path, folder: str) -> None:
 
 
 def kernel_names(builds: Path, folder: str) -> list[str]:
-    import re
     return re.findall(r"\.entry (\w+)\(", (builds / "default" / folder / "model_new.py").read_text())
 
 

@@ -7,6 +7,7 @@ the GPU -> results.json (the two together) -> README.md; no number is typed by h
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import statistics
 import sys
@@ -14,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+_spec = importlib.util.spec_from_file_location("exp_formula_render", HERE.parent / "exp_formula" / "render.py")
+base = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
+_spec.loader.exec_module(base)  # type: ignore[union-attr]
 BUILDS = ("default", "nosync", "nocluster")
 
 INTRO = """# What a long row pays for its cluster: three builds side by side
@@ -48,10 +52,6 @@ times the cluster size is near the row's) they can land within the tolerance all
 kernel without clusters is left as it is by both edits: its three times measure the same PTX."""
 
 
-def percent(row: dict[str, Any], build: str, copy: float) -> str:
-    return f"{100 * row['times'][build]['gb_per_s'] / copy:.0f}%"
-
-
 def within(problems: dict[str, Any], builds: tuple[str, ...]) -> int:
     """How many problems have every one of `builds` within the tolerance."""
     return sum(max(r["check"][b] for b in builds) <= r["check"]["tolerance"] for r in problems.values())
@@ -59,13 +59,8 @@ def within(problems: dict[str, Any], builds: tuple[str, ...]) -> int:
 
 def times_table(results: dict[str, Any]) -> list[str]:
     copy = results["copy"]["gb_per_s"]
-    env = results["environment"]
-    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
-    sources = f"; sources {env['sources']}" if "sources" in env else ""
     problems = results["problems"]
-    lines = [f"- {env['device']}, {env['date']}; {versions}{sources}",
-             f"- Copy bandwidth: {copy:,.0f} GB/s before the problems, "
-             f"{results['copy_after']['gb_per_s']:,.0f} GB/s after them.",
+    lines = [*base.header(results),
              f"- {len(problems)} problems; the default build is within the tolerance on "
              f"{within(problems, BUILDS[:1])}, both edited builds on {within(problems, BUILDS[1:])}."]
     for build in BUILDS[1:]:
@@ -77,7 +72,7 @@ def times_table(results: dict[str, Any]) -> list[str]:
               "|---|---:|---:|---:|---:|---:|---:|---|"]
     for name, row in problems.items():
         t, c = row["times"], row["check"]
-        cells = [f"{t[b]['median_ms']:.3f}" for b in BUILDS] + [percent(row, b, copy) for b in BUILDS]
+        cells = [f"{t[b]['median_ms']:.3f}" for b in BUILDS] + [base.percent(row, b, copy) for b in BUILDS]
         lines.append(f"| `{name.replace('__', '/')}` | " + " | ".join(cells)
                      + " | " + ", ".join(f"{c[b]:.1e}" for b in BUILDS) + f" ({c['tolerance']:.0e}) |")
     return lines
