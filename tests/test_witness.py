@@ -162,3 +162,70 @@ def test_a_tie_of_bfloat16_rounds_away_to_nearest_and_back_toward_zero() -> None
         toward_zero = np.nextafter(tie, np.float32(0))
         assert abs(round_to_bf16(np.array([tie]))[0]) > abs(value)
         assert round_to_bf16(np.array([toward_zero]))[0] == value
+
+
+AGREEMENT_PROBLEMS = ["reduction/softmax_f32", "rowsweep/rmsnorm_bf16_4096", "elementwise/gelu_tanh_bf16",
+                      "reduction/mean_dim1_bf16", "reduction/layernorm_f32", "loss/cross_entropy_f32",
+                      "elementwise/hardswish_bf16", "fused/swiglu_bf16"]
+
+
+@pytest.mark.parametrize("problem", AGREEMENT_PROBLEMS)
+def test_the_ir_arrays_agree_with_the_provers_terms_element_by_element(problem: str) -> None:
+    """`verify.ir_arrays` (what the search compares a kernel's outputs with at once) gives, on every
+    element it knows, the bits the prover's terms give there (`ConcreteIr`); a row whose sum
+    depends on the order is unknown to both."""
+    from verify.against_ir import to_device
+    from verify.ir_arrays import IrArrays
+
+    for region in capture(load_problem(REPO / "datasets" / "problems" / f"{problem}.py", shrink_to=16),
+                          shapes_only=True).regions:
+        kernel = region.kernel
+        schedule = lower(kernel, default_schedule(kernel, TARGET), TARGET).schedule
+        approx, keep = getattr(schedule, "approx_math", None), getattr(schedule, "fp32_intermediates", False)
+        compared = 0
+        for family in ("random", "sparse over -1e4", "rows of a few elements"):
+            rng = np.random.default_rng(1)
+            inputs = witness.FAMILIES[family](kernel, rng, 1)
+            device = [to_device(v, p.type.dtype) for v, p in zip(inputs, kernel.inputs)]
+            arrays = IrArrays(kernel, witness._values(kernel, device), approx, keep, witness._every_order)
+            ir = witness.ConcreteIr(kernel, inputs, approx, keep)
+            for index, param in enumerate(kernel.outputs):
+                values = arrays.output(index)
+                stored = witness._stored_bits(values.data, param.type.dtype).ravel()
+                for flat in range(0, stored.size, max(1, stored.size // 24)):
+                    try:
+                        exact = ir.stored(index, flat)
+                    except witness.NotDetermined:
+                        assert not values.known.ravel()[flat], (kernel.name, family, flat)
+                        continue
+                    if values.known.ravel()[flat]:
+                        compared += 1
+                        assert witness._same(int(stored[flat]), exact, param.type.dtype), (kernel.name, family, flat)
+        assert compared > 0, kernel.name
+
+
+@pytest.mark.parametrize("shape, target", [((8,), (4, 8)), ((4, 1), (4, 8)), ((1, 8), (2, 4, 8)), ((), (3, 2)),
+                                           ((1,), ())])
+def test_the_arrays_broadcast_as_the_terms_read(shape: tuple[int, ...], target: tuple[int, ...]) -> None:
+    from verify.ir_arrays import broadcast
+
+    values = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)
+    read = broadcast(values, target).ravel()
+    assert [int(v) for v in read] == [witness._broadcast(k, target, shape) for k in range(int(np.prod(target)))]
+
+
+@pytest.mark.parametrize("problem, pattern, old, new, nth, model", [
+    ("elementwise/gelu_tanh_bf16", r"cvt\.rn\.bf16\.f32", "cvt.rn", "cvt.rz", 0, "tanh.approx.f32"),
+    ("rowsweep/rmsnorm_bf16_4096", r"cvt\.rn\.bf16\.f32", "cvt.rn", "cvt.rz", 1, "rsqrt.approx.f32"),
+], ids=["gelu_tanh", "rmsnorm"])
+def test_a_witness_may_take_approximate_instructions_as_the_emulator_computes_them(
+        problem: str, pattern: str, old: str, new: str, nth: int, model: str) -> None:
+    """A bfloat16 store rounded toward zero after an approximate instruction: the proof leaves the
+    values open (the instruction is free there), and with it taken as the emulator computes it, in
+    the kernel and the IR alike, a concrete input shows a stored value that is not the IR's; the
+    witness names the instruction so taken."""
+    kernel, lines, launch, approx = lowered(problem)
+    found = witness.search(edited(lines, pattern, old, new, nth), launch, kernel, approx, seconds=60)
+    assert found is not None and found.got != found.want
+    assert model in found.models and model in found.describe()
+    assert witness.search("\n".join(lines), launch, kernel, approx, seconds=4) is None

@@ -336,7 +336,7 @@ class IrTerms:
         formula = self._formula(instr) if dtype.is_float else None
         if formula is not None:
             self.formulas.add(instr.op.value)
-            return self.round_to(recipes.evaluate(formula, list(args)), dtype)
+            return self.round_to(self.run_formula(formula, list(args)), dtype)
         if instr.op in INTEGER_OPS and dtype in INT_BITS:
             return INTEGER_OPS[instr.op](*args)
         if instr.op in FLOAT_OPS and dtype.is_float:
@@ -346,6 +346,10 @@ class IrTerms:
             self.opaque_ops.add(name)
             return self.round_to(z3.Function(name, *[F32] * len(args), F32)(*args), dtype)
         raise Inexact(f"{instr.op} on {dtype}: no exact IEEE meaning; its lowering is tested numerically, not proved")
+
+    def run_formula(self, formula: recipes.Program, args: list[Value]) -> Value:
+        """A formula's float32 result for these arguments."""
+        return recipes.evaluate(formula, args)
 
     def _formula(self, instr: Instr) -> recipes.Program | None:
         """mathlib's formula for an op with no exact meaning (or one approximate schedules replace)."""

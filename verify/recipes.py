@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import z3
 
@@ -22,7 +23,7 @@ from ptxgen.ptx import PtxWriter
 from verify.emulate import immediate_bits
 from verify.ptxparse import Entry, Imm, Reg, parse_ptx
 from verify.semantics import SEMANTICS, NotModelled, decode
-from verify.symbolic import Z3Domain, to_bits, to_float
+from verify.symbolic import APPROXIMATE, Z3Domain, to_bits, to_float
 
 HEADER = (".version 8.0", ".target sm_90a", ".address_size 64", ".visible .entry recipe()", "{")
 
@@ -69,11 +70,17 @@ def evaluate(formula: Program, arguments: list[z3.FPRef]) -> z3.FPRef:
         if ins.guard is not None or op.base not in SEMANTICS:
             raise NotModelled(f"recipe instruction {ins.opcode}")
         types = SEMANTICS[op.base].operands(op)
-        sources = [_operand(registers, domain, o, t) for o, t in zip(ins.operands[1:], types[1:])]
+        sources = [operand(registers, domain, o, t) for o, t in zip(ins.operands[1:], types[1:])]
         destination = ins.operands[0]
         assert isinstance(destination, Reg)
         registers[destination.name] = SEMANTICS[op.base].meaning(domain, op, sources)
     return to_float(registers[formula.result], "f32")
+
+
+def approximations(formula: Program) -> frozenset[str]:
+    """The approximate instructions the formula runs, named as `evaluate` names their functions."""
+    return frozenset(f"{spelling}.f32" for ins in formula.entry.body for spelling, _ in APPROXIMATE.values()
+                     if ins.opcode.startswith(spelling + "."))
 
 
 @functools.cache
@@ -105,9 +112,10 @@ def _bits(value: z3.FPRef) -> z3.BitVecRef:
     return to_bits(value, "f32")
 
 
-def _operand(registers: dict[str, z3.ExprRef], domain: Z3Domain, operand: object, type_: str) -> z3.ExprRef:
-    if isinstance(operand, Reg):
-        return registers[operand.name]
-    if isinstance(operand, Imm):
-        return domain.constant(immediate_bits(operand, type_), type_)
-    raise NotModelled(f"recipe operand {operand}")
+def operand(registers: dict[str, Any], domain: Any, source: object, type_: str) -> Any:
+    """An instruction's source in either domain: a register's value, or an immediate's."""
+    if isinstance(source, Reg):
+        return registers[source.name]
+    if isinstance(source, Imm):
+        return domain.constant(immediate_bits(source, type_), type_)
+    raise NotModelled(f"recipe operand {source}")

@@ -17,8 +17,16 @@ that this happens: sparse inputs over a background of 0 or of a large negative v
 exponential is 0) with values of full mantissas or wide exponents, and rows holding a few values:
 one or two, three that sum to zero in every order (so that a mean is 0 and a variance has three
 terms), short ones with one far below them, or a tie of bfloat16 with one far below it. Where
-the IR's value uses an approximate instruction (uninterpreted: not one value) or an argmax's
-position, the element is not compared.
+the IR's value uses an argmax's position, the element is not compared.
+
+The approximate instructions (ex2.approx, tanh.approx, div.full, ...) are uninterpreted in the
+proof: the kernel must equal the IR whatever function each of them is, applied to the arguments
+the IR's formula gives it. Here each is the one function the emulator computes for it (the
+accurate value, rounded to float32: `verify.numeric`), in the kernel and in the IR alike; a
+witness that needed one names it. At those inputs the kernel then applies an approximate
+instruction to another argument than the IR's formula does, or computes something else around it:
+the equality the proof asks for fails for that function. Whether the hardware's approximation
+also tells the two apart at those inputs is for the replay on a GPU to show.
 
 A witness so found is a refutation: at those inputs the kernel stores a value that no order of
 the IR's accumulation gives. Only launches small enough to emulate whole are searched."""
@@ -37,25 +45,28 @@ import z3
 from ir.dtypes import DType, round_to_bf16
 from ir.kernel import Instr, Kernel
 from ir.ops import REDUCTIONS, Op
-from verify.against_ir import random_inputs, to_device
+from verify import recipes
+from verify.against_ir import DEVICE_DTYPE, from_device, random_inputs, to_device
 from verify.emulate import EmulationError, Launch, emulate
+from verify.ir_arrays import IrArrays, Unavailable, run_program
 from verify.ir_symbolic import F32, At, Inexact, IrTerms, Value, _decode, describe
-from verify.ptxparse import PtxSyntaxError
+from verify.ptxparse import PtxSyntaxError, parse_ptx
 from verify.semantics import NotModelled
 
 WITNESS_SECONDS = 15.0  # the most a search takes (within the kernel's own time left)
 WITNESS_LANES = 2**16  # launches of more threads are not searched
 WITNESS_BYTES = 2**24  # nor launches whose buffers hold more bytes
 WITNESS_REDUCED = 4096  # nor kernels reducing more elements into one result
-ELEMENTS_PER_SET = 256  # stored elements compared per input set (a sample where more were stored)
+ELEMENTS_PER_SET = 256  # stored elements compared one by one per input set (a sample where more were stored)
+CONFIRMED = 64  # elements where the IR's arrays and the kernel differ checked on the prover's terms, per input set
 FOUND = "found on the emulator (verify.witness)"  # a refutation's replay where a witness made it
 NONZERO_TERMS = 4  # a sum of at most this many nonzero terms has its trees enumerated
 Family = Callable[[Kernel, np.random.Generator, int], list[np.ndarray]]
 
 
 class NotDetermined(Exception):
-    """The IR's value at these inputs is not one value: a sum whose order matters, or an
-    approximate instruction the prover leaves free."""
+    """The IR's value at these inputs is not one value: a sum whose order matters, or an op the
+    prover's terms do not give one for."""
 
 
 def _number(term: z3.ExprRef) -> int:
@@ -171,27 +182,44 @@ def _broadcast(flat: int, shape: tuple[int, ...], target: tuple[int, ...]) -> in
 
 class ConcreteIr(IrTerms):
     """The prover's terms of an IR kernel with every input a constant: each value simplified to
-    a constant as it is built, and each reduction's accumulated value the one every order gives."""
+    a constant as it is built (approximate instructions taken as the emulator computes them, their
+    names kept in `used` for the value last asked), and each reduction's accumulated value the one
+    every order gives."""
 
     def __init__(self, kernel: Kernel, inputs: list[np.ndarray], approx: bool | None, keep_f32: bool) -> None:
         super().__init__(kernel, {}, approx=approx, reductions=True, keep_f32=keep_f32)
         self.raw = {p.name: to_device(v, p.type.dtype).view(np.uint8).ravel() for p, v in zip(kernel.inputs, inputs)}
-        self.memo: dict[tuple[str, int], Value | NotDetermined] = {}
+        self.memo: dict[tuple[str, int], tuple[Value, frozenset[str]] | NotDetermined] = {}
+        self.used: set[str] = set()
 
     def value(self, name: str, at: At) -> Value:
         shape = self.types[name].shape
         key = (name, _broadcast(_number(at.flat), at.shape, shape))
         if key not in self.memo:
+            outer, self.used = self.used, set()
             try:
-                self.memo[key] = z3.simplify(super().value(name, At(z3.BitVecVal(key[1], 64), shape)))
+                term = z3.simplify(super().value(name, At(z3.BitVecVal(key[1], 64), shape)))
+                self.memo[key] = (term, frozenset(self.used))
             except NotDetermined as err:
                 self.memo[key] = err
             except Inexact as err:  # an op with no exact meaning in the form asked
                 self.memo[key] = NotDetermined(str(err))
+            finally:
+                self.used = outer
         found = self.memo[key]
         if isinstance(found, NotDetermined):
             raise found
-        return found
+        self.used |= found[1]
+        return found[0]
+
+    def run_formula(self, formula: recipes.Program, args: list[Value]) -> Value:
+        """On constants, the formula run in the numpy domain of the same semantics, its approximate
+        instructions as the emulator computes them (in z3 they would stay free functions)."""
+        if not all(isinstance(a, z3.FPNumRef) for a in args):
+            return super().run_formula(formula, args)
+        result = run_program(formula, [_floats([_float_bits(a)]) for a in args])
+        self.used |= recipes.approximations(formula)
+        return z3.fpBVToFP(z3.BitVecVal(_bits(result[0]), 32), F32)
 
     def _load(self, name: str, type_, at: At) -> Value:  # type: ignore[no-untyped-def]
         size = type_.dtype.itemsize
@@ -212,7 +240,9 @@ class ConcreteIr(IrTerms):
         return z3.simplify(z3.fpBVToFP(z3.BitVecVal(bits, 32), F32))
 
     def stored(self, index: int, flat: int) -> int:
-        """The bits the IR stores for element `flat` of output `index`."""
+        """The bits the IR stores for element `flat` of output `index` (`used` then names the
+        approximate instructions that value took as the emulator computes them)."""
+        self.used = set()
         return _number(self.output_bits(index, z3.BitVecVal(flat, 64)))
 
 
@@ -324,6 +354,24 @@ def _rows_of_few(kernel: Kernel, rng: np.random.Generator, seed: int) -> list[np
     return inputs
 
 
+HALF_BITS = 2**16  # bit patterns of a half type
+
+
+def _every_half_value(kernel: Kernel, rng: np.random.Generator, seed: int) -> list[np.ndarray]:
+    """Every input of a half type holding consecutive bit patterns, the seed's share of all 2**16
+    of them (each input offset from the others'; NaN among them): an elementwise kernel of one
+    such input meets every value it can be given over as many seeds as its size divides 2**16 into."""
+    inputs = random_inputs(kernel, seed)
+    for k, param in enumerate(kernel.inputs):
+        if param.type.dtype in (DType.BF16, DType.F16):
+            count = int(np.prod(param.type.shape))
+            patterns = ((seed * count + np.arange(count) + k * 0x5555) % HALF_BITS).astype(np.uint16)
+            wide = patterns.astype(np.uint32) << np.uint32(16) if param.type.dtype == DType.BF16 else None
+            values = wide.view(np.float32) if wide is not None else patterns.view(np.float16).astype(np.float32)
+            inputs[k] = values.reshape(param.type.shape)
+    return inputs
+
+
 FAMILIES: dict[str, Family] = {
     "random": lambda kernel, rng, seed: random_inputs(kernel, seed),
     "extremes": lambda kernel, rng, seed: random_inputs(kernel, seed, extremes=True),
@@ -332,6 +380,7 @@ FAMILIES: dict[str, Family] = {
     "sparse over -1e4": _sparse(-1e4, _normal),
     "sparse over -1e4, wide exponents": _sparse(-1e4, _wide),
     "rows of a few elements": _rows_of_few,
+    "every half-type value in turn": _every_half_value,
 }
 
 
@@ -345,12 +394,16 @@ class Witness:
     want: int
     dtype: DType
     compared: int  # elements compared on that input set
+    models: tuple[str, ...] = ()  # approximate instructions the IR's value took as the emulator computes them
 
     def describe(self) -> str:
         where = ", ".join(map(str, self.element))
+        taken = (f", with {', '.join(self.models)} taken as the emulator computes "
+                 f"{'it' if len(self.models) == 1 else 'them'} (accurately, rounded to float32) in the kernel and "
+                 "in the IR alike" if self.models else "")
         return (f"on inputs of the family \"{self.family}\" (seed {self.seed}, `verify.witness`), the emulator "
                 f"stores {describe(self.got, self.dtype)} as {self.output}[{where}]; the IR gives "
-                f"{describe(self.want, self.dtype)} there, in every order of its accumulation")
+                f"{describe(self.want, self.dtype)} there, in every order of its accumulation{taken}")
 
 
 def _same(got: int, want: int, dtype: DType) -> bool:
@@ -381,10 +434,72 @@ def searchable(launch: Launch, kernel: Kernel) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Difference:
+    """The first element compared on one input set that the kernel stored otherwise than the IR
+    (output -1: none), and how many elements were compared."""
+    output: int
+    flat: int
+    got: int
+    want: int
+    compared: int
+    models: tuple[str, ...] = ()
+
+
+def _every_order(instr: Instr, terms: np.ndarray) -> int | None:
+    """The bits every order of a float reduction over these terms gives (None: orders differ)."""
+    try:
+        return FLOAT_REDUCTIONS[instr.op](terms) if instr.op in FLOAT_REDUCTIONS else None
+    except NotDetermined:
+        return None
+
+
+def _stored_bits(values: np.ndarray, dtype: DType) -> np.ndarray:
+    """The IR's values (float types held in float32, already rounded to their type) as stored."""
+    if dtype == DType.BF16:
+        return (np.ascontiguousarray(values, np.float32).view(np.uint32) >> np.uint32(16)).astype(np.uint16)
+    if dtype == DType.F16:
+        return np.ascontiguousarray(values, np.float32).astype(np.float16).view(np.uint16)
+    return np.ascontiguousarray(values, DEVICE_DTYPE[dtype]).view(f"u{dtype.itemsize}")
+
+
+def _compare_arrays(kernel: Kernel, ir: ConcreteIr, values: IrArrays, written: list[tuple[np.ndarray, np.ndarray]],
+                    deadline: float) -> Difference:
+    """Every element the IR's arrays know compared at once; each that differs confirmed (or not) on
+    the prover's terms, `CONFIRMED` at most."""
+    compared, confirmed = 0, 0
+    for index, (param, (raw, once)) in enumerate(zip(kernel.outputs, written)):
+        dtype = param.type.dtype
+        ir_values = values.output(index)
+        want = _stored_bits(ir_values.data, dtype).ravel()
+        got = raw.view(want.dtype)
+        known = once & ir_values.known.ravel()
+        compared += int(known.sum())
+        differ = got != want
+        if dtype.is_float:
+            differ &= ~(_is_nan_bits(got, dtype) & _is_nan_bits(want, dtype))
+        for flat in np.flatnonzero(known & differ).tolist():
+            if confirmed == CONFIRMED or time.perf_counter() > deadline:
+                return Difference(-1, 0, 0, 0, compared)
+            confirmed += 1
+            try:
+                exact = ir.stored(index, flat)
+            except NotDetermined:
+                continue
+            if not _same(int(got[flat]), exact, dtype):
+                return Difference(index, flat, int(got[flat]), exact, compared, tuple(sorted(ir.used)))
+    return Difference(-1, 0, 0, 0, compared)
+
+
+def _is_nan_bits(bits: np.ndarray, dtype: DType) -> np.ndarray:
+    if dtype == DType.BF16:
+        return np.isnan((bits.astype(np.uint32) << np.uint32(16)).view(np.float32))
+    return np.isnan(bits.view(DEVICE_DTYPE[dtype]))
+
+
 def _compare(kernel: Kernel, ir: ConcreteIr, written: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator,
-             deadline: float) -> tuple[int, int, int, int, int]:
-    """(output, flat, got, want, compared) of the first element stored otherwise than the IR's;
-    output -1 where none is."""
+             deadline: float) -> Difference:
+    """Element by element on the prover's terms (a sample of `ELEMENTS_PER_SET`)."""
     compared = 0
     for index, (param, (raw, once)) in enumerate(zip(kernel.outputs, written)):
         elements = np.flatnonzero(once)
@@ -393,7 +508,7 @@ def _compare(kernel: Kernel, ir: ConcreteIr, written: list[tuple[np.ndarray, np.
         size = param.type.dtype.itemsize
         for flat in elements.tolist():
             if time.perf_counter() > deadline:
-                return -1, 0, 0, 0, compared
+                return Difference(-1, 0, 0, 0, compared)
             try:
                 want = ir.stored(index, flat)
             except NotDetermined:
@@ -401,8 +516,8 @@ def _compare(kernel: Kernel, ir: ConcreteIr, written: list[tuple[np.ndarray, np.
             got = int.from_bytes(raw[flat * size:(flat + 1) * size].tobytes(), "little")
             compared += 1
             if not _same(got, want, param.type.dtype):
-                return index, flat, got, want, compared
-    return -1, 0, 0, 0, compared
+                return Difference(index, flat, got, want, compared, tuple(sorted(ir.used)))
+    return Difference(-1, 0, 0, 0, compared)
 
 
 def _written_once(kernel: Kernel, arguments: list[np.ndarray], writes: dict[int, np.ndarray]) -> list[tuple[np.ndarray,
@@ -416,17 +531,30 @@ def _written_once(kernel: Kernel, arguments: list[np.ndarray], writes: dict[int,
     return out
 
 
+def _values(kernel: Kernel, arguments: list[np.ndarray]) -> list[np.ndarray]:
+    """The inputs' values as the kernel reads them (float types widened to float32)."""
+    values = []
+    for param, stored in zip(kernel.inputs, arguments):
+        found = from_device(stored.view(np.uint8), param.type.dtype, param.type.shape)
+        values.append(found.astype(np.float32) if param.type.dtype.is_float else found)
+    return values
+
+
 def search(ptx: str, launch: Launch, kernel: Kernel, approx: bool | None = None, keep_f32: bool = False,
            entry: str | None = None, seconds: float = WITNESS_SECONDS) -> Witness | None:
     """Inputs on which the kernel stores a value the IR never gives, searched for `seconds`."""
     if searchable(launch, kernel) is not None:
         return None
     deadline = time.perf_counter() + seconds
+    try:
+        module = parse_ptx(ptx)
+    except PtxSyntaxError:
+        return None
     outputs = set(range(len(kernel.inputs), len(kernel.inputs) + len(kernel.outputs)))
     compared_in_all = 0
     for seed in itertools.count():
         if seed == 1 and compared_in_all == 0:
-            return None  # no input of any family made one IR value: approximate instructions, or sums of many terms
+            return None  # no input of any family made one IR value: sums of many terms, or an argmax
         for number, (name, family) in enumerate(FAMILIES.items()):
             if time.perf_counter() > deadline:
                 return None
@@ -435,16 +563,21 @@ def search(ptx: str, launch: Launch, kernel: Kernel, approx: bool | None = None,
             arguments = [to_device(v, p.type.dtype) for v, p in zip(inputs, kernel.inputs)] + \
                 [np.zeros(int(np.prod(p.type.shape)) * p.type.dtype.itemsize, np.uint8) for p in kernel.outputs]
             try:
-                emulation = emulate(ptx, launch, arguments, outputs, entry)
+                emulation = emulate(module, launch, arguments, outputs, entry)
             except (NotModelled, EmulationError, PtxSyntaxError):
                 return None  # what the emulator cannot run or the kernel must not do is other obligations' business
             raw = [a.view(np.uint8).ravel() for a in emulation.arguments]
             written = _written_once(kernel, raw, emulation.writes)
-            index, flat, got, want, compared = _compare(kernel, ConcreteIr(kernel, inputs, approx, keep_f32), written,
-                                                        rng, deadline)
-            compared_in_all += compared
-            if index >= 0:
-                param = kernel.outputs[index]
-                element = tuple(int(c) for c in np.unravel_index(flat, param.type.shape))
-                return Witness(name, seed, param.name, element, got, want, param.type.dtype, compared)
+            ir = ConcreteIr(kernel, inputs, approx, keep_f32)
+            try:
+                values = IrArrays(kernel, _values(kernel, arguments), approx, keep_f32, _every_order)
+                found = _compare_arrays(kernel, ir, values, written, deadline)
+            except (Unavailable, NotModelled):
+                found = _compare(kernel, ir, written, rng, deadline)
+            compared_in_all += found.compared
+            if found.output >= 0:
+                param = kernel.outputs[found.output]
+                element = tuple(int(c) for c in np.unravel_index(found.flat, param.type.shape))
+                return Witness(name, seed, param.name, element, found.got, found.want, param.type.dtype,
+                               found.compared, found.models)
     return None
