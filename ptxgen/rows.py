@@ -465,21 +465,36 @@ def default_row_schedule(kernel: Kernel, target: Target, approx: bool) -> RowSch
 def _long_row_reduced(probe: RowReductionLowering, knobs: dict[str, Any], target: Target) -> RowSchedule | None:
     """A row longer than LONG_ROW with per-row outputs only (logsumexp): CTAs of 256 threads, each
     thread holding LONG_ROW_THREAD_BYTES of the row in registers (at most MAX_REGISTER_ELEMENTS),
-    over a cluster of as many as hold the row (at most 8); a row longer than that is walked
-    uncached by one such CTA, or by a cluster of as many as give every SM a CTA where rows are
-    fewer than SMs: one wave where rows allow. (A cluster of 2 for each of 512 rows of 262,144
-    floats made 1,024 CTAs, two waves of the 6 an SM holds, the second less than a third full;
-    one CTA a row is faster: papers/logsumexp_launches.)"""
+    over a cluster of as many as hold the row (at most 8), where the row fills the cluster's
+    threads exactly (no load predicated); any other row is walked uncached by one such CTA, or by
+    a cluster of as many as give every SM a CTA where rows are fewer than SMs: one wave where rows
+    allow. (A cluster of 2 for each of 512 rows of 262,144 floats made 1,024 CTAs, two waves of the
+    6 an SM holds, the second less than a third full; one CTA a row is faster:
+    papers/logsumexp_launches. Rows of 128,256 held by a cluster of 4 with their loads predicated
+    took 151 registers, ptxas keeping every load's values: 2.7 times slower than uncached, two
+    vectors a trip: papers/vocab_rows.)"""
     if probe.row_length <= LONG_ROW or probe.outputs_along_row() or not target.has(Feature.CLUSTERS):
         return None
     per_thread = min(MAX_REGISTER_ELEMENTS, LONG_ROW_THREAD_BYTES // max(1, probe.stage_itemsize()))
     cluster = next_power_of_two(-(-probe.row_length // (LONG_ROW_THREADS * per_thread)))
-    if cluster <= min(8, target.max_cluster_size):
-        return RowSchedule(**knobs, block_size=LONG_ROW_THREADS, threads_per_row=LONG_ROW_THREADS, cache_row=True,
-                           cluster=cluster, unroll=1)
     spread = min(8, target.max_cluster_size, next_power_of_two(-(-target.sm_count // max(1, probe.rows))))
+    if cluster <= min(8, target.max_cluster_size):
+        cached = RowSchedule(**knobs, block_size=LONG_ROW_THREADS, threads_per_row=LONG_ROW_THREADS, cache_row=True,
+                             cluster=cluster, unroll=1)
+        if _fills_exactly(probe, cached, target):
+            return cached
+        return RowSchedule(**knobs, block_size=LONG_ROW_THREADS, threads_per_row=LONG_ROW_THREADS, cache_row=False,
+                           cluster=spread, unroll=2)
     return RowSchedule(**knobs, block_size=LONG_ROW_THREADS, threads_per_row=LONG_ROW_THREADS, cache_row=False,
                        cluster=spread, unroll=4)
+
+
+def _fills_exactly(probe: RowReductionLowering, schedule: RowSchedule, target: Target) -> bool:
+    """Whether the schedule's lowering walks every row with no load predicated."""
+    try:
+        return RowReductionLowering(probe.kernel, schedule, target).exact
+    except ScheduleError:
+        return False
 
 
 def _shared_row_cluster(probe: RowReductionLowering, target: Target) -> int | None:

@@ -13,7 +13,7 @@ PAPERS = sorted(p.parent for p in (REPO / "papers").glob("*/render.py"))
 # measured on a GPU; the others (proofs, mutation) on the CPU
 GPU_PAPERS = {"suite_eager", "ptx_suite", "checker", "optimize", "search_efficiency", "bench", "bench_defaults",
               "bench_defaults_h200", "verified_ptx_h100", "long_row_costs",
-              "logsumexp_launches", "scalar_unroll"}
+              "logsumexp_launches", "scalar_unroll", "vocab_rows"}
 
 
 @pytest.mark.parametrize("folder", PAPERS, ids=[p.name for p in PAPERS])

@@ -135,6 +135,21 @@ def test_long_rows_with_per_row_outputs_are_split_over_a_cluster_of_small_ctas()
     assert default_schedule(kernel, TARGETS["sm_80"]).cluster == 1  # no clusters before sm_90
 
 
+LOGSUMEXP_ROWS = ("kernel k(%x: bf16[{r}, {n}]) -> (%y: f32[{r}]) {{\n  %f = cast(%x, to=f32)\n"
+                  "  %m = amax(%f, axes=[1], keepdim=true)\n  %d = sub(%f, %m)\n  %e = exp(%d)\n"
+                  "  %s = sum(%e, axes=[1], keepdim=true)\n  %l = log(%s)\n  %t = add(%l, %m)\n"
+                  "  %y = reshape(%t, shape=[{r}])\n  return %y\n}}")
+
+
+@pytest.mark.parametrize("length, cached", [(131072, True), (128256, False), (130048, False)])
+def test_long_rows_are_held_by_a_cluster_only_where_they_fill_it_exactly(length: int, cached: bool) -> None:
+    """A row a cluster of 4 holds with its last loads predicated (a vocabulary of 128,256) is walked
+    by one CTA, two vectors a trip, instead: held, it took 151 registers (papers/vocab_rows)."""
+    schedule = default_schedule(parse(LOGSUMEXP_ROWS.format(r=8192, n=length)), H100)
+    assert isinstance(schedule, RowSchedule) and schedule.online
+    assert (schedule.cache_row, schedule.cluster, schedule.unroll) == ((True, 4, 1) if cached else (False, 1, 2))
+
+
 def test_row_launch_counts_rows_per_cta_and_clusters() -> None:
     kernel = parse(softmax("f32", 37, 1003))
     lowered = lower(kernel, RowSchedule(vector_bytes=4, block_size=256, threads_per_row=64), H100)

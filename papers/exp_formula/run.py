@@ -122,5 +122,34 @@ def measure_each(folders: list[str], build: Callable[[str, torch.nn.Module, list
     (out / "results.json").write_text(json.dumps(results, indent=1))
 
 
+def built_modules(folder: str, builds: Path, names: tuple[str, ...], model: torch.nn.Module,
+                  init: list[Any]) -> dict[str, Any]:
+    """The problem's module of each named build that has one (BUILDS/NAME/FOLDER/model_new.py)."""
+    built = {}
+    for name in names:
+        path = builds / name / folder / "model_new.py"
+        if not path.exists():
+            continue
+        source = path.read_text()
+        with torch.device("cuda"):
+            new = load_model_new(source, f"model_new_{name}").ModelNew(*init)
+        new.reference.load_state_dict(model.state_dict())
+        built[name] = new
+    return built
+
+
+def measure_builds(builds: Path, names: tuple[str, ...], out: Path, match: str) -> None:
+    """Every problem folder of the first build (those `match`'s comma-separated parts name, if
+    any) timed in each named build beside eager, with the copy bandwidth before and after."""
+    parts = [m for m in match.split(",") if m]
+    folders = sorted(p.name for p in (builds / names[0]).iterdir()
+                     if p.is_dir() and (not parts or any(m in p.name for m in parts)))
+    flush = flush_buffer("cuda")
+    results: dict[str, Any] = {"environment": environment(require_gpu()),
+                               "copy": copy_bandwidth("cuda", 20, flush, 2**30), "problems": {}}
+    measure_each(folders, lambda folder, model, init: built_modules(folder, builds, names, model, init), out,
+                 results, flush)
+
+
 if __name__ == "__main__":
     sys.exit(main())
