@@ -229,3 +229,22 @@ def test_a_witness_may_take_approximate_instructions_as_the_emulator_computes_th
     assert found is not None and found.got != found.want
     assert model in found.models and model in found.describe()
     assert witness.search("\n".join(lines), launch, kernel, approx, seconds=4) is None
+
+
+def test_every_bfloat16_value_in_turn_finds_a_product_rounded_toward_zero_at_overflow() -> None:
+    """hardswish's x * relu6(x + 3) rounded toward zero: the same bits nearly everywhere, but where
+    the product passes the largest float the IR's rounds to infinity and the kernel's stays finite.
+    Inputs that run through every bfloat16 value meet it."""
+    kernel, lines, launch, approx = lowered("elementwise/hardswish_bf16")
+    found = witness.search(edited(lines, r"mul\.rn\.f32", "mul.rn", "mul.rz", 1), launch, kernel, approx, seconds=60)
+    assert found is not None and found.family == "every half-type value in turn"
+    assert found.want == 0x7F80 and found.got != found.want  # the IR's is +inf
+
+
+def test_every_half_value_family_covers_all_patterns_over_its_seeds() -> None:
+    kernel = parse("kernel k(%x: bf16[4, 128]) -> (%y: bf16[4, 128]) {\n  %y = neg(%x)\n  return %y\n}")
+    seen = set()
+    for seed in range(2**16 // 512):
+        values = witness._every_half_value(kernel, np.random.default_rng(0), seed)[0]
+        seen |= set((np.asarray(values, F).view(np.uint32) >> 16).ravel().tolist())
+    assert len(seen) == 2**16

@@ -123,7 +123,9 @@ def render(results: dict[str, Any]) -> str:
         "output dtype's tolerance; then the Z3 proof that every output value is bit for bit the IR's, and where "
         "that proof is left open, a search for a concrete witness (`verify/witness.py`: inputs on which the "
         "emulator stores a value that no order of the IR's accumulation gives, each reduction there having one "
-        "value in every order). A mutant "
+        "value in every order; the approximate instructions, which the proof leaves free, taken as the emulator "
+        "computes them, accurately rounded to float32, in the kernel and in the IR alike: one of the functions the "
+        "proof's claim must hold for; bfloat16 inputs also run through all 65,536 values in turn). A mutant "
         "counts for the first gate that rejects it. One that passes every gate with every obligation proved, "
         "values included, is a right kernel at these shapes: *proved equivalent*, not a wrong kernel missed.",
         f"- {len(rows)} mutants: {equivalent} proved equivalent; of the other {wrong}, {_share(caught, wrong)} "
