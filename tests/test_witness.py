@@ -248,3 +248,12 @@ def test_every_half_value_family_covers_all_patterns_over_its_seeds() -> None:
         values = witness._every_half_value(kernel, np.random.default_rng(0), seed)[0]
         seen |= set((np.asarray(values, F).view(np.uint32) >> 16).ravel().tolist())
     assert len(seen) == 2**16
+
+
+def test_an_online_pair_is_a_max_and_a_sum_of_exponentials_of_the_same_values() -> None:
+    """Where the IR has one, a kernel may rescale partial sums (online softmax): its values are
+    the IR's over the reals only, and a value proof left open there is not searched for witnesses."""
+    softmax = capture(load_problem(REPO / "datasets" / "problems" / "reduction" / "softmax_f32.py", shrink_to=16),
+                      shapes_only=True).regions[0].kernel
+    assert witness.has_online_pair(softmax)
+    assert not witness.has_online_pair(parse(SUM_ROWS)) and not witness.has_online_pair(parse(SCALED))

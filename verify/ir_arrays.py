@@ -158,7 +158,7 @@ class IrArrays:
             return ORDERED_COMPARISONS[instr.op](*args)
         if instr.op in LOGIC:
             return LOGIC[instr.op](*args)
-        formula = self.terms._formula(instr) if dtype.is_float else None
+        formula = self.terms.formula_for(instr) if dtype.is_float else None
         if formula is not None:
             return self._rounded(run_program(formula, [a.ravel() for a in args]).reshape(args[0].shape), dtype)
         if instr.op in INTEGER_OPS and dtype in INT_BITS:

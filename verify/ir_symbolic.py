@@ -333,7 +333,7 @@ class IrTerms:
             return EXACT_COMPARISONS[instr.op](*args)
         if instr.op in LOGIC:
             return LOGIC[instr.op](*args)
-        formula = self._formula(instr) if dtype.is_float else None
+        formula = self.formula_for(instr) if dtype.is_float else None
         if formula is not None:
             self.formulas.add(instr.op.value)
             return self.round_to(self.run_formula(formula, list(args)), dtype)
@@ -351,7 +351,7 @@ class IrTerms:
         """A formula's float32 result for these arguments."""
         return recipes.evaluate(formula, args)
 
-    def _formula(self, instr: Instr) -> recipes.Program | None:
+    def formula_for(self, instr: Instr) -> recipes.Program | None:
         """mathlib's formula for an op with no exact meaning (or one approximate schedules replace)."""
         exact = instr.op in FLOAT_OPS and not (self.approx and instr.op in APPROXIMATED)
         if self.approx is None or exact:

@@ -100,7 +100,7 @@ from verify.prove import (
     equal_by_congruence,
 )
 from verify.symbolic import decoded, to_bits, to_float
-from verify.tree_verdicts import Open, OtherForm, Partial, Wrong
+from verify.tree_verdicts import ONLINE_PARTS, Open, OtherForm, Partial, Wrong
 
 Leaf = tuple[int, int]  # (term id, thread)
 # The combining instruction of each IR reduction, and the leaf values that change nothing.
@@ -1313,8 +1313,7 @@ class Trees:
         partial = errors[0]
         if not all(isinstance(e, Partial) and e.node is not None and any(e.node.eq(n) for n in nested)
                    for e in errors) or not isinstance(partial, Partial):
-            return Open(f"{partial}: part of a row, as a kernel that combines partial results (online softmax) "
-                        "uses; not modelled") if isinstance(partial, Partial) else partial
+            return Open(f"{partial}: {ONLINE_PARTS}") if isinstance(partial, Partial) else partial
         kind, held = kind_for(partial.instr), set()
         for node in nested:
             if self.is_tree(node) and kind_of(self.tile.combines[node.get_id()]) == kind:
@@ -1322,8 +1321,7 @@ class Trees:
         missing = set(self.proofs[partial.instr.result].row(partial.result)) - held
         if missing:
             return Wrong(f"{partial}; no other use of the reduction holds them")
-        return Open(f"{partial}: part of a row, as a kernel that combines partial results (online softmax) "
-                    "uses; not modelled")
+        return Open(f"{partial}: {ONLINE_PARTS}")
 
     def general(self, node: z3.ExprRef, storing: list[int], uses: list[tuple[Instr, z3.BitVecRef]],
                 used: dict[tuple[str, int], tuple[Instr, z3.BitVecRef]]) -> z3.ExprRef:

@@ -8,6 +8,10 @@ import z3
 
 from ir.kernel import Instr
 
+# What an open value obligation says where a kernel combines partial results of a row (online
+# softmax's rescaled partial sums): equal to the IR's over the reals, not bit for bit.
+ONLINE_PARTS = "part of a row, as a kernel that combines partial results (online softmax) uses; not modelled"
+
 
 class Open(Exception):
     """The reduction is outside what is modelled: the value obligation is inconclusive."""

@@ -418,6 +418,20 @@ def _same(got: int, want: int, dtype: DType) -> bool:
     return False
 
 
+def has_online_pair(kernel: Kernel) -> bool:
+    """The IR reduces a max and a sum of exp(x - ...) over the same values: a kernel may compute
+    the two in one pass (online softmax), rescaling partial sums, equal to the IR's over the reals
+    but not bit for bit."""
+    defs = {i.result: i for i in kernel.body}
+    maxima = {i.args[0] for i in kernel.body if i.op == Op.AMAX}
+    for total in (i for i in kernel.body if i.op == Op.SUM):
+        exp = defs.get(total.args[0])
+        sub = defs.get(exp.args[0]) if exp is not None and exp.op == Op.EXP else None
+        if sub is not None and sub.op == Op.SUB and sub.args[0] in maxima:
+            return True
+    return False
+
+
 def searchable(launch: Launch, kernel: Kernel) -> str | None:
     """Why a kernel's launch is not searched (None: it is)."""
     lanes = launch.ctas * launch.threads
