@@ -22,8 +22,6 @@ from ir.ops import INDEX_REDUCTIONS, VALUE_REDUCTIONS, Op
 from verify import recipes
 from verify.ir_symbolic import APPROXIMATED, COMPARISONS, EXACT_COMPARISONS, INT_BITS, IrTerms
 from verify.numeric import NumpyDomain
-from verify.ptxparse import Reg
-from verify.semantics import SEMANTICS, decode
 
 
 class Unavailable(Exception):
@@ -87,19 +85,10 @@ def _round(values: np.ndarray, dtype: DType) -> np.ndarray:
 
 def run_program(formula: recipes.Program, arguments: list[np.ndarray]) -> np.ndarray:
     """A mathlib formula on float32 arrays, instruction by instruction in the numpy domain."""
-    domain = NumpyDomain(arguments[0].size)
     registers = {r: np.ascontiguousarray(a, np.float32).view(np.uint32) for r, a in zip(formula.arguments, arguments)}
-    for ins in formula.entry.body:
-        op = decode(ins.opcode)
-        if op.base == "ret":
-            break
-        types = SEMANTICS[op.base].operands(op)
-        sources = [recipes.operand(registers, domain, o, t) for o, t in zip(ins.operands[1:], types[1:])]
-        destination = ins.operands[0]
-        assert isinstance(destination, Reg)
-        with np.errstate(all="ignore"):
-            registers[destination.name] = SEMANTICS[op.base].meaning(domain, op, sources)
-    return registers[formula.result].astype(np.uint32).view(np.float32)
+    with np.errstate(all="ignore"):
+        result = recipes.run(formula, NumpyDomain(arguments[0].size), registers)
+    return result.astype(np.uint32).view(np.float32)
 
 
 class IrArrays:

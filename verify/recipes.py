@@ -61,8 +61,13 @@ def program(name: str, approx: bool, arity: int, exponent: float | None = None) 
 
 def evaluate(formula: Program, arguments: list[z3.FPRef]) -> z3.FPRef:
     """The formula's float32 result for float32 `arguments` (z3 FP terms)."""
-    domain = Z3Domain()
     registers: dict[str, z3.ExprRef] = {r: _bits(a) for r, a in zip(formula.arguments, arguments)}
+    return to_float(run(formula, Z3Domain(), registers), "f32")
+
+
+def run(formula: Program, domain: Any, registers: dict[str, Any]) -> Any:
+    """The formula's result bits in either domain of the PTX semantics, from its argument
+    registers' bits (`registers` is filled in as it runs)."""
     for ins in formula.entry.body:
         op = decode(ins.opcode)
         if op.base == "ret":
@@ -70,11 +75,11 @@ def evaluate(formula: Program, arguments: list[z3.FPRef]) -> z3.FPRef:
         if ins.guard is not None or op.base not in SEMANTICS:
             raise NotModelled(f"recipe instruction {ins.opcode}")
         types = SEMANTICS[op.base].operands(op)
-        sources = [operand(registers, domain, o, t) for o, t in zip(ins.operands[1:], types[1:])]
+        sources = [_operand(registers, domain, o, t) for o, t in zip(ins.operands[1:], types[1:])]
         destination = ins.operands[0]
         assert isinstance(destination, Reg)
         registers[destination.name] = SEMANTICS[op.base].meaning(domain, op, sources)
-    return to_float(registers[formula.result], "f32")
+    return registers[formula.result]
 
 
 def approximations(formula: Program) -> frozenset[str]:
@@ -112,7 +117,7 @@ def _bits(value: z3.FPRef) -> z3.BitVecRef:
     return to_bits(value, "f32")
 
 
-def operand(registers: dict[str, Any], domain: Any, source: object, type_: str) -> Any:
+def _operand(registers: dict[str, Any], domain: Any, source: object, type_: str) -> Any:
     """An instruction's source in either domain: a register's value, or an immediate's."""
     if isinstance(source, Reg):
         return registers[source.name]

@@ -41,15 +41,16 @@ def problem_path(folder: str) -> Path:
     return SUITE / (folder.replace("__", "/", 1) + ".py")
 
 
+def loaded(path: Path, name: str, model: torch.nn.Module, init: list[Any]) -> Any:
+    """The ModelNew of a model_new.py on the GPU, holding Model's parameters."""
+    with torch.device("cuda"):
+        new = load_model_new(path.read_text(), f"model_new_{name}").ModelNew(*init)
+    new.reference.load_state_dict(model.state_dict())
+    return new
+
+
 def modules(folder: str, dirs: dict[str, Path], model: torch.nn.Module, init: list[Any]) -> dict[str, Any]:
-    built = {}
-    for build in BUILDS:
-        source = (dirs[build] / folder / "model_new.py").read_text()
-        with torch.device("cuda"):
-            new = load_model_new(source, f"model_new_{build}").ModelNew(*init)
-        new.reference.load_state_dict(model.state_dict())
-        built[build] = new
-    return built
+    return {build: loaded(dirs[build] / folder / "model_new.py", build, model, init) for build in BUILDS}
 
 
 def errors(problem: Any, model: torch.nn.Module, built: dict[str, Any]) -> dict[str, Any]:
@@ -125,17 +126,8 @@ def measure_each(folders: list[str], build: Callable[[str, torch.nn.Module, list
 def built_modules(folder: str, builds: Path, names: tuple[str, ...], model: torch.nn.Module,
                   init: list[Any]) -> dict[str, Any]:
     """The problem's module of each named build that has one (BUILDS/NAME/FOLDER/model_new.py)."""
-    built = {}
-    for name in names:
-        path = builds / name / folder / "model_new.py"
-        if not path.exists():
-            continue
-        source = path.read_text()
-        with torch.device("cuda"):
-            new = load_model_new(source, f"model_new_{name}").ModelNew(*init)
-        new.reference.load_state_dict(model.state_dict())
-        built[name] = new
-    return built
+    paths = {name: builds / name / folder / "model_new.py" for name in names}
+    return {name: loaded(path, name, model, init) for name, path in paths.items() if path.exists()}
 
 
 def measure_builds(builds: Path, names: tuple[str, ...], out: Path, match: str) -> None:
