@@ -30,7 +30,7 @@ TARGET = TARGETS["sm_90a"]
 SQUARE = parse("kernel k(%x: f32[64, 4096]) -> (%y: f32[64, 4096]) {\n  %y = mul(%x, %x)\n  return %y\n}")
 SQUARE_SMALL = parse("kernel k(%x: f32[5, 64]) -> (%y: f32[5, 64]) {\n  %y = mul(%x, %x)\n  return %y\n}")
 ROW_SUM = parse("kernel k(%x: f32[8, 256]) -> (%y: f32[8]) {\n  %y = sum(%x, axes=[1])\n  return %y\n}")
-SCALAR_SUM = parse("kernel k(%x: f32[100003]) -> (%y: f32[]) {\n  %y = sum(%x, axes=[0])\n  return %y\n}")
+SCALAR_SUM = parse("kernel k(%x: f32[1000003]) -> (%y: f32[]) {\n  %y = sum(%x, axes=[0])\n  return %y\n}")
 RELU = PROBLEMS / "elementwise" / "relu_f32.py"
 SMALL_RELU = ["--size", "batch_size=16", "--size", "dim=4096"]
 
@@ -136,8 +136,8 @@ def test_without_the_proof_the_emulator_rejects_the_same_wrong_kernel() -> None:
 
 
 def test_an_inconclusive_proof_is_carried_as_such_or_rejected_when_proof_is_required() -> None:
-    """A sum over many CTAs meets in a workspace, which the prover does not follow: its value
-    obligation is inconclusive."""
+    """A sum over 264 CTAs meets in a workspace, more threads than the prover follows one by
+    one: its value obligation is inconclusive."""
     small = parse("kernel k(%x: f32[1003]) -> (%y: f32[]) {\n  %y = sum(%x, axes=[0])\n  return %y\n}")
     carried = cpu_stages(job(SCALAR_SUM, small))
     assert carried["verdict"] == "passed" and carried["stages"]["proof"]["status"] == "inconclusive"

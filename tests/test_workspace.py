@@ -2,8 +2,9 @@
 module-scope global, releases it (a fence at GPU scope) and arrives (one thread adds one to a
 counter); the CTA that finds the count of all the others reads every part after its acquire and
 sets the counter back to 0. The prover models the arrival (one CTA, symbolic, is the last), checks
-the protocol as an obligation of its own, and follows the parts' values where the launch is one
-CTA; each break of the protocol is refuted naming its line."""
+the protocol as an obligation of its own, and follows the parts' values to the CTAs that stored
+them where the launch's threads can be followed one by one; each break of the protocol is refuted
+naming its line."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def full_sum(elements: int) -> Kernel:
 
 
 ONE_CTA = full_sum(4096)  # the default schedule launches one CTA of 512 threads
-MANY_CTAS = full_sum(100003)  # 49 CTAs, a tail
+FEW_CTAS = full_sum(20000)  # 3 CTAs of 512 threads, a tail
+MANY_CTAS = full_sum(1000003)  # 264 CTAs of 512 threads: more than are followed one by one
 
 
 def lowered(kernel: Kernel) -> tuple[str, Launch]:
@@ -59,14 +61,41 @@ def test_a_full_reduction_in_one_cta_is_proved_through_its_workspace() -> None:
     assert "modulo the order of accumulation" in obligations[VALUES].detail
 
 
+def test_across_few_ctas_the_values_are_followed_to_the_parts_each_cta_left() -> None:
+    ptx, launch = lowered(FEW_CTAS)
+    assert launch.ctas == 3
+    obligations = proved(FEW_CTAS, ptx, launch)
+    assert verdict(list(obligations.values())) == "proved", [o for o in obligations.values() if o.status != "proved"]
+    assert "modulo the order of accumulation" in obligations[VALUES].detail
+
+
 def test_across_many_ctas_the_protocol_is_proved_and_the_values_are_left_open_saying_why() -> None:
     ptx, launch = lowered(MANY_CTAS)
-    assert launch.ctas > 1
+    assert launch.ctas * launch.threads > prove_module.THREADS_FOLLOWED["workspace"]
     obligations = proved(MANY_CTAS, ptx, launch)
     assert all(o.status == "proved" for name, o in obligations.items() if name != VALUES), \
         [o for o in obligations.values() if o.status != "proved"]
     assert obligations[VALUES].status == "inconclusive"
     assert f"the parts {launch.ctas} CTAs left in the workspace" in obligations[VALUES].detail
+    assert "followed thread by thread through launches of at most" in obligations[VALUES].detail
+
+
+# The last CTA's sum of the parts gone wrong: (how the PTX is broken, what the refutation says).
+WRONG_SUMS = {
+    "a_part_left_out": (lambda p: edited(p, "setp.lt.u32 %p8, %r41, 3;", "setp.lt.u32 %p8, %r41, 2;"),
+                        "misses"),
+    "one_part_taken_by_every_reader": (lambda p: edited(p, "mad.wide.u32 %rd11, %r42, 8, %rd8;",
+                                                        "mad.wide.u32 %rd11, %r42, 0, %rd8;"), "more than once"),
+    "a_warp_left_out_of_each_part": (lambda p: without_line(p, "add.rn.f32 %f25, %f25, %f41;"), "misses"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRONG_SUMS))
+def test_a_wrong_sum_of_the_parts_of_few_ctas_is_refuted(name: str) -> None:
+    broken, fragment = WRONG_SUMS[name]
+    ptx, launch = lowered(FEW_CTAS)
+    obligations = proved(FEW_CTAS, broken(ptx), launch)
+    assert obligations[VALUES].status == "refuted" and fragment in obligations[VALUES].detail, obligations[VALUES]
 
 
 # Breaks of the protocol: (kernel, how the PTX is broken, what the refutation says).
@@ -89,7 +118,7 @@ BROKEN = {
         "does not always set the arrival counter back to 0"),
     "every_thread_arrives": (MANY_CTAS, lambda p: edited(p, "@%p5 atom.global", "atom.global"),
                              "the arrival is made by more than one thread"),
-    "the_wrong_cta_reads": (MANY_CTAS, lambda p: edited(p, "setp.eq.u32 %p6, %r22, 48", "setp.eq.u32 %p6, %r22, 47"),
+    "the_wrong_cta_reads": (MANY_CTAS, lambda p: edited(p, "setp.eq.u32 %p6, %r22, 263", "setp.eq.u32 %p6, %r22, 262"),
                              "may store there (line 125: st.global.f32): a data race"),
 }
 

@@ -135,9 +135,11 @@ class Exchange:
     """Where a value another thread supplies came from: a shuffle of `source` (the register's value
     in the thread that supplies it, a term of that thread's coordinates) from the lane `lane` and
     `clamp` select under `mode`; or a load of shared memory at `address` (an offset into the CTA's
-    window). The loaded or shuffled value is the abstract symbol this is recorded under."""
+    window); or the last CTA's load of a workspace at `address` (an offset into the workspace
+    `buffer`), which another CTA's part stored. The loaded or shuffled value is the abstract symbol
+    this is recorded under."""
 
-    kind: str  # "shfl" | "shared"
+    kind: str  # "shfl" | "shared" | "workspace"
     instruction: Instruction
     condition: z3.BoolRef
     epoch: int
@@ -151,6 +153,7 @@ class Exchange:
     cluster: bool = False
     cluster_epoch: int = 0  # cluster barriers on the loading thread's path before it
     occurrence: int = 0  # the instruction's how-manieth execution on its path (a loop's trip), from 0
+    buffer: str = ""  # a workspace load's
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,13 @@ class Tile:
     pins: dict[int, tuple[z3.BoolRef, int | None]] = field(default_factory=dict)  # `_pinned`'s (term held)
     symbols_below: dict[int, tuple[z3.ExprRef, frozenset[int]]] = field(default_factory=dict)  # `_free_symbols`'s
 
+    @property
+    def group(self) -> int:
+        """How many CTAs the reduction proofs follow together, their threads numbered rank by rank:
+        a cluster's, or every CTA of the launch where the last CTA reads the parts the others left
+        in a workspace (`Protocol.across`)."""
+        return self.launch.ctas if self.protocol.across else self.launch.cluster_size
+
     def bytes_of(self, param: str) -> z3.ArrayRef:
         if param not in self.memory:
             self.memory[param] = z3.Array(f"memory {param}", z3.BitVecSort(64), z3.BitVecSort(8))
@@ -250,6 +260,10 @@ class OwnStore:
 
 
 LAST_CTA = "last cta"  # never renamed: one CTA of the launch for every thread
+# The most threads the reduction proofs follow one by one as a group of CTAs: a cluster (8 CTAs of
+# 512 threads at rows of 262144 take 40-60 s), or a whole launch whose last CTA reads the parts the
+# others left in a workspace (49 CTAs of 512 threads summing 100,003 elements: 12 s).
+THREADS_FOLLOWED = {"cluster": 8192, "workspace": 32768}
 ARRIVAL_COUNT = "arrival count"  # a CTA's: what its arrival finds (a function of the CTA)
 
 
@@ -316,6 +330,7 @@ class Protocol:
     resets: set[int] = field(default_factory=set)
     faults: list[str] = field(default_factory=list)
     unfollowed: set[int] = field(default_factory=set)  # workspace loads whose values stay abstract
+    across: set[int] = field(default_factory=set)  # workspace loads of other CTAs' parts, their provenance kept
     unordered: list[Access] = field(default_factory=list)  # workspace loads no arrival orders after other CTAs'
     forwarded: list[Forwarded] = field(default_factory=list)
     open: list[str] = field(default_factory=list)  # what the solver did not decide
@@ -1114,10 +1129,11 @@ def _workspace_load(ex: Executor, state: _State, access: Access, op: Op, guard: 
     """Only the last CTA reads the workspace, after its arriving thread's acquire (that thread
     itself, or any thread after a barrier). With one CTA in the launch, the bytes are its own
     stores' (the one store to them: the workspace's written-at-most-once obligation); with more,
-    the parts of other CTAs are not followed and the value stays abstract."""
+    the value is abstract and, loaded into one register, where it came from is kept
+    (`Exchange`), for the reduction proofs to follow to the CTA whose part it is."""
     tile, line, arrival = ex.tile, access.instruction.line, state.arrival
     ex.abstractions += 1
-    anything = z3.BitVec(f"loaded {ex.abstractions} workspace line {line}", 8 * access.size)
+    anything = z3.BitVec(f"abstract {ex.abstractions} workspace line {line}", 8 * access.size)
     if _check(tile.assumptions() + [access.condition], FORWARD_MS)[0] == z3.unsat:
         return anything  # no thread loads here on this path
     if op.has("nc"):
@@ -1136,7 +1152,14 @@ def _workspace_load(ex: Executor, state: _State, access: Access, op: Op, guard: 
                                    store.data)
             if found is not None:
                 return found[1]
-    tile.protocol.unfollowed.add(line)
+    buffer = _base_of(tile, access.address)
+    if tile.launch.ctas > 1 and not isinstance(access.instruction.operands[0], Vec) and buffer is not None:
+        tile.exchange_ids[anything.get_id()] = (anything, Exchange(
+            "workspace", access.instruction, access.condition, state.epoch, address=access.address - tile.bases[buffer],
+            size=access.size, occurrence=access.occurrence, buffer=buffer))
+        tile.protocol.across.add(line)
+    else:
+        tile.protocol.unfollowed.add(line)
     return anything
 
 
@@ -2073,9 +2096,15 @@ class Prover:
         self.reduction_trees: reductions.Trees | None = None
         unfollowed = self.tile.protocol.unfollowed
         if unfollowed:
-            return "inconclusive", (f"line {min(unfollowed)}: the last CTA reads the parts {self.tile.launch.ctas} "
-                                    "CTAs left in the workspace; the values are followed through a workspace only "
-                                    "where the launch is one CTA")
+            return "inconclusive", (f"line {min(unfollowed)}: a vector load of the parts {self.tile.launch.ctas} "
+                                    "CTAs left in the workspace; the values are followed through a workspace where "
+                                    "each load takes one register")
+        across, threads = self.tile.protocol.across, self.tile.launch.ctas * self.tile.launch.threads
+        if across and (threads > THREADS_FOLLOWED["workspace"] or self.tile.launch.cluster_size > 1):
+            return "inconclusive", (f"line {min(across)}: the last CTA reads the parts {self.tile.launch.ctas} "
+                                    f"CTAs left in the workspace; they are followed thread by thread through "
+                                    f"launches of at most {THREADS_FOLLOWED['workspace']} threads without clusters "
+                                    f"(this one: {threads})")
         try:
             terms = IrTerms(ir, {p.name: self.tile.bytes_of(params[i]) for i, p in enumerate(ir.inputs)},
                             approx=approx, reductions=True, keep_f32=fp32_intermediates)

@@ -11,8 +11,12 @@ its own CTA's memory, or through the cluster window of the CTA mapa named; phase
 and for the cluster window at cluster barriers). A lane that follows another path (after a loop
 whose trips differ by thread) supplies the value its own path holds at that execution of the
 shuffle; a 64-bit value shuffled as two 32-bit halves is followed where the halves are the bits of
-one value of one lane. Each thread is concrete (every thread of the CTA in turn; in a kernel of
-clusters, every thread of a cluster, rank by rank), the CTA (the cluster) symbolic: every lane,
+one value of one lane. A full reduction's last CTA reads the parts the CTAs left in a workspace
+(the last-CTA protocol): a load there is followed to the one thread of the launch whose store holds
+those bytes, the CTAs of the launch then one group (below) whose every CTA is taken in turn as
+the last one. Each thread is concrete (every thread of the CTA in turn; in a kernel of
+clusters, every thread of a cluster, rank by rank; through a workspace, every thread of the
+launch), the CTA (the cluster) symbolic: every lane,
 shared address and condition met on the way must be the same constant in every CTA (in that rank's
 CTA of every cluster) of the launch (decided by evaluation, or by the solver where the CTA remains).
 
@@ -55,10 +59,10 @@ differs from the IR's element only where it uses another reduction's result is n
 result is free in the query; the real one is not: a row's maximum is at least each element).
 Not modelled yet (`Open`: the value obligation stays inconclusive, saying why): trees with a term
 of another form (an add rounded otherwise, a term of elements the IR keeps apart), reductions
-across clusters of more than CLUSTER_THREADS_FOLLOWED threads (each thread followed in turn takes
-too long), online softmax's rescaled sums, reductions of different row lengths or axes in one
-kernel, a leaf whose condition depends on the CTA other than through its row, and a shared load
-from an address stored to in its own phase. An argmax's or argmin's pairs are followed by
+across groups of CTAs of more threads than THREADS_FOLLOWED gives (each thread followed in turn
+takes too long), online softmax's rescaled sums, reductions of different row lengths or axes in
+one kernel, a leaf whose condition depends on the CTA other than through its row, and a shared
+load from an address stored to in its own phase. An argmax's or argmin's pairs are followed by
 `verify.arg_reductions` with this module's threads, exchanges and bags. In a kernel of several
 paths each path's stores are followed on their own (`Prover.value_stores`): a phase is the count
 of barriers a path passed, one numbering for every thread of a CTA where the barriers are uniform
@@ -87,12 +91,15 @@ from verify.prove import (
     CONGRUENCE_MS,
     OFFSET_MASK,
     RANK_SHIFT,
+    THREADS_FOLLOWED,
     VALUE_LOGIC,
+    Access,
     Canonical,
     Combine,
     Exchange,
     SharedAccess,
     Tile,
+    _base_of,
     _check,
     _generalised,
     _memory_reads,
@@ -144,9 +151,6 @@ def leaf_value(bits: z3.ExprRef, kind: str) -> z3.ExprRef:
 
 ELEMENT = z3.BitVec("reduced element", 64)  # an element of a reduction's input, by its flat index
 ELEMENT_NAME = ELEMENT.decl().name()
-# Threads of a cluster whose trees are followed one by one: beyond this, a kernel's 60 s are spent
-# before the end (clusters of 8 CTAs of 512 threads at rows of 262144 take 40-60 s; 16 CTAs, more).
-CLUSTER_THREADS_FOLLOWED = 8192
 ELEMENT_BYTES = 8  # at most this many bytes of memory in each value a combine of one element's two values adds
 DECIDE_MS = 2_000  # a condition on a thread that simplifying leaves the CTA in: the solver decides it
 
@@ -327,6 +331,8 @@ class Expansion:
     freed_terms: dict[int, tuple[z3.ExprRef, z3.ExprRef | None]] = field(default_factory=dict)  # `freed`'s
     loads: dict[tuple[bool, int, int, int, int], tuple[z3.ExprRef, int]] = field(default_factory=dict)  # `loaded`'s
     executions: dict[tuple[int, int], dict[int, Exchange]] = field(default_factory=dict)  # `supplying`'s index
+    parts: dict[tuple[str, int, int], tuple[z3.ExprRef, int]] = field(default_factory=dict)  # `from_workspace`'s
+    workspace_writers: dict[str, list[tuple[Access, dict[int, list[int]]]]] = field(default_factory=dict)
 
     def function(self, term: z3.ExprRef) -> Callable[[int], int | bool] | None:
         """A term of the thread's coordinates alone as a Python function of the thread (None where
@@ -338,9 +344,7 @@ class Expansion:
         often free of the cluster, and then evaluate as functions of the thread alone)."""
         key = (term.get_id(), rank)
         if key not in self.ranks:  # the term held beside its form: ids stay theirs
-            cta = self.tile.cta
-            placed = z3.substitute(term, (cta, cta * self.tile.launch.cluster_size + rank))
-            self.ranks[key] = (term, z3.simplify(placed))
+            self.ranks[key] = (term, z3.simplify(z3.substitute(term, *_ranked(self.tile, rank))))
         return self.ranks[key][1]
 
     def at(self, term: z3.ExprRef, thread: int) -> int | bool:
@@ -350,8 +354,8 @@ class Expansion:
         must be the same in that rank's CTA of every cluster."""
         key = (term.get_id(), thread)
         if key not in self.decided:
-            threads, cluster = self.tile.launch.threads, self.tile.launch.cluster_size
-            ranked = self.ranked(term, thread // threads) if cluster > 1 else term
+            threads, group = self.tile.launch.threads, self.tile.group
+            ranked = self.ranked(term, thread // threads) if group > 1 else term
             function = self.function(ranked)
             if function is None:  # conditions on the cluster alone decided once, for every thread
                 freed = self.freed(ranked)
@@ -402,7 +406,7 @@ class Expansion:
         if condition.get_id() not in self.solved:  # the condition held: its id stays its
             if time.perf_counter() > self.deadline:
                 raise Open("the kernel's time is spent deciding the threads' conditions")
-            ctas = [z3.ULT(self.tile.cta, self.tile.launch.ctas // self.tile.launch.cluster_size)]
+            ctas = [z3.ULT(self.tile.cta, self.tile.launch.ctas // self.tile.group)]
             value = True if _check(ctas + [z3.Not(condition)], DECIDE_MS)[0] == z3.unsat else \
                 False if _check(ctas + [condition], DECIDE_MS)[0] == z3.unsat else None
             self.solved[condition.get_id()] = (condition, value)
@@ -610,11 +614,50 @@ class Expansion:
             raise Open(f"thread {thread}: a shared address of CTA rank {rank}, outside its cluster")
         return rank, value & OFFSET_MASK
 
+    def from_workspace(self, exchange: Exchange, thread: int) -> tuple[z3.ExprRef, int]:
+        """The bytes the last CTA's thread loads from a workspace: the part the one store of an
+        earlier CTA (or its own) that holds them put there, and the thread of the launch (rank by
+        rank) that made it. That the load comes after every part's release, and that no two stores
+        meet, are obligations of their own (the protocol; the workspace written at most once)."""
+        assert exchange.address is not None
+        address = int(self.at(exchange.address, thread))
+        key = (exchange.buffer, exchange.size, address)
+        if key not in self.parts:
+            found = [(store, writer, offset) for store, table in self._parts(exchange.buffer)
+                     for offset in range(max(address - store.size + 1, 0), address + 1)
+                     for writer in table.get(offset, ())]
+            if len(found) != 1:
+                raise Open(f"line {exchange.instruction.line}: {len(found)} stores to byte {address} of the "
+                           f"workspace {exchange.buffer}")
+            store, writer, offset = found[0]
+            if store.data is None or exchange.size > store.size - (address - offset):
+                raise Open(f"line {exchange.instruction.line}: a workspace load across stores")
+            low, bits = (address - offset) * 8, exchange.size * 8
+            whole = low == 0 and bits == store.data.size()  # the stored term itself, as the tree has it
+            self.parts[key] = ((store.data if whole else z3.Extract(low + bits - 1, low, store.data)), writer)
+        return self.parts[key]
+
+    def _parts(self, buffer: str) -> list[tuple[Access, dict[int, list[int]]]]:
+        """The stores to a workspace, each with who stores where: offset -> the threads of the launch
+        (rank by rank) that make it."""
+        if buffer not in self.workspace_writers:
+            base, threads = self.tile.bases[buffer], self.tile.launch.threads * self.tile.group
+            stores = [a for a in self.tile.accesses if a.kind == "store" and _base_of(self.tile, a.address) == buffer]
+            found = []
+            for store in stores:
+                offset, table = z3.simplify(store.address - base), {}
+                for w in range(threads):
+                    if self.at(store.condition, w):
+                        table.setdefault(int(self.at(offset, w)), []).append(w)
+                found.append((store, table))
+            self.workspace_writers[buffer] = found
+        return self.workspace_writers[buffer]
+
     def _written(self, index: int, store: SharedAccess) -> dict[tuple[int, int], list[int]]:
         """Who stores where: (CTA rank, offset) -> the threads (of the cluster) whose store it is."""
         if index not in self.writers:
             table: dict[tuple[int, int], list[int]] = {}
-            for w in range(self.tile.launch.threads * self.tile.launch.cluster_size):
+            for w in range(self.tile.launch.threads * self.tile.group):
                 if self.at(store.condition, w):
                     table.setdefault(self._reached(store.address, store.cluster, w), []).append(w)
             self.writers[index] = table
@@ -646,31 +689,35 @@ def _integer_parts(term: z3.ExprRef, cta: z3.ExprRef) -> list[z3.ExprRef]:
     return list(found.values())
 
 
-def _placed(tile: Tile, thread: int) -> list[tuple[z3.ExprRef, z3.ExprRef]]:
-    """Substitutions that put a term at thread `thread` of a cluster (rank by rank), the cluster
-    left symbolic: the CTA becomes rank + cluster size times it (unchanged without clusters)."""
-    threads, cluster = tile.launch.threads, tile.launch.cluster_size
-    pairs = [(tile.tid, z3.BitVecVal(thread % threads, 32))]
-    if cluster > 1:
-        pairs.append((tile.cta, tile.cta * cluster + thread // threads))
-    return pairs
+def _ranked(tile: Tile, rank: int) -> list[tuple[z3.ExprRef, z3.ExprRef]]:
+    """Substitutions that put a term in the CTA of rank `rank` of a group of CTAs (`Tile.group`),
+    the group left symbolic: the CTA becomes rank + group size times the group's index (the rank
+    itself where the group is the whole launch). Where the group is the launch because the last
+    CTA reads the others' parts (`Protocol.across`), each CTA is also taken as the last one: the
+    last CTA's terms hold `cta == last`, which then holds in every CTA, and the parts, stored before
+    the arrival, do not hold the last CTA; so a proof over every thread covers each CTA being last."""
+    tile_ctas, group = tile.launch.ctas, tile.group
+    cta = z3.BitVecVal(rank, 32) if group == tile_ctas else tile.cta * group + rank
+    return [(tile.cta, cta)] + ([(tile.last, cta)] if tile.protocol.across else [])
 
 
 def _at_cluster0(tile: Tile, thread: int) -> list[tuple[z3.ExprRef, z3.ExprRef]]:
-    """Substitutions that put a term at thread `thread` of the first cluster (the first CTA
-    without clusters)."""
+    """Substitutions that put a term at thread `thread` of the first group of CTAs (the first CTA
+    without groups)."""
     threads = tile.launch.threads
-    return [(tile.tid, z3.BitVecVal(thread % threads, 32)), (tile.cta, z3.BitVecVal(thread // threads, 32))]
+    cta = z3.BitVecVal(thread // threads, 32)
+    return [(tile.tid, z3.BitVecVal(thread % threads, 32)), (tile.cta, cta)] + \
+        ([(tile.last, cta)] if tile.protocol.across else [])
 
 
 def _home(tile: Tile) -> z3.BitVecRef:
-    """The CTA of the first cluster that holds the same rank as the tile's CTA (CTA 0 without
-    clusters): what the lemmas carry from."""
-    cluster = tile.launch.cluster_size
-    return z3.BitVecVal(0, 32) if cluster == 1 else z3.URem(tile.cta, cluster)
+    """The CTA of the first group that holds the same rank as the tile's CTA (CTA 0 without
+    groups): what the lemmas carry from."""
+    group = tile.group
+    return z3.BitVecVal(0, 32) if group == 1 else z3.URem(tile.cta, group)
 
 
-SOURCES = {"shfl": Expansion.shuffled, "shared": Expansion.loaded}
+SOURCES = {"shfl": Expansion.shuffled, "shared": Expansion.loaded, "workspace": Expansion.from_workspace}
 # shfl.sync's source lane and whether it is in range: (lane, b, minLane, maxLane, segment mask).
 SHUFFLE_LANES = {
     "bfly": lambda lane, b, low, high, seg: (lane ^ b, (lane ^ b) <= high),
@@ -1116,9 +1163,9 @@ def row_shift_lemmas(tile: Tile, store: Stored, first: int, rows: Rows, uses: Us
         if (verdict := lemma(tile.assumptions() + [store.condition, moved != results])) != z3.unsat:
             raise Open(f"the results the threads of a CTA use move differently from CTA to CTA ({verdict})")
         carried = results
-    cluster = tile.launch.cluster_size
-    if cluster > 1:  # and alike in every CTA of a cluster: a cluster's tree moves as one
-        leader = z3.substitute(carried, (tile.cta, tile.cta - z3.URem(tile.cta, cluster)))
+    group = tile.group
+    if group > 1:  # and alike in every CTA of a group: a group's tree moves as one
+        leader = z3.substitute(carried, (tile.cta, tile.cta - z3.URem(tile.cta, group)))
         if (verdict := lemma(ctas + [carried != leader])) != z3.unsat:
             raise Open(f"the elements the CTAs of a cluster store move differently from cluster to cluster "
                        f"({verdict})")
@@ -1250,7 +1297,7 @@ class Trees:
     functions: dict[int, Callable[..., int | bool] | None] = field(default_factory=dict)
     caches: dict[str, dict] = field(default_factory=lambda: {"writers": {}, "decided": {}, "functions": {},
                                                              "ranks": {}, "solved": {}, "freed_terms": {},
-                                                             "loads": {}})
+                                                             "loads": {}, "parts": {}, "workspace_writers": {}})
     deadline: float = math.inf  # time.perf_counter() past which the proof stops, inconclusive
 
     def __post_init__(self) -> None:
@@ -1280,10 +1327,10 @@ class Trees:
         nested = self.nested_in(got)
         if not nested:
             return got
-        followed = self.tile.launch.threads * self.tile.launch.cluster_size
-        if self.tile.launch.cluster_size > 1 and followed > CLUSTER_THREADS_FOLLOWED:
+        followed = self.tile.launch.threads * self.tile.group
+        if self.tile.launch.cluster_size > 1 and followed > THREADS_FOLLOWED["cluster"]:
             raise Open(f"a reduction across the CTAs of a cluster of {followed} threads (the trees are followed "
-                       f"through clusters of at most {CLUSTER_THREADS_FOLLOWED})")
+                       f"through clusters of at most {THREADS_FOLLOWED['cluster']})")
         probe = self.expansion("")
         storing = [t for t in range(followed) if probe.at(store.condition, t)]
         if not storing:
@@ -1582,11 +1629,11 @@ class Trees:
         rest = z3.substitute(term, *pairs) if pairs else term
         if not any(n.eq(self.tile.cta) for n in _nodes(rest)):
             return
-        cluster = self.tile.launch.cluster_size
-        if cluster > 1:  # the rank may matter (the lemmas carry each rank's CTA): the cluster may not
+        group = self.tile.group
+        if group > 1:  # the rank may matter (the lemmas carry each rank's CTA): the group may not
             other = z3.BitVec("another cta", 32)
             facts = self.tile.assumptions() + [z3.ULT(other, self.tile.launch.ctas),
-                                               z3.URem(other, cluster) == z3.URem(self.tile.cta, cluster)]
+                                               z3.URem(other, group) == z3.URem(self.tile.cta, group)]
             parts = _integer_parts(rest, self.tile.cta)  # the float work between them has no CTA in it
             if all(self.lemma(facts + [part != z3.substitute(part, (self.tile.cta, other))]) == z3.unsat
                    for part in parts):
