@@ -93,3 +93,40 @@ def test_subterms_that_differ_leave_congruence_unproved() -> None:
     assert not equal_by_congruence(a, b, lambda claim: equivalent(claim, z3.BoolVal(True)))
     # The whole terms differing at their root: no smaller query, nothing claimed.
     assert not equal_by_congruence(z3.fpAdd(RNE, x, y), z3.fpSub(RNE, x, y), lambda claim: True)
+
+
+MAGIC = 0x4B400000  # exp's round-to-integer constant: its low 22 bits are 0
+
+
+def exponent_field(n: z3.BitVecRef, magic: int) -> z3.BitVecRef:
+    """mathlib exp's scale factor, as ptxgen emits it: the integer part (n - magic, halved) put in
+    the exponent field by a product with 2**23."""
+    return z3.simplify(((n + magic) >> 1) * 0x00800000)
+
+
+def test_constants_are_cut_to_the_low_bits_a_product_by_a_power_of_two_keeps() -> None:
+    n = z3.BitVec("n", 32)
+    subtracted, added = exponent_field(n, -MAGIC & 0xFFFFFFFF), exponent_field(n, MAGIC)
+    assert not subtracted.eq(added)
+    canonical = Canonical()
+    assert canonical(subtracted).eq(canonical(added))  # the magic's bits never reach the product
+    assert equivalent(canonical(subtracted), subtracted) and equivalent(canonical(added), added)
+
+
+def test_constants_whose_low_bits_reach_the_result_stay_apart() -> None:
+    n = z3.BitVec("n", 32)
+    canonical = Canonical()
+    for a, b in ((1, 0xFFFFFFFF), (MAGIC + 2, MAGIC), (1 << 9, 0)):  # bit 9 of n + c reaches the product
+        assert not canonical(exponent_field(n, a)).eq(canonical(exponent_field(n, b))), (a, b)
+    assert not equivalent(exponent_field(n, 1 << 9), exponent_field(n, 0))
+
+
+def test_low_bits_rewrites_keep_the_meaning_of_every_form_they_touch() -> None:
+    n, m = z3.BitVecs("n m", 32)
+    canonical = Canonical()
+    forms = [z3.Extract(7, 0, n + 0x12345600), z3.Extract(15, 0, (n ^ 0xFFFF0000) + m * 0x10000),
+             ((n - 0x7F000000) >> 3) * 0x20000000, z3.LShR((n | 0xFF000000) + m, 4) * 0x01000000,
+             z3.Extract(3, 0, z3.LShR(n, 30) + 0xF0), ((n + 5) >> 30) * 0x4]
+    for form in forms:
+        form = z3.simplify(form)
+        assert equivalent(canonical(form), form), form

@@ -1419,7 +1419,9 @@ def _stable_hash(*parts: object) -> int:
 class Canonical:
     """Terms rebuilt with the operands of commutative operations in an order of their structure
     alone (not of when z3 made them, nor of the process): two terms that differ only in such orders
-    become one. Each node met is held, so that its id is not reused while the memo keys on it."""
+    become one; and with constants cut to the bits that matter where only an operand's low bits
+    are used (`_low_bits`). Each node met is held, so that its id is not reused while the memo
+    keys on it."""
 
     def __init__(self) -> None:
         self.keys: dict[int, tuple[z3.ExprRef, int]] = {}
@@ -1441,7 +1443,7 @@ class Canonical:
         if node.get_id() not in self.rebuilt:
             rebuilt = node
             if z3.is_app(node) and node.num_args():
-                children = [self(c) for c in node.children()]
+                children = [self(c) for c in _low_bits_demanded(node, [self(c) for c in node.children()])]
                 skip = COMMUTATIVE.get(node.decl().kind())
                 if skip is not None:
                     children = children[:skip] + sorted(children[skip:], key=self.key)
@@ -1450,6 +1452,55 @@ class Canonical:
                                              node.ctx)
             self.rebuilt[node.get_id()] = (node, rebuilt)
         return self.rebuilt[node.get_id()][1]
+
+
+def _low_bits_demanded(node: z3.ExprRef, children: list[z3.ExprRef]) -> list[z3.ExprRef]:
+    """`node`'s children, where it uses only their low bits (an extract from bit 0, a product by
+    a constant with trailing zeros), rewritten to what those bits are (`_low_bits`)."""
+    if z3.is_app_of(node, z3.Z3_OP_EXTRACT) and node.params()[1] == 0:
+        return [_low_bits(children[0], node.params()[0] + 1)]
+    if z3.is_app_of(node, z3.Z3_OP_BMUL):
+        constant = next((c.as_long() for c in children if z3.is_bv_value(c)), 0)
+        zeros = (constant & -constant).bit_length() - 1 if constant else 0
+        if zeros > 0:
+            return [c if z3.is_bv_value(c) else _low_bits(c, node.size() - zeros) for c in children]
+    return children
+
+
+# Bit-vector ops whose low bits are those of the same op on their operands' low bits.
+LOW_BITS_CLOSED = (z3.Z3_OP_BADD, z3.Z3_OP_BMUL, z3.Z3_OP_BSUB, z3.Z3_OP_BAND, z3.Z3_OP_BOR, z3.Z3_OP_BXOR)
+
+
+def _low_bits(term: z3.ExprRef, bits: int) -> z3.ExprRef:
+    """A term of which only the low `bits` bits are used, rewritten so that each constant in
+    it keeps only the bits that reach those (0 dropped from a sum): modulo 2**bits, a sum,
+    product or bitwise op of its operands is that of their low bits, and a right shift by s of
+    bits s and up. Exp's range reduction subtracts a magic constant whose low bits are 0 before
+    the exponent is shifted into place; adding it instead is the same, and so rewritten alike."""
+    if not z3.is_bv(term) or bits <= 0 or bits >= term.size() or not z3.is_app(term):
+        return term
+    kind, children = term.decl().kind(), term.children()
+    if kind in (z3.Z3_OP_BASHR, z3.Z3_OP_BLSHR) and z3.is_bv_value(children[1]):
+        shift = children[1].as_long()
+        if shift + bits <= term.size():
+            return _rebuilt(term, [_low_bits(children[0], shift + bits), children[1]])
+        return term
+    if kind not in LOW_BITS_CLOSED:
+        return term
+    mask = (1 << bits) - 1
+    rewritten = [z3.BitVecVal(c.as_long() & mask, c.size()) if z3.is_bv_value(c) else _low_bits(c, bits)
+                 for c in children]
+    if kind == z3.Z3_OP_BADD:
+        rewritten = [c for c in rewritten if not (z3.is_bv_value(c) and c.as_long() == 0)] or [rewritten[0]]
+        if len(rewritten) == 1:
+            return rewritten[0]
+    return _rebuilt(term, rewritten)
+
+
+def _rebuilt(term: z3.ExprRef, children: list[z3.ExprRef]) -> z3.ExprRef:
+    """`term`'s operation on other operands (no casts to the declared sorts)."""
+    args = (z3.Ast * len(children))(*[c.as_ast() for c in children])
+    return z3.z3._to_expr_ref(z3.Z3_mk_app(term.ctx_ref(), term.decl().ast, len(children), args), term.ctx)
 
 
 def _memory_reads(term: z3.ExprRef) -> list[z3.ExprRef]:

@@ -322,7 +322,7 @@ class Expansion:
     byte_reads: dict[int, tuple[frozenset[int] | None, z3.ExprRef]] = field(default_factory=dict)  # `_bytes_read`'s
     terms: dict[int, z3.ExprRef] = field(default_factory=dict)  # the terms `memo` keys on, held: ids stay theirs
     writers: dict[int, dict[int, list[int]]] = field(default_factory=dict)  # store index -> address -> threads
-    decided: dict[tuple[int, int], int | bool] = field(default_factory=dict)
+    evaluators: dict[int, tuple[z3.ExprRef, Callable[[int], int | bool]]] = field(default_factory=dict)  # `at`'s
     functions: dict[int, Callable[[int], int | bool] | None] = field(default_factory=dict)
     deadline: float = math.inf  # time.perf_counter() past which nothing more is decided
     ranks: dict[tuple[int, int], tuple[z3.ExprRef, z3.ExprRef]] = field(default_factory=dict)  # (term, rank): its
@@ -352,26 +352,47 @@ class Expansion:
         launch (a condition is decided by the solver where simplifying leaves the CTA in it). In a
         kernel of clusters `thread` counts the threads of a cluster (rank by rank), and the term
         must be the same in that rank's CTA of every cluster."""
-        key = (term.get_id(), thread)
-        if key not in self.decided:
-            threads, group = self.tile.launch.threads, self.tile.group
-            ranked = self.ranked(term, thread // threads) if group > 1 else term
-            function = self.function(ranked)
-            if function is None:  # conditions on the cluster alone decided once, for every thread
-                freed = self.freed(ranked)
-                function = self.function(freed) if freed is not None else None
-            if function is not None:
-                self.decided[key] = function(thread % threads)
-                return self.decided[key]
-            mine = z3.simplify(z3.substitute(ranked, (self.tile.tid, z3.BitVecVal(thread % threads, 32))))
-            value = _constant(mine)
-            if value is None and z3.is_bool(mine):
-                value = self.decide(mine)
-            if value is None:
-                raise Open(f"thread {thread}: a lane, shared address or condition that is not the same in every CTA: "
-                           f"{z3.simplify(term)}"[:300])
-            self.decided[key] = value
-        return self.decided[key]
+        key = term.get_id()
+        if key not in self.evaluators:  # the term held: its id stays its
+            self.evaluators[key] = (term, self._evaluator(term))
+        return self.evaluators[key][1](thread)
+
+    def _evaluator(self, term: z3.ExprRef) -> Callable[[int], int | bool]:
+        """`at` for one term: each thread's value computed once, by the term's compiled function
+        in the thread's rank (found once per rank), else by z3."""
+        threads, group = self.tile.launch.threads, self.tile.group
+        functions: dict[int, Callable[[int], int | bool] | None] = {}
+        values: dict[int, int | bool] = {}
+
+        def value(thread: int) -> int | bool:
+            found = values.get(thread)
+            if found is not None:
+                return found
+            rank, tid = divmod(thread, threads)
+            if rank not in functions:
+                ranked = self.ranked(term, rank) if group > 1 else term
+                function = self.function(ranked)
+                if function is None:  # conditions on the cluster alone decided once, for every thread
+                    freed = self.freed(ranked)
+                    function = self.function(freed) if freed is not None else None
+                functions[rank] = function
+            function = functions[rank]
+            values[thread] = function(tid) if function is not None else self._solved(term, rank, tid, thread)
+            return values[thread]
+        return value
+
+    def _solved(self, term: z3.ExprRef, rank: int, tid: int, thread: int) -> int | bool:
+        """`at` where the term is no function of the thread alone: simplified at the thread, and
+        a condition left with the CTA in it decided by the solver."""
+        ranked = self.ranked(term, rank) if self.tile.group > 1 else term
+        mine = z3.simplify(z3.substitute(ranked, (self.tile.tid, z3.BitVecVal(tid, 32))))
+        value = _constant(mine)
+        if value is None and z3.is_bool(mine):
+            value = self.decide(mine)
+        if value is None:
+            raise Open(f"thread {thread}: a lane, shared address or condition that is not the same in every CTA: "
+                       f"{z3.simplify(term)}"[:300])
+        return value
 
     def freed(self, term: z3.ExprRef) -> z3.ExprRef | None:
         """`term` (of a rank's CTA) with each condition on the CTA (the cluster) alone replaced by
@@ -1295,7 +1316,7 @@ class Trees:
     memory_reads: dict[int, tuple[z3.ExprRef, list[z3.ExprRef]]] = field(default_factory=dict)  # `reads_of`'s
     lemmas: dict[int, tuple[z3.ExprRef, z3.CheckSatResult]] = field(default_factory=dict)
     functions: dict[int, Callable[..., int | bool] | None] = field(default_factory=dict)
-    caches: dict[str, dict] = field(default_factory=lambda: {"writers": {}, "decided": {}, "functions": {},
+    caches: dict[str, dict] = field(default_factory=lambda: {"writers": {}, "evaluators": {}, "functions": {},
                                                              "ranks": {}, "solved": {}, "freed_terms": {},
                                                              "loads": {}, "parts": {}, "workspace_writers": {}})
     deadline: float = math.inf  # time.perf_counter() past which the proof stops, inconclusive

@@ -31,12 +31,14 @@ VALUES = "Output values: each stored element is compared, bit for bit (any NaN f
          "shared memory rank by rank, for clusters of up to 8192 threads; a thread's shared load of what it stored " \
          "itself (a row kept in shared memory) reads that store where no other thread's store can reach it in " \
          "between. Reductions along a middle axis are proved the same way, each row named by its first element. " \
-         "In a kernel of several paths each path's stores are followed on their own. Values read from a " \
-         "workspace are followed where the launch is one CTA. Where the IR's elements are sums of two inputs (a " \
+         "In a kernel of several paths each path's stores are followed on their own. Values the last CTA " \
+         "reads from a workspace are followed to the CTA whose part each is (the launch's CTAs followed thread " \
+         "by thread as one group, each CTA taken in turn as the last), for launches of up to 32768 threads. " \
+         "Where the IR's elements are sums of two inputs (a " \
          "residual added before a norm), the kernel's add of one element's two values is that element, a leaf. " \
          "An argmax or argmin is a tree of (value, index) pairs: each distinct combine is proved to take the " \
          "better pair, each index to be its element's position in the row. Not modelled yet (inconclusive): the " \
-         "values of a workspace that several CTAs fill, reductions across larger clusters and online softmax."
+         "values of a workspace that more CTAs fill, reductions across larger clusters and online softmax."
 
 
 def _first_open(row: dict[str, Any]) -> str:
@@ -52,8 +54,10 @@ def _reason(obligation: dict[str, Any]) -> str:
     detail = obligation["detail"]
     if "not affine" in detail or "neither affine" in detail:
         return "coverage: an access whose offset is neither affine nor a sum of weighted index bits"
+    if "left in the workspace" in detail and "thread by thread" in detail:
+        return "a workspace that many CTAs fill: its values are followed for launches of up to 32768 threads"
     if "left in the workspace" in detail:
-        return "a workspace that several CTAs fill: its values are followed where the launch is one CTA"
+        return "a workspace read by vector loads: its values are followed where each load takes one register"
     if "through the cluster window" in detail:
         return "races: accesses to other CTAs' shared memory (a cluster's) are not modelled; none among the CTA's own"
     detail = re.sub(r"a reduction \((\w+)\)", r"a reduction of \1", re.sub(r"line \d+: ", "", detail))
