@@ -2146,10 +2146,13 @@ class Prover:
         params = [p.name for p in self.tile.entry.params]
         self.reduction_trees: reductions.Trees | None = None
         unfollowed = self.tile.protocol.unfollowed
+        if unfollowed and self.tile.launch.ctas == 1:
+            return "inconclusive", (f"line {min(unfollowed)}: a load of the workspace not shown to read the one "
+                                    "store a thread of the CTA made there")
         if unfollowed:
-            return "inconclusive", (f"line {min(unfollowed)}: a vector load of the parts {self.tile.launch.ctas} "
-                                    "CTAs left in the workspace; the values are followed through a workspace where "
-                                    "each load takes one register")
+            return "inconclusive", (f"line {min(unfollowed)}: a load of the parts {self.tile.launch.ctas} CTAs left "
+                                    "in the workspace that is not followed (a vector load, or an address not of the "
+                                    "workspace alone)")
         across, threads = self.tile.protocol.across, self.tile.launch.ctas * self.tile.launch.threads
         if across and (threads > THREADS_FOLLOWED["workspace"] or self.tile.launch.cluster_size > 1):
             return "inconclusive", (f"line {min(across)}: the last CTA reads the parts {self.tile.launch.ctas} "
