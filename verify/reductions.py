@@ -717,8 +717,8 @@ def _ranked(tile: Tile, rank: int) -> list[tuple[z3.ExprRef, z3.ExprRef]]:
     CTA reads the others' parts (`Protocol.across`), each CTA is also taken as the last one: the
     last CTA's terms hold `cta == last`, which then holds in every CTA, and the parts, stored before
     the arrival, do not hold the last CTA; so a proof over every thread covers each CTA being last."""
-    tile_ctas, group = tile.launch.ctas, tile.group
-    cta = z3.BitVecVal(rank, 32) if group == tile_ctas else tile.cta * group + rank
+    group = tile.group
+    cta = z3.BitVecVal(rank, 32) if group == tile.launch.ctas else tile.cta * group + rank
     return [(tile.cta, cta)] + ([(tile.last, cta)] if tile.protocol.across else [])
 
 
