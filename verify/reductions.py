@@ -76,6 +76,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import z3
 
@@ -361,7 +362,7 @@ class Expansion:
         """`at` for one term: each thread's value computed once, by the term's compiled function
         in the thread's rank (found once per rank), else by z3."""
         threads, group = self.tile.launch.threads, self.tile.group
-        functions: dict[int, Callable[[int], int | bool] | None] = {}
+        functions: dict[int, tuple[z3.ExprRef, Callable[[int], int | bool] | None]] = {}  # rank -> (term, its)
         values: dict[int, int | bool] = {}
 
         def value(thread: int) -> int | bool:
@@ -375,23 +376,22 @@ class Expansion:
                 if function is None:  # conditions on the cluster alone decided once, for every thread
                     freed = self.freed(ranked)
                     function = self.function(freed) if freed is not None else None
-                functions[rank] = function
-            function = functions[rank]
-            values[thread] = function(tid) if function is not None else self._solved(term, rank, tid, thread)
+                functions[rank] = (ranked, function)
+            ranked, function = functions[rank]
+            values[thread] = function(tid) if function is not None else self._solved(ranked, tid, thread)
             return values[thread]
         return value
 
-    def _solved(self, term: z3.ExprRef, rank: int, tid: int, thread: int) -> int | bool:
-        """`at` where the term is no function of the thread alone: simplified at the thread, and
-        a condition left with the CTA in it decided by the solver."""
-        ranked = self.ranked(term, rank) if self.tile.group > 1 else term
+    def _solved(self, ranked: z3.ExprRef, tid: int, thread: int) -> int | bool:
+        """`at` where the term (in the thread's rank) is no function of the thread alone:
+        simplified at the thread, and a condition left with the CTA in it decided by the solver."""
         mine = z3.simplify(z3.substitute(ranked, (self.tile.tid, z3.BitVecVal(tid, 32))))
         value = _constant(mine)
         if value is None and z3.is_bool(mine):
             value = self.decide(mine)
         if value is None:
             raise Open(f"thread {thread}: a lane, shared address or condition that is not the same in every CTA: "
-                       f"{z3.simplify(term)}"[:300])
+                       f"{z3.simplify(ranked)}"[:300])
         return value
 
     def freed(self, term: z3.ExprRef) -> z3.ExprRef | None:
@@ -616,11 +616,7 @@ class Expansion:
                 raise Open(f"line {exchange.instruction.line}: {len(found)} stores to shared offset {address}")
             if found:
                 store, writer, offset = found[0]
-                if store.data is None or exchange.size > store.size - (address - offset):
-                    raise Open(f"line {exchange.instruction.line}: a load across stores")
-                low, bits = (address - offset) * 8, exchange.size * 8
-                whole = low == 0 and bits == store.data.size()  # the stored term itself, as the tree has it
-                return (store.data if whole else z3.Extract(low + bits - 1, low, store.data)), writer
+                return _loaded_part(exchange, store.data, store.size, address - offset), writer
         raise Open(f"line {exchange.instruction.line}: shared offset {address} is loaded before any store")
 
     def _reached(self, term: z3.ExprRef, window: bool, thread: int) -> tuple[int, int]:
@@ -651,38 +647,45 @@ class Expansion:
                 raise Open(f"line {exchange.instruction.line}: {len(found)} stores to byte {address} of the "
                            f"workspace {exchange.buffer}")
             store, writer, offset = found[0]
-            if store.data is None or exchange.size > store.size - (address - offset):
-                raise Open(f"line {exchange.instruction.line}: a workspace load across stores")
-            low, bits = (address - offset) * 8, exchange.size * 8
-            whole = low == 0 and bits == store.data.size()  # the stored term itself, as the tree has it
-            self.parts[key] = ((store.data if whole else z3.Extract(low + bits - 1, low, store.data)), writer)
+            self.parts[key] = (_loaded_part(exchange, store.data, store.size, address - offset), writer)
         return self.parts[key]
 
     def _parts(self, buffer: str) -> list[tuple[Access, dict[int, list[int]]]]:
         """The stores to a workspace, each with who stores where: offset -> the threads of the launch
         (rank by rank) that make it."""
         if buffer not in self.workspace_writers:
-            base, threads = self.tile.bases[buffer], self.tile.launch.threads * self.tile.group
+            base = self.tile.bases[buffer]
             stores = [a for a in self.tile.accesses if a.kind == "store" and _base_of(self.tile, a.address) == buffer]
-            found = []
-            for store in stores:
-                offset, table = z3.simplify(store.address - base), {}
-                for w in range(threads):
-                    if self.at(store.condition, w):
-                        table.setdefault(int(self.at(offset, w)), []).append(w)
-                found.append((store, table))
-            self.workspace_writers[buffer] = found
+            offsets = [z3.simplify(store.address - base) for store in stores]
+            self.workspace_writers[buffer] = [
+                (store, self._who_stores(store.condition, lambda w, offset=offset: int(self.at(offset, w))))
+                for store, offset in zip(stores, offsets)]
         return self.workspace_writers[buffer]
 
     def _written(self, index: int, store: SharedAccess) -> dict[tuple[int, int], list[int]]:
         """Who stores where: (CTA rank, offset) -> the threads (of the cluster) whose store it is."""
         if index not in self.writers:
-            table: dict[tuple[int, int], list[int]] = {}
-            for w in range(self.tile.launch.threads * self.tile.group):
-                if self.at(store.condition, w):
-                    table.setdefault(self._reached(store.address, store.cluster, w), []).append(w)
-            self.writers[index] = table
+            self.writers[index] = self._who_stores(store.condition,
+                                                   lambda w: self._reached(store.address, store.cluster, w))
         return self.writers[index]
+
+    def _who_stores(self, condition: z3.BoolRef, place: Callable[[int], Any]) -> dict[Any, list[int]]:
+        """place -> the threads of the group (rank by rank) whose store, made where `condition`
+        holds, is there."""
+        table: dict[Any, list[int]] = {}
+        for w in range(self.tile.launch.threads * self.tile.group):
+            if self.at(condition, w):
+                table.setdefault(place(w), []).append(w)
+        return table
+
+
+def _loaded_part(exchange: Exchange, data: z3.BitVecRef | None, size: int, start: int) -> z3.ExprRef:
+    """The bytes a load takes of one store (of `size` bytes, `data`) from byte `start` of it: the
+    stored term itself where it takes all of it, as a tree has it."""
+    if data is None or exchange.size > size - start:
+        raise Open(f"line {exchange.instruction.line}: a load across stores")
+    low, bits = start * 8, exchange.size * 8
+    return data if low == 0 and bits == data.size() else z3.Extract(low + bits - 1, low, data)
 
 
 def _integer_parts(term: z3.ExprRef, cta: z3.ExprRef) -> list[z3.ExprRef]:

@@ -56,7 +56,7 @@ def _reason(obligation: dict[str, Any]) -> str:
         return "coverage: an access whose offset is neither affine nor a sum of weighted index bits"
     if "left in the workspace" in detail and "thread by thread" in detail:
         return "a workspace that many CTAs fill: its values are followed for launches of up to 32768 threads"
-    if "workspace" in detail and "not followed" in detail or "not shown to read the one store" in detail:
+    if ("workspace" in detail and "not followed" in detail) or "not shown to read the one store" in detail:
         return "a workspace load not followed to the store that holds its bytes"
     if "through the cluster window" in detail:
         return "races: accesses to other CTAs' shared memory (a cluster's) are not modelled; none among the CTA's own"
